@@ -1,0 +1,54 @@
+"""Closed-set decoding of a (T, N) step-probability table into T step ids.
+
+Lives in the model package (not training/) because the runtime and the node decode too;
+training.metrics re-exports it for evaluation code.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+_TINY = 1e-30  # floor before log: a zero probability becomes a very unlikely, finite choice
+
+
+def _as_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def viterbi(probs, transition) -> np.ndarray:
+    """Ids a_1..T maximising prod_t probs[t, a_t] * prod_{t>1} transition[a_{t-1}, a_t].
+
+    The prior over the first step is uniform. Computed in log space, so long horizons and tiny
+    probabilities do not underflow. `probs`: (T, N) or (B, T, N); `transition`: (N, N) with
+    transition[i, j] = p(next = j | current = i). Returns int64 (T,) or (B, T). Ties resolve
+    to the smallest id (argmax order), so results are deterministic.
+    """
+    p = _as_numpy(probs)
+    trans = _as_numpy(transition)
+    if p.ndim == 3:
+        return np.stack([viterbi(row, trans) for row in p])
+    if p.ndim != 2:
+        raise ValueError(f"probs must have shape (T, N) or (B, T, N), got {p.shape}")
+    horizon, n = p.shape
+    if trans.shape != (n, n):
+        raise ValueError(f"transition must be ({n}, {n}) for {n} steps, got {trans.shape}")
+    log_p = np.log(np.maximum(p, _TINY))
+    log_t = np.log(np.maximum(trans, _TINY))
+    score = log_p[0].copy()  # best log-score of a path ending in each step
+    back = np.zeros((horizon, n), dtype=np.int64)
+    for t in range(1, horizon):
+        cand = score[:, None] + log_t  # (prev, next)
+        back[t] = cand.argmax(axis=0)
+        score = cand[back[t], np.arange(n)] + log_p[t]
+    path = np.empty(horizon, dtype=np.int64)
+    path[-1] = int(score.argmax())
+    for t in range(horizon - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def argmax_decode(probs) -> np.ndarray:
+    """Independent per-position argmax: (T, N) -> (T,), (B, T, N) -> (B, T)."""
+    return _as_numpy(probs).argmax(axis=-1).astype(np.int64)
