@@ -1,0 +1,119 @@
+"""The model card of an exported model: what it is, what it knows, how good it is, and which
+exact files make it up.
+
+model_card.json is read by the runtime (labels, transition matrix for Viterbi, the backbone
+that made the features); MODEL_CARD.md is the same for humans. File hashes let a robot's
+operator check that a copied model folder is the one that was evaluated.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from planllm_ros.model.hashing import file_sha256
+
+CARD_JSON = "model_card.json"
+CARD_MD = "MODEL_CARD.md"
+FORMAT_VERSION = 1
+
+
+class ModelCardError(ValueError):
+    """model_card.json is missing or malformed; the message names the file and the field."""
+
+
+def file_hashes(directory: Path) -> dict[str, str]:
+    """sha256 of every file under `directory` (relative posix paths), the card itself excluded."""
+    return {
+        path.relative_to(directory).as_posix(): file_sha256(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name not in (CARD_JSON, CARD_MD)
+    }
+
+
+def write_model_card(directory: str | Path, *, name: str, config: dict[str, Any], labels: list[str],
+                     descriptions: list[str], transition: np.ndarray | None,
+                     metrics: dict[str, Any] | None, source: dict[str, Any], parity: dict[str, float]) -> dict:
+    """Write model_card.json and MODEL_CARD.md into `directory` (after every other file, so
+    the hashes cover them) and return the card."""
+    directory = Path(directory)
+    if len(descriptions) != len(labels):
+        raise ValueError(f"{len(descriptions)} descriptions for {len(labels)} step labels")
+    if transition is not None and transition.shape != (len(labels), len(labels)):
+        raise ValueError(f"transition matrix {transition.shape} does not fit {len(labels)} step labels")
+    card = {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "horizon": int(config["horizon"]),
+        "feature_source": config["visual"].get("backbone"),
+        "feature_dim": int(config["visual"]["feature_dim"]),
+        "labels": list(labels),
+        "descriptions": list(descriptions),
+        "transition": None if transition is None else np.asarray(transition, dtype=float).round(8).tolist(),
+        "metrics": metrics or {},
+        "parity_max_abs_diff": parity,
+        "source": source,
+        "config": config,
+        "files": file_hashes(directory),
+    }
+    (directory / CARD_JSON).write_text(json.dumps(card, indent=1))
+    (directory / CARD_MD).write_text(_markdown(card))
+    return card
+
+
+def read_model_card(directory: str | Path) -> dict | None:
+    """The card of an exported model folder; None for a folder without one (a model saved by
+    PlanLLM.save_pretrained only). A card that exists but is broken is an error."""
+    path = Path(directory) / CARD_JSON
+    if not path.exists():
+        return None
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelCardError(f"{path} is corrupt: {error}") from error
+    for key in ("labels", "horizon", "transition", "files"):
+        if not isinstance(card, dict) or key not in card:
+            raise ModelCardError(f"{path} lacks the field {key!r}")
+    return card
+
+
+def verify_files(directory: str | Path, card: dict) -> list[str]:
+    """Files whose content no longer matches the card (missing ones included)."""
+    directory = Path(directory)
+    bad = []
+    for rel, digest in card["files"].items():
+        path = directory / rel
+        if not path.is_file() or file_sha256(path) != digest:
+            bad.append(rel)
+    return bad
+
+
+def _markdown(card: dict) -> str:
+    config = card["config"]
+    lines = [
+        f"# Model card: {card['name']}",
+        "",
+        f"- horizon T = {card['horizon']}, {len(card['labels'])} steps, hidden_dim {config.get('hidden_dim')}",
+        f"- visual features: {card['feature_source'] or 'precomputed'} ({card['feature_dim']}-d); "
+        f"text encoder: {config.get('text', {}).get('encoder')}",
+        f"- LLM: {config.get('llm', {}).get('path') or 'built-in tiny Llama'} (LoRA merged); "
+        f"variant: {config.get('variant')}",
+        f"- source: {json.dumps(card['source'])}",
+        f"- ONNX Runtime vs torch, max |diff| (fp32): {json.dumps(card['parity_max_abs_diff'])}",
+        "",
+        "## Metrics",
+        "",
+    ]
+    if card["metrics"]:
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in card["metrics"].items()]
+    else:
+        lines.append("The checkpoint recorded no evaluation metrics.")
+    lines += ["", "## Steps", "", "| id | label | description |", "|---|---|---|"]
+    lines += [f"| {i} | {label} | {desc} |" for i, (label, desc) in enumerate(zip(card["labels"], card["descriptions"]))]
+    lines += ["", "## Files (sha256)", ""]
+    lines += [f"- `{rel}` {digest}" for rel, digest in card["files"].items()]
+    lines.append("")
+    return "\n".join(lines)
