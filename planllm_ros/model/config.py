@@ -1,0 +1,191 @@
+"""One dataclass tree configures a PlanLLM model; it is saved (as JSON) inside every checkpoint.
+
+`PlanLLMConfig.from_dict(config.to_dict())` round-trips exactly, through JSON or YAML. Unknown
+keys raise `ConfigError` naming the key and where it was, so a typo in a YAML file is caught
+at load time instead of silently falling back to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+PLANNING_MODES = ("fused", "llm_only", "step_only")
+
+
+class ConfigError(ValueError):
+    """A model configuration is malformed; the message names the offending key."""
+
+
+@dataclass
+class VisualConfig:
+    """Visual state encoder E_v = p_v(f_v(.)) (Eq. 1).
+
+    feature_dim: size of f_v's output (precomputed dataset features or the backbone's).
+    backbone: frozen image backbone run on uint8 image inputs ("mobilenet_v2", "open_clip");
+    None means the model only accepts precomputed features.
+    """
+
+    feature_dim: int = 1280
+    backbone: str | None = "mobilenet_v2"
+    backbone_checkpoint: str | None = None
+    open_clip_model: str = "ViT-B-32"
+
+
+@dataclass
+class TextConfig:
+    """Frozen language encoder E_l (Eq. 3) of the descriptions, captions and candidate labels."""
+
+    encoder: str = "minilm"
+    checkpoint: str | None = None
+    open_clip_model: str = "ViT-B-32"
+    dim: int = 384
+
+
+@dataclass
+class QFormerConfig:
+    """MIM Q-Former (Eq. 5). With `checkpoint` (a local BLIP-2 directory) the architecture
+    fields come from the checkpoint's own config and these sizes are ignored."""
+
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 256
+    hidden_size: int = 128
+    cross_attention_frequency: int = 1
+    dropout: float = 0.1
+    checkpoint: str | None = None
+
+
+@dataclass
+class LoRAConfig:
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class BuiltinLLMConfig:
+    """The tiny Llama used when no `llm.path` is given (CPU tests, tabletop-tiny). Its weights
+    are initialised from `seed`, and its BPE tokenizer is trained on the step labels, so
+    rebuilding from the same config and labels gives the same LLM."""
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 128
+    vocab_size: int = 384
+    seed: int = 0
+
+
+@dataclass
+class LLMConfig:
+    """LLM branch (Eq. 9-10). path: a local directory holding any AutoModelForCausalLM and its
+    tokenizer (Vicuna-7B in production); None builds the tiny built-in Llama."""
+
+    path: str | None = None
+    dtype: str = "float32"
+    max_new_tokens: int = 64
+    builtin: BuiltinLLMConfig = field(default_factory=BuiltinLLMConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+
+
+@dataclass
+class HeadsConfig:
+    """Step decoder, knowledge fusion and step refiner (Eq. 11-13): one cross-attention block each."""
+
+    num_heads: int = 4
+    ffn_mult: int = 2
+    dropout: float = 0.1
+
+
+@dataclass
+class VariantConfig:
+    """Ablation switches (DESIGN §2).
+
+    use_mim: Q-Former + L_MIM; without it the LLM and step decoder get T learnable step
+    tokens in place of x^q. use_llm: the LLM branch (captions, L_ASC, knowledge fusion).
+    llm_trainable: LoRA in stage 2 (False = the frozen-LLM variant; L_ASC then trains only the
+    projection into the LLM). planning: "fused" (SD + KF + SR, the paper), "step_only" (SD +
+    SR, no knowledge fusion; the LLM, if any, still captions), "llm_only" (closed-set ids by
+    retrieving the LLM's captions against the step labels; no SD/KF/SR).
+    """
+
+    use_mim: bool = True
+    use_llm: bool = True
+    llm_trainable: bool = True
+    planning: str = "fused"
+
+
+@dataclass
+class LossConfig:
+    """Loss weights (Eq. 8 and 15 weight everything 1) and the contrastive temperature."""
+
+    vlc: float = 1.0
+    vlm: float = 1.0
+    asc: float = 1.0
+    sd: float = 1.0
+    temperature: float = 0.07
+
+
+@dataclass
+class PlanLLMConfig:
+    horizon: int = 3
+    num_steps: int = 0  # 0: set from the step labels the model is built with
+    hidden_dim: int = 128
+    dropout: float = 0.1
+    visual: VisualConfig = field(default_factory=VisualConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    qformer: QFormerConfig = field(default_factory=QFormerConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    heads: HeadsConfig = field(default_factory=HeadsConfig)
+    variant: VariantConfig = field(default_factory=VariantConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PlanLLMConfig":
+        config = _build(cls, data, "config")
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Reject combinations that cannot be built, with the key that is wrong."""
+        if self.horizon < 1:
+            raise ConfigError(f"horizon must be >= 1, got {self.horizon}")
+        if self.num_steps < 0:
+            raise ConfigError(f"num_steps must be >= 0 (0: taken from the step labels), got {self.num_steps}")
+        if self.hidden_dim < 1 or self.hidden_dim % self.heads.num_heads:
+            raise ConfigError(
+                f"hidden_dim ({self.hidden_dim}) must be positive and divisible by heads.num_heads "
+                f"({self.heads.num_heads})"
+            )
+        if self.variant.planning not in PLANNING_MODES:
+            raise ConfigError(f"variant.planning must be one of {PLANNING_MODES}, got {self.variant.planning!r}")
+        if self.variant.planning == "llm_only" and not self.variant.use_llm:
+            raise ConfigError("variant.planning='llm_only' needs variant.use_llm=true")
+        if self.llm.dtype not in ("float32", "float16", "bfloat16"):
+            raise ConfigError(f"llm.dtype must be float32, float16 or bfloat16, got {self.llm.dtype!r}")
+
+
+def _build(cls, data: Any, where: str):
+    """Instantiate dataclass `cls` from a dict, recursing into nested dataclasses."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}")
+    kwargs = {}
+    for key, value in data.items():
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            kwargs[key] = _build(kind, value, f"{where}.{key}")
+        elif isinstance(value, list):
+            kwargs[key] = list(value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)

@@ -1,0 +1,177 @@
+"""LLM branch (Eq. 9-10): a causal LM reads the visual and step tokens, gives h_1..T and captions.
+
+The LLM is any `AutoModelForCausalLM` + tokenizer in a local directory (Vicuna-7B in
+production), or the built-in tiny Llama with a BPE tokenizer trained on the step labels. Its
+own weights are frozen; stage 2 adds LoRA (peft) when the variant trains the LLM.
+
+Prompt (soft tokens in angle brackets, projected into the LLM's embedding space):
+    <s>Start: <x0v> Goal: <xTv> Steps: <x^q_1> ... <x^q_T> Plan:
+h_t is the LLM's last hidden state at the position of <x^q_t>. Training appends the ground
+truth written as one sentence, " 1. slice the tomato. 2. add salt.</s>", and L_ASC is the LM
+loss on those tokens only. The LM is causal, so h (taken inside the prompt) never sees the
+appended ground truth: training and inference compute h identically.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+
+from planllm_ros.model.config import LLMConfig
+from planllm_ros.model.tokenizer import train_bpe_tokenizer
+
+PROMPT_SEGMENTS = ("Start:", " Goal:", " Steps:", " Plan:")
+_NUMBERED = re.compile(r"(?:^|\s)\d+\s*[.)]\s+")
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def format_plan(labels: Sequence[str]) -> str:
+    """["slice the tomato", "add salt"] -> "1. slice the tomato. 2. add salt." (the ASC target)."""
+    return " ".join(f"{i + 1}. {label.strip().rstrip('.')}." for i, label in enumerate(labels))
+
+
+def parse_plan(text: str, horizon: int) -> list[str]:
+    """The inverse of format_plan, robust to what a model emits: exactly `horizon` captions,
+    "" where the text has fewer numbered items (extra items are dropped)."""
+    parts = [p.strip().rstrip(".").strip() for p in _NUMBERED.split(" " + text.strip())]
+    parts = [p for p in parts if p]
+    return (parts + [""] * horizon)[:horizon]
+
+
+def _builtin_corpus(step_labels: Sequence[str], horizon: int) -> list[str]:
+    """What the tiny tokenizer is trained on: the labels, the prompt words, numbered plans."""
+    plans = [format_plan(step_labels[i:i + horizon]) for i in range(0, len(step_labels), horizon)]
+    return ["".join(PROMPT_SEGMENTS), *step_labels, *plans]
+
+
+def build_builtin_llm(config: LLMConfig, step_labels: Sequence[str], horizon: int):
+    """The tiny Llama and its tokenizer, deterministic for a given config and label list."""
+    tiny = config.builtin
+    tokenizer = train_bpe_tokenizer(_builtin_corpus(step_labels, horizon), tiny.vocab_size)
+    llama_config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=tiny.hidden_size, intermediate_size=tiny.intermediate_size,
+        num_hidden_layers=tiny.num_layers, num_attention_heads=tiny.num_heads, num_key_value_heads=tiny.num_heads,
+        max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(tiny.seed)
+        model = LlamaForCausalLM(llama_config)
+    return model, tokenizer
+
+
+def load_local_llm(path: str | Path, dtype: str):
+    """Any causal LM + tokenizer from a local directory (never the hub)."""
+    directory = Path(path)
+    if not (directory / "config.json").is_file():
+        raise FileNotFoundError(f"LLM directory {directory} has no config.json (expected a saved causal LM)")
+    tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=_DTYPES[dtype], local_files_only=True)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return model, tokenizer
+
+
+class LLMBranch(nn.Module):
+    """Projection into the LLM, the prompt with soft tokens, h_1..T, L_ASC and captions."""
+
+    def __init__(self, config: LLMConfig, hidden_dim: int, horizon: int, step_labels: Sequence[str],
+                 llm_dir: str | Path | None = None):
+        super().__init__()
+        self.config = config
+        self.horizon = horizon
+        source = llm_dir or config.path
+        if source is not None:
+            self.model, self.tokenizer = load_local_llm(source, config.dtype)
+        else:
+            self.model, self.tokenizer = build_builtin_llm(config, step_labels, horizon)
+        self.model.requires_grad_(False)
+        self.lora_applied = False
+        width = self.model.get_input_embeddings().embedding_dim
+        self.projection = nn.Linear(hidden_dim, width)  # [x0v, xTv, x^q] -> LLM input space
+        self.hidden_out = nn.Linear(width, hidden_dim)  # h -> the heads' width
+        self._segments = [self.tokenizer(s, add_special_tokens=False)["input_ids"] for s in PROMPT_SEGMENTS]
+        bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
+        self._bos = bos
+        # positions of the soft tokens: <x0v> after segment 0, <xTv> after 1, <x^q> after 2
+        first_step = len(bos) + len(self._segments[0]) + 1 + len(self._segments[1]) + 1 + len(self._segments[2])
+        self.step_positions = list(range(first_step, first_step + horizon))
+
+    def apply_lora(self) -> None:
+        """Wrap the LLM with LoRA adapters (peft); only the adapters train."""
+        from peft import LoraConfig, get_peft_model
+
+        lora = self.config.lora
+        self.model = get_peft_model(self.model, LoraConfig(
+            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+            target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM",
+        ))
+        self.lora_applied = True
+
+    def base_model(self) -> PreTrainedModel:
+        """The underlying transformers model (LoRA layers included once applied)."""
+        return self.model.get_base_model() if self.lora_applied else self.model
+
+    def _embed_ids(self, ids: Sequence[int], batch: int) -> torch.Tensor:
+        embedding = self.model.get_input_embeddings()
+        tensor = torch.tensor(list(ids), dtype=torch.long, device=embedding.weight.device)
+        return embedding(tensor).unsqueeze(0).expand(batch, -1, -1)
+
+    def prompt_embeddings(self, visual_tokens: torch.Tensor, step_tokens: torch.Tensor) -> torch.Tensor:
+        """(B, 2, H), (B, T, H) -> inputs_embeds (B, P, d) of the prompt."""
+        batch = visual_tokens.shape[0]
+        dtype = self.model.get_input_embeddings().weight.dtype
+        soft = self.projection(torch.cat([visual_tokens, step_tokens], dim=1)).to(dtype)
+        seg = [self._embed_ids(s, batch) for s in self._segments]
+        parts = [self._embed_ids(self._bos, batch), seg[0], soft[:, 0:1], seg[1], soft[:, 1:2], seg[2],
+                 soft[:, 2:], seg[3]]
+        return torch.cat(parts, dim=1)
+
+    def forward(self, visual_tokens: torch.Tensor, step_tokens: torch.Tensor,
+                targets: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """h_1..T (B, T, hidden_dim) and, with `targets` (one formatted plan per sample), L_ASC."""
+        prompt = self.prompt_embeddings(visual_tokens, step_tokens)
+        batch, prompt_len = prompt.shape[:2]
+        inputs, mask, labels = prompt, torch.ones(batch, prompt_len, dtype=torch.long, device=prompt.device), None
+        if targets is not None:
+            ids, target_mask = self._target_ids(targets, prompt.device)
+            inputs = torch.cat([prompt, self.model.get_input_embeddings()(ids)], dim=1)
+            mask = torch.cat([mask, target_mask], dim=1)
+            labels = torch.cat([torch.full((batch, prompt_len), -100, device=prompt.device, dtype=torch.long),
+                                ids.masked_fill(target_mask == 0, -100)], dim=1)
+        out = self.model(inputs_embeds=inputs, attention_mask=mask, labels=labels, output_hidden_states=True)
+        hidden = out.hidden_states[-1][:, self.step_positions].float()
+        return self.hidden_out(hidden), (out.loss.float() if labels is not None else None)
+
+    def _target_ids(self, targets: Sequence[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded token ids of " <plan></s>" and their attention mask."""
+        eos = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+        rows = [self.tokenizer(" " + t, add_special_tokens=False)["input_ids"] + eos for t in targets]
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=torch.long, device=device)
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], dtype=torch.long, device=device)
+        return ids, mask
+
+    @torch.no_grad()
+    def generate_captions(self, visual_tokens: torch.Tensor, step_tokens: torch.Tensor) -> list[list[str]]:
+        """Greedy free-form plan O (Eq. 10), parsed into T captions per sample."""
+        prompt = self.prompt_embeddings(visual_tokens, step_tokens)
+        mask = torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device)
+        tokens = self.model.generate(
+            inputs_embeds=prompt, attention_mask=mask, max_new_tokens=self.config.max_new_tokens,
+            do_sample=False, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
+        )
+        texts = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+        return [parse_plan(text, self.horizon) for text in texts]
+
+    def save_base(self, directory: Path) -> None:
+        """Write the frozen base LLM (without LoRA) and its tokenizer as a loadable directory."""
+        base = self.base_model()
+        state = {k.replace(".base_layer.", "."): v for k, v in base.state_dict().items() if "lora_" not in k}
+        base.save_pretrained(str(directory), state_dict=state, safe_serialization=True)
+        self.tokenizer.save_pretrained(str(directory))

@@ -1,0 +1,291 @@
+"""PlanLLM (DESIGN §2, paper Eq. 1-15) assembled from its parts, with the contract's API.
+
+Data flow: start/goal -> VisualStateEncoder (Eq. 1) -> StateInteraction (Eq. 4) -> [x0v, xTv]
+-> MIMQFormer (Eq. 5) -> x^q -> LLMBranch (Eq. 9-10) -> h, captions -> StepDecoder (Eq. 11)
+-> knowledge fusion (Eq. 12) -> StepRefiner (Eq. 13) -> logits over the N steps.
+
+Ground truth (`steps`) is used only for the losses: the VLM matching pass, the ASC target
+appended after the prompt (the LLM is causal, so h cannot see it) and the labels of the
+cross-entropies. `logits` and everything `predict` returns depend on start and goal alone.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from planllm_ros.model import losses as L
+from planllm_ros.model.config import PlanLLMConfig
+from planllm_ros.model.decoding import argmax_decode, viterbi
+from planllm_ros.model.heads import CrossAttentionBlock, StepDecoder, StepRefiner
+from planllm_ros.model.llm import LLMBranch, format_plan
+from planllm_ros.model.qformer import MIMQFormer
+from planllm_ros.model.state_interaction import StateInteraction, VisualStateEncoder
+
+CONFIG_FILE = "config.json"
+LABELS_FILE = "step_labels.json"
+WEIGHTS_FILE = "model.safetensors"
+LLM_DIR = "llm"
+
+
+@dataclass
+class PlanLLMOutput:
+    logits: torch.Tensor  # (B, T, N)
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)  # "total" + enabled terms, when steps given
+    captions: list[list[str]] | None = None  # only where the forward pass generated them (llm_only)
+
+
+@dataclass
+class Prediction:
+    step_ids: torch.Tensor  # (B, T) int64
+    probs: torch.Tensor  # (B, T, N)
+    captions: list[list[str]]  # T captions per sample; empty lists without an LLM branch
+
+
+class PlanLLM(nn.Module):
+    """See the module docstring. `llm_dir` (used by from_pretrained) loads the built-in LLM
+    saved with a model instead of rebuilding it."""
+
+    def __init__(self, config: PlanLLMConfig, description_embeddings: torch.Tensor, step_labels: Sequence[str],
+                 llm_dir: str | Path | None = None):
+        super().__init__()
+        config = copy.deepcopy(config)
+        if config.num_steps == 0:
+            config.num_steps = len(step_labels)
+        config.validate()
+        n, text_dim = config.num_steps, config.text.dim
+        if len(step_labels) != n:
+            raise ValueError(f"config.num_steps is {n} but {len(step_labels)} step labels were given")
+        if tuple(description_embeddings.shape) != (n, text_dim):
+            raise ValueError(f"description_embeddings must be ({n}, {text_dim}) (num_steps, text.dim), "
+                             f"got {tuple(description_embeddings.shape)}")
+        self.config = config
+        self.step_labels = list(step_labels)
+        variant, hidden, horizon = config.variant, config.hidden_dim, config.horizon
+        self.register_buffer("description_embeddings", description_embeddings.detach().float().clone())
+
+        self.visual = VisualStateEncoder(config.visual, hidden, config.dropout)
+        self.interaction = StateInteraction(hidden, config.heads.num_heads, config.dropout)
+        if variant.use_mim:
+            self.qformer = MIMQFormer(config.qformer, hidden, horizon, text_dim)
+            self.contrast_visual = nn.Linear(hidden, hidden)
+            self.contrast_step = nn.Linear(hidden, hidden)
+            self.contrast_text = nn.Linear(text_dim, hidden)
+        else:  # no MIM: the LLM and the decoder get T learnable step tokens in place of x^q
+            self.step_tokens = nn.Parameter(torch.randn(horizon, hidden) * 0.02)
+        if variant.use_llm:
+            self.llm = LLMBranch(config.llm, hidden, horizon, self.step_labels, llm_dir=llm_dir)
+        if variant.planning != "llm_only":
+            self.step_decoder = StepDecoder(hidden, horizon, config.heads)
+            if self.uses_fusion:
+                self.knowledge_fusion = CrossAttentionBlock(hidden, config.heads)
+            self.step_refiner = StepRefiner(hidden, text_dim, n, config.heads)
+        self.stage = 1
+        self._text_encoder = None
+        self._label_embeddings: torch.Tensor | None = None
+
+    # ----------------------------------------------------------------- switches
+    @property
+    def uses_fusion(self) -> bool:
+        return self.config.variant.use_llm and self.config.variant.planning == "fused"
+
+    def set_stage(self, stage: int) -> None:
+        """1: LLM and backbones frozen, only L_MIM. 2: LoRA on (if the LLM trains), L_MIM +
+        L_ASC + L_SD (Eq. 15). The one-stage variant calls set_stage(2) from the start."""
+        if stage not in (1, 2):
+            raise ValueError(f"stage must be 1 or 2, got {stage}")
+        if stage == 1 and not self.config.variant.use_mim:
+            raise ValueError("stage 1 trains only L_MIM, and variant.use_mim is false: "
+                             "nothing to train; start this variant at stage 2")
+        variant = self.config.variant
+        if variant.use_llm:
+            if stage == 2 and variant.llm_trainable and not self.llm.lora_applied:
+                self.llm.apply_lora()
+            for name, param in self.llm.model.named_parameters():
+                param.requires_grad_(stage == 2 and "lora_" in name)
+        self.stage = stage
+
+    # ----------------------------------------------------------------- forward
+    def encode_states(self, start: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[x0v, xTv] (B, 2, H) and the step tokens x^q (B, T, H): the input-only part."""
+        visual_tokens = self.interaction(self.visual(start), self.visual(goal))
+        if self.config.variant.use_mim:
+            return visual_tokens, self.qformer(visual_tokens)
+        return visual_tokens, self.step_tokens.unsqueeze(0).expand(visual_tokens.shape[0], -1, -1)
+
+    def forward(self, start: torch.Tensor, goal: torch.Tensor, steps: torch.Tensor | None = None) -> PlanLLMOutput:
+        visual_tokens, step_tokens = self.encode_states(start, goal)
+        losses: dict[str, torch.Tensor] = {}
+        if steps is not None:
+            steps = steps.to(self.description_embeddings.device).long()
+            if steps.ndim != 2 or steps.shape[1] != self.config.horizon:
+                raise ValueError(f"steps must be (B, {self.config.horizon}), got {tuple(steps.shape)}")
+            if self.config.variant.use_mim:
+                losses.update(self._mim_losses(visual_tokens, step_tokens, steps))
+        train_llm = steps is not None and self.stage == 2
+        hidden = None
+        if self.config.variant.use_llm and (train_llm or self.uses_fusion):
+            targets = [format_plan([self.step_labels[i] for i in row]) for row in steps.tolist()] if train_llm else None
+            with torch.set_grad_enabled(torch.is_grad_enabled() and self.stage == 2):
+                hidden, asc = self.llm(visual_tokens, step_tokens, targets)
+            if asc is not None:
+                losses["asc"] = asc
+        captions = None
+        if self.config.variant.planning == "llm_only":
+            captions = self.llm.generate_captions(visual_tokens, step_tokens)
+            logits = self._caption_logits(captions)
+        else:
+            logits = self._decode_steps(visual_tokens, step_tokens, hidden)
+            if train_llm:
+                losses["sd"] = L.step_decoding_loss(logits, steps)
+        if steps is not None:
+            losses["total"] = self._total(losses, logits)
+        return PlanLLMOutput(logits=logits, losses=losses, captions=captions)
+
+    def _decode_steps(self, visual_tokens, step_tokens, hidden) -> torch.Tensor:
+        """Eq. 11-13: step decoder, knowledge fusion (fused planning only), step refiner."""
+        steps = self.step_decoder(torch.cat([visual_tokens, step_tokens], dim=1))
+        if self.uses_fusion:
+            steps = self.knowledge_fusion(steps, hidden)
+        return self.step_refiner(steps, self.description_embeddings)
+
+    def _mim_losses(self, visual_tokens, step_tokens, steps) -> dict[str, torch.Tensor]:
+        """L_VLC and L_VLM (Eq. 6-7; the choices are documented in losses.py)."""
+        temperature = self.config.loss.temperature
+        positives = L.same_plan_mask(steps)
+        z_visual = F.normalize(self.contrast_visual(visual_tokens.mean(1)), dim=-1)
+        z_steps = F.normalize(self.contrast_step(step_tokens), dim=-1)  # (B, T, C)
+        z_text = F.normalize(self.contrast_text(self.description_embeddings), dim=-1)  # (N, C)
+        vlc = (L.contrastive_loss(z_visual, F.normalize(z_steps.mean(1), dim=-1), positives, temperature)
+               + L.step_text_alignment_loss(z_steps, z_text, steps, temperature))
+        # similarity of sample j's step embeddings to sample k's ground-truth step texts
+        similarity = torch.einsum("jtc,ktc->jk", z_steps, z_text[steps]) / steps.shape[1]
+        text_for_visual, visual_for_text = L.mine_hard_negatives(similarity, positives)
+        batch = torch.arange(steps.shape[0], device=steps.device)
+        keep_v, keep_t = text_for_visual >= 0, visual_for_text >= 0
+        visual_index = torch.cat([batch, batch[keep_v], visual_for_text[keep_t]])
+        text_index = torch.cat([batch, text_for_visual[keep_v], batch[keep_t]])
+        logits = self.qformer.match_logits(visual_tokens[visual_index], self.description_embeddings[steps[text_index]])
+        vlm = L.matching_loss(logits, positives[visual_index, text_index])
+        return {"vlc": vlc, "vlm": vlm, "mim": vlc + vlm}
+
+    def _total(self, losses: dict[str, torch.Tensor], logits: torch.Tensor) -> torch.Tensor:
+        weights = self.config.loss
+        terms = [weights.vlc * losses["vlc"], weights.vlm * losses["vlm"]] if "vlc" in losses else []
+        terms += [getattr(weights, k) * losses[k] for k in ("asc", "sd") if k in losses]
+        return torch.stack(terms).sum() if terms else logits.new_zeros(())
+
+    # ----------------------------------------------------------------- inference
+    def text_encoder(self):
+        """The frozen text encoder E_l named by config.text (built on first use)."""
+        if self._text_encoder is None:
+            from planllm_ros.model.text_encoder import TextEncoder
+
+            text = self.config.text
+            self._text_encoder = TextEncoder(text.encoder, text.checkpoint, text.open_clip_model)
+        return self._text_encoder
+
+    def _caption_logits(self, captions: list[list[str]]) -> torch.Tensor:
+        """LLM-only planning: cosine similarity of each caption to each step label / temperature."""
+        encoder = self.text_encoder()
+        if self._label_embeddings is None:
+            self._label_embeddings = encoder.encode(self.step_labels)
+        flat = [c for row in captions for c in row]
+        similarity = encoder.encode(flat) @ self._label_embeddings.t()
+        logits = similarity / self.config.loss.temperature
+        return logits.view(len(captions), self.config.horizon, -1).to(self.description_embeddings.device)
+
+    @torch.no_grad()
+    def predict(self, start: torch.Tensor, goal: torch.Tensor, transition=None, decode: str = "viterbi",
+                captions: bool = True) -> Prediction:
+        """Closed-set step ids (Viterbi with the train transition matrix, or argmax; Viterbi
+        without a transition matrix is argmax), probabilities and the LLM's captions. Takes
+        start and goal only: nothing about the ground truth can reach it."""
+        if decode not in ("viterbi", "argmax"):
+            raise ValueError(f"decode must be 'viterbi' or 'argmax', got {decode!r}")
+        was_training = self.training
+        self.eval()
+        try:
+            out = self.forward(start, goal)
+            probs = out.logits.float().softmax(-1)
+            ids = viterbi(probs, transition) if decode == "viterbi" and transition is not None else argmax_decode(probs)
+            texts = out.captions
+            if texts is None:
+                texts = ([[] for _ in range(probs.shape[0])] if not (captions and self.config.variant.use_llm)
+                         else self.llm.generate_captions(*self.encode_states(start, goal)))
+        finally:
+            self.train(was_training)
+        return Prediction(step_ids=torch.as_tensor(ids, dtype=torch.long), probs=probs.cpu(), captions=texts)
+
+    # ----------------------------------------------------------------- checkpoints
+    @staticmethod
+    def _is_frozen_pretrained(key: str) -> bool:
+        return key.startswith("visual.backbone.") or (key.startswith("llm.model.") and "lora_" not in key)
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything a checkpoint stores: all weights and buffers except the frozen
+        pretrained backbone and base LLM (LoRA adapters included once applied)."""
+        return {k: v for k, v in self.state_dict().items() if not self._is_frozen_pretrained(k)}
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Inverse of trainable_state_dict. LoRA adapters in `state` switch LoRA on first;
+        a checkpoint without adapters (stage 1) leaves freshly initialised ones alone."""
+        has_lora = any("lora_" in k for k in state)
+        if has_lora and not (self.config.variant.use_llm and self.llm.lora_applied):
+            if not self.config.variant.use_llm:
+                raise ValueError("state dict has LoRA weights but this model has no LLM branch")
+            self.llm.apply_lora()
+            self.set_stage(2)
+        expected = set(self.trainable_state_dict())
+        missing = sorted(k for k in expected - set(state) if has_lora or "lora_" not in k)
+        unexpected = sorted(set(state) - expected)
+        if missing or unexpected:
+            raise KeyError(f"state dict does not fit this model: missing {missing[:8]}, unexpected {unexpected[:8]}")
+        self.load_state_dict(state, strict=False)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """config.json, step_labels.json, model.safetensors (+ llm/ for the built-in LLM: its
+        base weights and tokenizer). A path LLM is referenced by config.llm.path, not copied."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(directory / CONFIG_FILE, json.dumps(self.config.to_dict(), indent=2))
+        _atomic_write_text(directory / LABELS_FILE, json.dumps(self.step_labels, indent=2))
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.trainable_state_dict().items()}
+        tmp = directory / (WEIGHTS_FILE + ".tmp")
+        save_file(tensors, str(tmp), metadata={"stage": str(self.stage)})
+        os.replace(tmp, directory / WEIGHTS_FILE)
+        if self.config.variant.use_llm and self.config.llm.path is None:
+            self.llm.save_base(directory / LLM_DIR)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "PlanLLM":
+        directory = Path(directory)
+        for name in (CONFIG_FILE, LABELS_FILE, WEIGHTS_FILE):
+            if not (directory / name).is_file():
+                raise FileNotFoundError(f"{directory} is not a saved PlanLLM model: {name} is missing")
+        config = PlanLLMConfig.from_dict(json.loads((directory / CONFIG_FILE).read_text()))
+        labels = json.loads((directory / LABELS_FILE).read_text())
+        with safe_open(str(directory / WEIGHTS_FILE), framework="pt") as handle:
+            state = {k: handle.get_tensor(k) for k in handle.keys()}
+            stage = int((handle.metadata() or {}).get("stage", "1"))
+        llm_dir = directory / LLM_DIR if config.variant.use_llm and config.llm.path is None else None
+        model = cls(config, state["description_embeddings"], labels, llm_dir=llm_dir)
+        if stage == 2:
+            model.set_stage(2)
+        model.load_trainable_state_dict(state)
+        return model.to(device).eval()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
