@@ -1,0 +1,281 @@
+"""Training configs: YAML files in training/configs/, presets by `extends`, `--set key=value` overrides.
+
+A config has four sections:
+
+    data:   which dataset, horizon, sizes, where the files are (DataConfig)
+    train:  stages to run and their optimiser settings, batch, precision, logging (TrainConfig)
+    model:  the PlanLLMConfig tree as a dict (planllm_ros.model.config), minus `horizon` and
+            `num_steps`, which always come from the data (data.horizon, the dataset's vocabulary)
+    name:   a label for logs
+
+`extends: other.yaml` (path relative to the file, or a config name) deep-merges the file over
+another, so the per-dataset presets share one tiny and one vicuna7b base. Overrides name a dotted
+key; a key whose first part is not data/train/model/name belongs to the model, so
+`--set variant.use_mim=false` is `model.variant.use_mim=false`. Values are parsed as YAML
+(`true`, `3`, `1e-4`, `[2]`). Strings may use `${ENV_VAR}`; an unset variable is an error that
+names the key (e.g. the Vicuna directory: `export VICUNA_DIR=...` or `--set llm.path=DIR`).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+SECTIONS = ("data", "train", "model", "name")
+DERIVED_MODEL_KEYS = {"horizon": "data.horizon", "num_steps": "the dataset's vocabulary"}
+_SCALARS = {"int": int, "float": float, "bool": bool, "str": str}
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(ValueError):
+    """A config file or override is wrong; the message names the file / key and the fault."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "tabletop"  # tabletop | crosstask | coin | niv
+    horizon: int = 3
+    root: str | None = None  # benchmarks: the annotation root (e.g. ../shared/data/crosstask)
+    features_dir: str | None = None  # benchmarks: per-video feature files
+    observation: str = "features"  # tabletop: "features" (frozen MobileNetV2) or "images"
+    train_samples: int | None = None  # tabletop: samples generated for train (None: its default)
+    eval_samples: int | None = None  # tabletop: samples for val / test / novel / paraphrase
+    descriptions: str | None = None  # benchmarks: SCHEMA descriptions file (default: the one in root)
+    skip_missing_features: bool = False  # benchmarks: skip (with a warning) videos without features
+    val_fraction: float = 0.1  # benchmarks: share of train videos carved off for validation
+    seed: int = 0  # dataset generation / carving seed
+    cache_dir: str | None = None
+
+
+@dataclass
+class StageConfig:
+    epochs: int = 1
+    lr: float = 1e-3
+    lr_overrides: dict[str, float] = field(default_factory=dict)  # parameter-name substring -> lr
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    select: str = "loss"  # model selection on val: "loss" (lower is better) or sr | macc | miou | miou_set
+
+
+@dataclass
+class TrainConfig:
+    stages: list[int] = field(default_factory=lambda: [1, 2])  # [2] = one-stage training
+    stage1: StageConfig = field(default_factory=lambda: StageConfig(select="loss"))
+    stage2: StageConfig = field(default_factory=lambda: StageConfig(select="sr"))
+    batch_size: int = 32  # per process
+    grad_accum: int = 1
+    seed: int = 0
+    precision: str = "bf16"  # fp32 | bf16 | fp16 (autocast on GPU; the CPU always runs fp32)
+    num_workers: int = 0
+    eval_every: int = 0  # optimiser steps between val passes + checkpoints; 0 = once per epoch
+    log_every: int = 10
+    max_grad_norm: float = 1.0
+    decode: str = "viterbi"  # closed-set decoding used for val selection
+    progress: bool = True
+    find_unused_parameters: bool = True  # DDP: some loss terms leave modules unused in a step
+
+    def stage(self, number: int) -> StageConfig:
+        return {1: self.stage1, 2: self.stage2}[number]
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig
+    train: TrainConfig
+    model: dict[str, Any]
+    name: str = "planllm"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "data": dataclasses.asdict(self.data),
+                "train": dataclasses.asdict(self.train), "model": copy.deepcopy(self.model)}
+
+    def model_config_dict(self, num_steps: int) -> dict[str, Any]:
+        """The PlanLLMConfig dict with the data-derived fields filled in."""
+        return {**copy.deepcopy(self.model), "horizon": self.data.horizon, "num_steps": int(num_steps)}
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def config_path(name_or_path: str | Path) -> Path:
+    """A config name (`tabletop-tiny`) or a YAML path -> the file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        return path
+    candidate = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("_"))
+        raise ConfigError(f"unknown config {str(name_or_path)!r}: expected a YAML path or one of {names}")
+    return candidate
+
+
+def load_yaml_tree(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a config file, following `extends` chains."""
+    path = path.resolve()
+    if path in _seen:
+        raise ConfigError(f"{path}: `extends` loops back to itself")
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from error
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(tree).__name__}")
+    parent = tree.pop("extends", None)
+    if parent is None:
+        return tree
+    parent_path = path.parent / parent if (path.parent / parent).is_file() else config_path(parent)
+    return _deep_merge(load_yaml_tree(parent_path, (*_seen, path)), tree)
+
+
+def apply_override(tree: dict[str, Any], assignment: str) -> None:
+    """Apply one `key=value` (dotted key, YAML value) to a raw config tree in place."""
+    key, sep, raw = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. variant.use_mim=false")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {assignment!r}: the value is not valid YAML ({error})") from error
+    value = _yaml11_float(value)
+    parts = key.split(".")
+    if parts[0] not in SECTIONS:
+        parts = ["model", *parts]
+    node: Any = tree
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            node = node[_list_index(node, part, key)]
+            continue
+        if not isinstance(node.get(part, {}), (dict, list)):
+            raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} is a value, not a section")
+        node = node.setdefault(part, {})
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_list_index(node, last, key)] = value
+    else:
+        node[last] = value
+
+
+def _yaml11_float(value: Any) -> Any:
+    """YAML 1.1 reads `1e-4` (no dot) as a string; on the command line it means the number."""
+    if isinstance(value, str):
+        try:
+            return float(value) if re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value) else value
+        except ValueError:
+            return value
+    return value
+
+
+def _list_index(node: list, part: str, key: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"--set {key}: {part!r} is not an index of a list of {len(node)}")
+    return int(part)
+
+
+def _expand_env(value: Any, where: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{where}.{k}" if where else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, f"{where}.{i}") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ConfigError(
+                f"{where} uses ${{{name}}}, which is not set: export {name}=... or pass --set {where}=VALUE"
+            )
+        return os.environ[name]
+
+    return _ENV.sub(substitute, value)
+
+
+def _build(cls, values: Any, where: str):
+    """A dataclass from a dict, rejecting unknown keys by name."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")
+    kwargs = {}
+    for name, value in values.items():
+        kind = fields[name].type
+        if kind == "StageConfig":
+            value = _build(StageConfig, value, f"{where}.{name}")
+        elif kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif kind in _SCALARS and not (type(value) is _SCALARS[kind]):
+            raise ConfigError(f"{where}.{name}: expected {kind}, got {value!r}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _validate(config: RunConfig, source: str) -> None:
+    data, train = config.data, config.train
+    checks = [
+        (data.dataset in ("tabletop", "crosstask", "coin", "niv"),
+         f"data.dataset must be tabletop, crosstask, coin or niv, got {data.dataset!r}"),
+        (isinstance(data.horizon, int) and data.horizon >= 1, f"data.horizon must be an integer >= 1, got {data.horizon!r}"),
+        (0.0 < data.val_fraction < 1.0, f"data.val_fraction must be in (0, 1), got {data.val_fraction!r}"),
+        (len(train.stages) > 0 and all(s in (1, 2) for s in train.stages) and train.stages == sorted(set(train.stages)),
+         f"train.stages must be [1, 2], [1] or [2], got {train.stages!r}"),
+        (train.precision in ("fp32", "bf16", "fp16"), f"train.precision must be fp32, bf16 or fp16, got {train.precision!r}"),
+        (train.decode in ("viterbi", "argmax"), f"train.decode must be viterbi or argmax, got {train.decode!r}"),
+        (train.batch_size >= 1 and train.grad_accum >= 1, "train.batch_size and train.grad_accum must be >= 1"),
+    ]
+    for number in (1, 2):
+        stage = train.stage(number)
+        checks.append((stage.select in ("loss", "sr", "macc", "miou", "miou_set"),
+                       f"train.stage{number}.select must be loss, sr, macc, miou or miou_set, got {stage.select!r}"))
+        checks.append((stage.epochs >= 1, f"train.stage{number}.epochs must be >= 1, got {stage.epochs!r}"))
+    for key, where in DERIVED_MODEL_KEYS.items():
+        checks.append((key not in config.model, f"model.{key} is not set in a config: it comes from {where}"))
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{source}: {message}")
+
+
+def from_tree(tree: dict[str, Any], source: str = "config") -> RunConfig:
+    """A validated RunConfig from a raw (merged, overridden) tree."""
+    tree = _expand_env(tree, "")
+    unknown = sorted(set(tree) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key(s) {unknown}; expected {list(SECTIONS)} (and `extends`)")
+    train_values = dict(tree.get("train") or {})
+    config = RunConfig(
+        data=_build(DataConfig, tree.get("data"), f"{source}: data"),
+        train=_build(TrainConfig, train_values, f"{source}: train"),
+        model=dict(tree.get("model") or {}),
+        name=str(tree.get("name", "planllm")),
+    )
+    _validate(config, source)
+    return config
+
+
+def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Load a config by name or path, apply `key=value` overrides, validate."""
+    path = config_path(name_or_path)
+    tree = load_yaml_tree(path)
+    for assignment in overrides:
+        apply_override(tree, assignment)
+    return from_tree(tree, str(path))

@@ -1,0 +1,104 @@
+"""Training logs: one long-format CSV, TensorBoard when it is installed, PNG curves per stage.
+
+The CSV has one row per value (`stage, epoch, step, split, metric, value`), so loss terms that
+exist only in some stages or variants need no schema. On `--resume` the rows written after the
+checkpoint are dropped (`truncate_after`), so the log of a resumed run equals an uninterrupted one.
+Only rank 0 logs.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from collections import defaultdict
+from pathlib import Path
+
+COLUMNS = ("stage", "epoch", "step", "split", "metric", "value")
+
+
+class RunLogger:
+    def __init__(self, out_dir: Path, enabled: bool = True):
+        self.out_dir = Path(out_dir)
+        self.enabled = enabled
+        self.csv_path = self.out_dir / "log.csv"
+        self._tb = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # TensorBoard is optional
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                self._tb = SummaryWriter(str(self.out_dir / "tensorboard"))
+
+    def log(self, stage: int, epoch: int, step: int, split: str, values: dict[str, float]) -> None:
+        if not self.enabled or not values:
+            return
+        new_file = not self.csv_path.exists()
+        with open(self.csv_path, "a", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            if new_file:
+                writer.writerow(COLUMNS)
+            for metric, value in values.items():
+                writer.writerow([stage, epoch, step, split, metric, f"{float(value):.6g}"])
+        if self._tb is not None:
+            for metric, value in values.items():
+                self._tb.add_scalar(f"stage{stage}/{split}/{metric}", float(value), step)
+
+    def truncate_after(self, step: int) -> None:
+        """Drop the rows logged after global step `step` (work a resumed run will redo)."""
+        if not self.enabled or not self.csv_path.exists():
+            return
+        rows = read_log(self.csv_path)
+        tmp = self.csv_path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(COLUMNS)
+            for row in rows:
+                if int(row["step"]) <= step:
+                    writer.writerow([row[c] for c in COLUMNS])
+        os.replace(tmp, self.csv_path)
+
+    def plot_stage(self, stage: int) -> Path | None:
+        """Write curves-stage{N}.png: training loss terms and validation values against the step."""
+        if not self.enabled or not self.csv_path.exists():
+            return None
+        return plot_curves(read_log(self.csv_path), stage, self.out_dir / f"curves-stage{stage}.png")
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_log(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def plot_curves(rows: list[dict[str, str]], stage: int, path: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, dict[str, list[tuple[int, float]]]] = {"train": defaultdict(list), "val": defaultdict(list)}
+    for row in rows:
+        if int(row["stage"]) == stage and row["split"] in series:
+            series[row["split"]][row["metric"]].append((int(row["step"]), float(row["value"])))
+    if not any(series.values()):
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    titles = {"train": f"stage {stage}: training losses", "val": f"stage {stage}: validation"}
+    for ax, (split, curves) in zip(axes, series.items()):
+        for name, points in sorted(curves.items()):
+            steps, values = zip(*points)
+            ax.plot(steps, values, marker="o" if len(points) < 20 else None, markersize=3, label=name)
+        ax.set_title(titles[split])
+        ax.set_xlabel("optimiser step")
+        if curves:
+            ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

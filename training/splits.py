@@ -1,0 +1,71 @@
+"""The dataset splits a config names: train, a validation split carved from train, and the test splits.
+
+Model selection only ever sees "val"; test splits are for `planllm eval`. The tabletop world
+generates its own disjoint "val" episodes; for the benchmarks (whose releases have only train
+and test lists) "val" is a seeded carve of whole train *videos* (`data.val_fraction`), so no
+video contributes windows to both train and val.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from training.config import DataConfig, ConfigError
+from training.datasets.base import ProcedureDataset
+
+TABLETOP_SPLITS = ("train", "val", "test", "novel", "paraphrase")
+BENCHMARK_SPLITS = ("train", "val", "test")
+
+
+def available_splits(data: DataConfig) -> tuple[str, ...]:
+    return TABLETOP_SPLITS if data.dataset == "tabletop" else BENCHMARK_SPLITS
+
+
+def carve_videos(dataset: ProcedureDataset, fraction: float, seed: int) -> tuple[ProcedureDataset, ProcedureDataset]:
+    """(train, val): a seeded `fraction` of the dataset's videos (at least one) goes to val."""
+    videos = sorted({s.video for s in dataset.samples})
+    if len(videos) < 2:
+        raise ConfigError(f"{dataset.name}: cannot carve a validation split from {len(videos)} video(s)")
+    order = np.random.default_rng(seed).permutation(len(videos))
+    count = min(len(videos) - 1, max(1, round(fraction * len(videos))))
+    val_videos = {videos[i] for i in order[:count]}
+    keep = [s for s in dataset.samples if s.video not in val_videos]
+    carved = [s for s in dataset.samples if s.video in val_videos]
+    return (dataclasses.replace(dataset, split="train", samples=keep),
+            dataclasses.replace(dataset, split="val", samples=carved))
+
+
+def _load_tabletop(data: DataConfig, split: str) -> ProcedureDataset:
+    from training.tabletop import load_tabletop
+
+    samples = data.train_samples if split == "train" else data.eval_samples
+    return load_tabletop(split, data.horizon, seed=data.seed, num_samples=samples,
+                         observation=data.observation, cache_dir=data.cache_dir)
+
+
+def _load_benchmark(data: DataConfig, split: str) -> ProcedureDataset:
+    from training.datasets.benchmarks import load_benchmark
+
+    if not data.root or not data.features_dir:
+        raise ConfigError(
+            f"data.dataset={data.dataset} needs data.root (annotations) and data.features_dir (per-video "
+            f"features); got root={data.root!r}, features_dir={data.features_dir!r}"
+        )
+    source = "test" if split == "test" else "train"
+    dataset = load_benchmark(data.dataset, data.root, data.features_dir, source, data.horizon,
+                             descriptions=data.descriptions, skip_missing_features=data.skip_missing_features)
+    if split == "test":
+        return dataset
+    train, val = carve_videos(dataset, data.val_fraction, data.seed)
+    return train if split == "train" else val
+
+
+def load_split(data: DataConfig, split: str) -> ProcedureDataset:
+    """One split of the configured dataset; raises ConfigError for a split it does not have."""
+    if split not in available_splits(data):
+        raise ConfigError(f"data.dataset={data.dataset} has no split {split!r}; expected one of {available_splits(data)}")
+    dataset = _load_tabletop(data, split) if data.dataset == "tabletop" else _load_benchmark(data, split)
+    if len(dataset) == 0:
+        raise ConfigError(f"{data.dataset} split {split!r} has no samples at horizon {data.horizon}")
+    return dataset
