@@ -1,0 +1,106 @@
+"""The planner node's parameters: one table of names, defaults, descriptions and rules.
+
+rclpy enforces types, ranges and read-only from the descriptors; `check` adds what a descriptor
+cannot say (choices, device syntax, a readable labels file, parameters that only take effect
+at configure). The node runs `check` at start-up and in its set-parameters callback.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+MODES = ("on_goal", "continuous", "on_request")
+MAX_HORIZON = 64
+DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter. `configure_time`: read when the model loads, so it may only change while
+    the node is unconfigured (changing it under a loaded model would silently do nothing)."""
+
+    name: str
+    default: Any
+    description: str
+    read_only: bool = False
+    configure_time: bool = False
+    choices: tuple[str, ...] = ()
+    int_range: tuple[int, int] | None = None
+    float_range: tuple[float, float] | None = None
+
+    def descriptor(self) -> ParameterDescriptor:
+        constraints = f"one of {', '.join(self.choices)}" if self.choices else ""
+        if self.configure_time:
+            constraints = "; ".join(filter(None, [constraints, "set while unconfigured (read at configure)"]))
+        descriptor = ParameterDescriptor(
+            name=self.name,
+            description=self.description,
+            additional_constraints=constraints,
+            read_only=self.read_only,
+        )
+        if self.int_range:
+            descriptor.integer_range = [IntegerRange(from_value=self.int_range[0], to_value=self.int_range[1], step=1)]
+        if self.float_range:
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=self.float_range[0], to_value=self.float_range[1], step=0.0)
+            ]
+        return descriptor
+
+
+PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("model_dir", "", "model directory (Planner.from_dir); empty: the bundled demo model", configure_time=True),
+    ParamSpec("backend", "torch", "inference backend", configure_time=True, choices=BACKENDS),
+    ParamSpec("device", "cpu", "torch device: cpu, cuda or cuda:N", configure_time=True),
+    ParamSpec("horizon", 0, "number of steps to plan; 0: the model's own horizon", int_range=(0, MAX_HORIZON)),
+    ParamSpec("max_rate_hz", 2.0, "highest planning rate in continuous mode", float_range=(0.1, 60.0)),
+    ParamSpec("labels_file", "", "text file of candidate labels, one per line, for open-vocabulary retrieval; empty: none"),
+    ParamSpec(
+        "mode",
+        "on_goal",
+        "on_goal: plan once per new goal image; continuous: plan on new frames at most max_rate_hz; "
+        "on_request: plan only when ~/plan_now is called",
+        choices=MODES,
+    ),
+    ParamSpec("publish_image", True, "publish ~/plan_image (start | goal with the plan written under them)"),
+    ParamSpec("compressed", False, "subscribe `image` as sensor_msgs/CompressedImage (JPEG/PNG)", read_only=True),
+    ParamSpec("autostart", True, "configure and activate at start-up, so a plain `ros2 run` plans", read_only=True),
+)
+SPECS = {spec.name: spec for spec in PARAMS}
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """Candidate labels, one per line (blank lines and # comments skipped)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"labels_file {path}: cannot read it ({error})") from error
+    labels = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not labels:
+        raise ValueError(f"labels_file {path}: holds no labels (expected one label per line)")
+    return labels
+
+
+def check(name: str, value: Any, configured: bool) -> str | None:
+    """Why `value` is not acceptable for parameter `name` now, or None when it is."""
+    spec = SPECS.get(name)
+    if spec is None:
+        return None  # not ours (e.g. use_sim_time): rclpy validates it
+    if spec.configure_time and configured:
+        return f"{name} is read at configure: deactivate and clean up the node before changing it"
+    if spec.choices and value not in spec.choices:
+        return f"{name} must be one of {', '.join(spec.choices)}, got {value!r}"
+    if name == "device" and not DEVICE_PATTERN.match(value):
+        return f"device must be cpu, cuda or cuda:N, got {value!r}"
+    if name == "model_dir" and value and not Path(value).is_dir():
+        return f"model_dir {value} is not a directory"
+    if name == "labels_file" and value:
+        try:
+            read_labels(value)
+        except ValueError as error:
+            return str(error)
+    return None

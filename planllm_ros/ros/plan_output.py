@@ -1,0 +1,81 @@
+"""What the node publishes for one plan: the ~/plan JSON document and the ~/plan_image picture.
+
+The plan goes out as JSON in a std_msgs/String because custom .msg packages cannot be built
+from the PyPI ROS wheels (DESIGN.md section 6); the document carries the same fields a
+message would, stamps included, so consumers can match a plan to the frames it came from.
+"""
+from __future__ import annotations
+
+import json
+import textwrap
+from dataclasses import dataclass
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from PIL import Image as PILImage
+from PIL import ImageDraw, ImageFont
+
+from planllm_ros.runtime.plan import Plan
+
+PANEL_HEIGHT = 240
+TEXT_LINE_PX = 14
+TEXT_MARGIN_PX = 6
+
+
+@dataclass
+class Frame:
+    """A converted camera or goal frame with the header it arrived with."""
+
+    rgb: np.ndarray
+    stamp: Time
+    frame_id: str
+
+
+def stamp_dict(stamp: Time) -> dict[str, int]:
+    return {"sec": int(stamp.sec), "nanosec": int(stamp.nanosec)}
+
+
+def plan_document(
+    plan: Plan, start: Frame, goal: Frame, seq: int, trigger: str, latency_ms: dict[str, float]
+) -> str:
+    """The ~/plan JSON: stamped with the start frame's header (the plan describes that moment),
+    plus the goal's header, the plan fields and per-stage latency (model stages + node stages)."""
+    document = {
+        "header": {"stamp": stamp_dict(start.stamp), "frame_id": start.frame_id},
+        "goal_header": {"stamp": stamp_dict(goal.stamp), "frame_id": goal.frame_id},
+        "seq": seq,
+        "trigger": trigger,
+        "horizon": plan.horizon,
+        "step_ids": [int(i) for i in plan.step_ids],
+        "labels": list(plan.labels),
+        "scores": [float(s) for s in plan.scores],
+        "captions": list(plan.captions),
+        "open_vocab_labels": plan.open_vocab_labels,
+        "backend": plan.backend,
+        "latency_ms": {**{k: float(v) for k, v in plan.timings_ms.items()}, **latency_ms},
+    }
+    return json.dumps(document)
+
+
+def _panel(rgb: np.ndarray) -> PILImage.Image:
+    image = PILImage.fromarray(rgb)
+    width = max(1, round(image.width * PANEL_HEIGHT / image.height))
+    return image.resize((width, PANEL_HEIGHT), PILImage.Resampling.BILINEAR)
+
+
+def render_plan_image(start: np.ndarray, goal: np.ndarray, text: str) -> np.ndarray:
+    """Start | goal side by side at a common height, the plan's text written under them."""
+    left, right = _panel(start), _panel(goal)
+    width = left.width + right.width
+    font = ImageFont.load_default()
+    chars_per_line = max(20, (width - 2 * TEXT_MARGIN_PX) // 7)
+    lines = [wrapped for line in text.splitlines() for wrapped in textwrap.wrap(line, chars_per_line) or [""]]
+    canvas = PILImage.new("RGB", (width, PANEL_HEIGHT + 2 * TEXT_MARGIN_PX + TEXT_LINE_PX * len(lines)), "white")
+    canvas.paste(left, (0, 0))
+    canvas.paste(right, (left.width, 0))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((TEXT_MARGIN_PX, TEXT_MARGIN_PX), "start", fill="yellow", font=font)
+    draw.text((left.width + TEXT_MARGIN_PX, TEXT_MARGIN_PX), "goal", fill="yellow", font=font)
+    for i, line in enumerate(lines):
+        draw.text((TEXT_MARGIN_PX, PANEL_HEIGHT + TEXT_MARGIN_PX + i * TEXT_LINE_PX), line, fill="black", font=font)
+    return np.asarray(canvas, dtype=np.uint8)
