@@ -20,6 +20,7 @@ from training.datasets.base import DatasetError
 
 FEATURE_KEY = "frames_features"
 EXTENSIONS = (".npz", ".npy")
+NPY_MAGIC, ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
 CONTEXT = 1  # a state feature averages frames [s - CONTEXT, s + CONTEXT + 1) (the peers' M = 2)
 
 
@@ -34,6 +35,10 @@ def feature_file(features_dir: Path, stem: str) -> Path | None:
 
 def read_features(path: Path) -> np.ndarray:
     """(N, D) float32 features of one video; a malformed file is a DatasetError naming it."""
+    with path.open("rb") as f:
+        magic = f.read(len(NPY_MAGIC))
+    if not magic.startswith(ZIP_MAGIC) and magic != NPY_MAGIC:
+        raise DatasetError(f"{path}: not a .npy or .npz file (it starts with {magic!r})")
     try:
         loaded = np.load(path, allow_pickle=False)
     except ValueError as err:
