@@ -1,0 +1,89 @@
+"""`planllm plan START.png GOAL.png`: plan the steps between two images (or two .npy feature
+vectors) with an exported or saved model; the bundled model when --model is not given."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from planllm_ros.runtime.backends import BACKENDS
+
+DEFAULT_MODEL = "tabletop-tiny"
+
+
+def default_model_dir() -> Path:
+    from planllm_ros.paths import models_dir
+
+    return models_dir() / DEFAULT_MODEL
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("start", type=Path, help="start observation: an image file (PNG/JPEG) or a .npy feature vector")
+    parser.add_argument("goal", type=Path, help="goal observation: an image file (PNG/JPEG) or a .npy feature vector")
+    parser.add_argument("--model", type=Path, default=None,
+                        help=f"model directory (default: the bundled models/{DEFAULT_MODEL})")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--horizon", type=int, default=None, help="number of steps (must equal the model's)")
+    parser.add_argument("--labels", type=Path, default=None,
+                        help="text file, one candidate label per line: adds open-vocabulary labels")
+    parser.add_argument("--backbone-checkpoint", default=None,
+                        help="weights of the image backbone the model's features came from, when not bundled")
+    parser.add_argument("--no-captions", action="store_true", help="skip LLM caption generation")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
+def load_observation(path: Path) -> np.ndarray:
+    """An image file -> HxWx3 uint8 RGB; a .npy file -> its array (feature vector)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.suffix == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except ValueError as error:
+            raise ValueError(f"{path}: not a valid .npy array ({error})") from error
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"{path}: not a readable image ({error})") from error
+
+
+def read_labels(path: Path) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such labels file")
+    labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not labels:
+        raise ValueError(f"{path}: no labels (expected one label per line)")
+    return labels
+
+
+def run(args: argparse.Namespace) -> int:
+    from planllm_ros.runtime.planner import Planner, PlannerError
+
+    try:
+        start, goal = load_observation(args.start), load_observation(args.goal)
+        labels = read_labels(args.labels) if args.labels else None
+        planner = Planner.from_dir(args.model or default_model_dir(), backend=args.backend, device=args.device,
+                                   backbone_checkpoint=args.backbone_checkpoint, captions=not args.no_captions)
+        try:
+            plan = planner.plan(start, goal, horizon=args.horizon, labels=labels)
+        finally:
+            planner.close()
+    except (FileNotFoundError, ValueError, PlannerError) as error:
+        print(f"planllm plan: error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(plan.to_dict()))
+        return 0
+    print(plan.instructions())
+    if plan.open_vocab_labels is not None:
+        print("open-vocabulary labels: " + "; ".join(plan.open_vocab_labels))
+    timing = ", ".join(f"{k} {v:.1f} ms" for k, v in plan.timings_ms.items())
+    print(f"[{plan.backend}] {timing}")
+    return 0

@@ -1,0 +1,133 @@
+"""Planner API on the torch backend: a real tiny model folder (PlanLLM.save_pretrained), image
+and feature inputs, agreement with PlanLLM.predict, open-vocabulary labels, and a clear error
+for every bad input or broken model folder."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from planllm_ros.runtime.errors import PlannerError
+from planllm_ros.runtime.planner import Planner
+from runtime_helpers import LABELS, save_tiny_model, tiny_config
+
+rng = np.random.default_rng(0)
+
+
+def features() -> np.ndarray:
+    return rng.random(1280).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def planner(model_dir):
+    planner = Planner.from_dir(model_dir, backend="torch", device="cpu")
+    yield planner
+    planner.close()
+
+
+def test_plan_from_images_of_any_size_and_from_features(planner):
+    assert planner.horizon == 3 and planner.step_labels == LABELS
+    big = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    small = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    for start, goal in [(big, small), (features(), features()), (big, features())]:
+        plan = planner.plan(start, goal)
+        assert plan.horizon == 3 and len(plan.step_ids) == len(plan.labels) == len(plan.scores) == 3
+        assert plan.labels == [LABELS[i] for i in plan.step_ids]
+        assert all(0.0 < s <= 1.0 for s in plan.scores)
+        assert len(plan.captions) == 3 and plan.open_vocab_labels is None and plan.backend == "torch"
+        assert set(plan.timings_ms) == {"backbone", "heads", "captions", "total"}
+        assert plan.timings_ms["total"] >= plan.timings_ms["heads"] + plan.timings_ms["captions"]
+
+
+def test_plan_agrees_with_the_model_reference(planner, model_dir):
+    """Same ids, scores and captions as PlanLLM.predict with the saved transition matrix."""
+    start, goal = features(), features()
+    plan = planner.plan(start, goal, horizon=3)
+    transition = torch.as_tensor(planner.transition)
+    reference = planner.model.predict(torch.from_numpy(start)[None], torch.from_numpy(goal)[None], transition=transition)
+    assert plan.step_ids == reference.step_ids[0].tolist()
+    expected_scores = [float(reference.probs[0, t, i]) for t, i in enumerate(plan.step_ids)]
+    assert np.allclose(plan.scores, expected_scores, atol=1e-6)
+    assert plan.captions == reference.captions[0]
+
+
+def test_open_vocabulary_labels_come_from_the_given_list(planner):
+    candidates = ["grab a mug", "shut the drawer", "clean the counter"]
+    plan = planner.plan(features(), features(), labels=candidates)
+    assert len(plan.open_vocab_labels) == 3 and set(plan.open_vocab_labels) <= set(candidates)
+    assert "open_vocab" in plan.timings_ms
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((64, 64, 3), dtype=np.float32), "HxWx3 uint8"),
+    (np.zeros((64, 64), dtype=np.uint8), "HxWx3 uint8"),
+    (np.zeros((64, 64, 4), dtype=np.uint8), "HxWx3 uint8"),
+    (np.zeros((0, 64, 3), dtype=np.uint8), "empty image"),
+    (np.zeros(512, dtype=np.float32), "1280-d"),
+    (np.full(1280, np.nan, dtype=np.float32), "NaN"),
+    (np.zeros(1280, dtype=np.int64), "HxWx3 uint8"),
+    ([0.0] * 1280, "numpy array or torch tensor"),
+])
+def test_bad_observations_are_refused_clearly(planner, bad, message):
+    with pytest.raises(PlannerError, match=message) as info:
+        planner.plan(bad, features())
+    assert "start" in str(info.value)
+
+
+def test_wrong_horizon_and_bad_labels(planner):
+    with pytest.raises(PlannerError, match="plans exactly 3 steps"):
+        planner.plan(features(), features(), horizon=4)
+    for labels in ([], ["ok", ""], "a single string"):
+        with pytest.raises(PlannerError, match="labels"):
+            planner.plan(features(), features(), labels=labels)
+
+
+def test_feature_model_refuses_images_saying_what_is_missing(tmp_path):
+    s3d = save_tiny_model(tmp_path / "s3d", tiny_config(backbone="s3d", feature_dim=512))
+    planner = Planner.from_dir(s3d)
+    image = np.zeros((32, 32, 3), dtype=np.uint8)
+    with pytest.raises(PlannerError, match=r"'s3d' backbone.*backbone_checkpoint"):
+        planner.plan(image, image)
+    plan = planner.plan(rng.random(512).astype(np.float32), rng.random(512).astype(np.float32))
+    assert len(plan.step_ids) == 3
+    features_only = save_tiny_model(tmp_path / "features", tiny_config(backbone=None, feature_dim=512))
+    with pytest.raises(PlannerError, match="precomputed 512-d features"):
+        Planner.from_dir(features_only).plan(image, image)
+
+
+def test_broken_model_folders_are_named(model_dir, tmp_path):
+    with pytest.raises(PlannerError, match="does not exist"):
+        Planner.from_dir(tmp_path / "nowhere")
+    missing = shutil.copytree(model_dir, tmp_path / "missing")
+    (missing / "model.safetensors").unlink()
+    with pytest.raises(PlannerError, match="model.safetensors is missing"):
+        Planner.from_dir(missing)
+    corrupt = shutil.copytree(model_dir, tmp_path / "corrupt")
+    (corrupt / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(PlannerError, match="corrupt"):
+        Planner.from_dir(corrupt)
+    bad_config = shutil.copytree(model_dir, tmp_path / "config")
+    data = json.loads((bad_config / "config.json").read_text())
+    data["hidden_dims"] = 3
+    (bad_config / "config.json").write_text(json.dumps(data))
+    with pytest.raises(PlannerError, match="hidden_dims"):
+        Planner.from_dir(bad_config)
+    bad_transition = shutil.copytree(model_dir, tmp_path / "transition")
+    (bad_transition / "transition.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(PlannerError, match="transition.safetensors"):
+        Planner.from_dir(bad_transition)
+
+
+def test_unknown_backend_and_unexported_folder(model_dir):
+    with pytest.raises(PlannerError, match="unknown backend"):
+        Planner.from_dir(model_dir, backend="tflite")
+    with pytest.raises(PlannerError, match="planllm export"):
+        Planner.from_dir(model_dir, backend="onnxruntime")
