@@ -1,0 +1,228 @@
+"""PlanLLM end to end on tiny configs (B=4, T=3): shapes, losses and their gradients per stage,
+optimisation, save/load, a Llama + tokenizer from a local directory, BLIP-2 Q-Former init,
+and the leak test (nothing from the ground truth reaches a prediction)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from transformers import Blip2QFormerConfig, Blip2QFormerModel
+
+from planllm_ros.model.config import PlanLLMConfig
+from planllm_ros.model.decoding import viterbi
+from planllm_ros.model.llm import build_builtin_llm, format_plan, parse_plan
+from planllm_ros.model.planllm import PlanLLM
+from training.datasets.base import Sample, collate
+
+LABELS = ["slice the tomato", "add salt", "pour water", "stir the soup", "open the lid", "close the lid"]
+FEATURE_DIM, TEXT_DIM, B, T = 16, 8, 4, 3
+
+
+def tiny_config(**overrides) -> PlanLLMConfig:
+    data = {"horizon": T, "hidden_dim": 32, "visual": {"feature_dim": FEATURE_DIM, "backbone": None},
+            "text": {"dim": TEXT_DIM}, "heads": {"num_heads": 2},
+            "qformer": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64},
+            "llm": {"max_new_tokens": 24, "lora": {"r": 2, "alpha": 4}}}
+    for key, value in overrides.items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    return PlanLLMConfig.from_dict(data)
+
+
+def make_model(seed: int = 0, **overrides) -> PlanLLM:
+    torch.manual_seed(seed)
+    return PlanLLM(tiny_config(**overrides), torch.randn(len(LABELS), TEXT_DIM), LABELS)
+
+
+@pytest.fixture
+def batch():
+    generator = torch.Generator().manual_seed(1)
+    steps = torch.tensor([[0, 1, 2], [3, 4, 5], [0, 1, 2], [2, 3, 1]])
+    return torch.randn(B, FEATURE_DIM, generator=generator), torch.randn(B, FEATURE_DIM, generator=generator), steps
+
+
+def grads(module: torch.nn.Module) -> dict[str, bool]:
+    return {n: p.grad is not None and bool(p.grad.abs().sum() > 0) for n, p in module.named_parameters()}
+
+
+def test_stage1_only_mim_and_no_gradient_into_the_llm(batch):
+    model = make_model()
+    model.set_stage(1)
+    out = model(*batch)
+    assert out.logits.shape == (B, T, len(LABELS))
+    assert set(out.losses) == {"vlc", "vlm", "mim", "total"}
+    assert all(torch.isfinite(v) for v in out.losses.values())
+    out.losses["total"].backward()
+    assert not any(grads(model.llm.model).values()) and all(p.grad is None for p in model.llm.parameters())
+    assert all(grads(model.qformer).get(n) for n in ("queries", "out.weight", "match_head.weight", "text_in.weight"))
+    assert all(grads(model.visual).values()) and all(grads(model.interaction).values())
+    assert not any(grads(model.step_refiner).values())  # L_SD is a stage-2 loss
+
+
+def test_stage2_all_losses_lora_gets_gradients_base_llm_does_not(batch):
+    model = make_model()
+    model.set_stage(2)
+    out = model(*batch)
+    assert set(out.losses) == {"vlc", "vlm", "mim", "asc", "sd", "total"}
+    expected = out.losses["mim"] + out.losses["asc"] + out.losses["sd"]  # Eq. 15 with unit weights
+    assert torch.allclose(out.losses["total"], expected)
+    out.losses["total"].backward()
+    llm = dict(model.llm.model.named_parameters())
+    lora = [n for n in llm if "lora_" in n]
+    assert lora and all(llm[n].requires_grad and llm[n].grad is not None for n in lora)
+    assert any(llm[n].grad.abs().sum() > 0 for n in lora if "lora_B" in n or "lora_A" in n)
+    assert all(p.grad is None and not p.requires_grad for n, p in llm.items() if "lora_" not in n)
+    for part in (model.llm.projection, model.llm.hidden_out, model.step_decoder, model.knowledge_fusion,
+                 model.step_refiner, model.qformer):
+        assert any(grads(part).values()), part
+
+
+def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(batch):
+    model = make_model(dropout=0.0, heads={"dropout": 0.0}, qformer={"dropout": 0.0})
+    model.set_stage(2)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    history = []
+    for _ in range(20):
+        loss = model(*batch).losses["total"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+    assert np.mean(history[-3:]) < 0.8 * np.mean(history[:3]), history
+
+
+def test_save_load_round_trip_gives_identical_predictions(batch, tmp_path):
+    model = make_model()
+    model.set_stage(2)
+    with torch.no_grad():  # move LoRA away from its zero init so the adapters matter
+        for name, param in model.llm.model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    start, goal, _ = batch
+    before = model.predict(start, goal)
+    model.save_pretrained(tmp_path / "m")
+    assert not list((tmp_path / "m").rglob("*.bin")) and not list((tmp_path / "m").rglob("*.pt"))
+    loaded = PlanLLM.from_pretrained(tmp_path / "m")
+    after = loaded.predict(start, goal)
+    assert torch.equal(before.step_ids, after.step_ids) and torch.allclose(before.probs, after.probs, atol=1e-6)
+    assert before.captions == after.captions and len(after.captions[0]) == T
+    assert loaded.stage == 2 and loaded.llm.lora_applied
+
+
+def test_trainable_state_dict_excludes_frozen_llm_and_restores_a_rebuilt_model(batch):
+    model = make_model(seed=3)
+    model.set_stage(2)
+    state = model.trainable_state_dict()
+    assert any("lora_" in k for k in state) and not any(k.startswith("llm.model.") and "lora_" not in k for k in state)
+    rebuilt = make_model(seed=7)  # other init: everything must come from the state dict
+    rebuilt.load_trainable_state_dict(state)  # switches LoRA on by itself
+    start, goal, _ = batch
+    assert torch.equal(model.predict(start, goal, captions=False).step_ids, rebuilt.predict(start, goal, captions=False).step_ids)
+    assert torch.allclose(model.predict(start, goal).probs, rebuilt.predict(start, goal).probs, atol=1e-6)
+    with pytest.raises(KeyError, match="missing"):
+        make_model().load_trainable_state_dict({k: v for k, v in state.items() if "visual" not in k})
+
+
+def test_leak_nothing_from_the_ground_truth_reaches_predictions(batch):
+    """Shuffle the test labels (the steps of every sample, and the dataset's label texts):
+    predictions and logits must not move."""
+    model = make_model()
+    model.set_stage(2)
+    model.eval()
+    start, goal, steps = batch
+    rng = np.random.default_rng(0)
+    samples = [Sample(start[i].numpy(), goal[i].numpy(), steps[i].numpy(), task=0, video=f"v{i}") for i in range(B)]
+    shuffled = [Sample(s.start, s.goal, rng.permutation(len(LABELS))[:T], task=1, video=s.video) for s in samples]
+    plain, permuted = collate(samples), collate(shuffled)
+    first = model.predict(plain["start"], plain["goal"])
+    second = model.predict(permuted["start"], permuted["goal"])
+    assert torch.equal(first.step_ids, second.step_ids) and torch.equal(first.probs, second.probs)
+    assert first.captions == second.captions
+    with torch.no_grad():  # the training forward uses steps for its losses only
+        with_truth = model(plain["start"], plain["goal"], plain["steps"]).logits
+        with_shuffled = model(permuted["start"], permuted["goal"], permuted["steps"]).logits
+    assert torch.allclose(with_truth, with_shuffled, atol=1e-5)
+    assert torch.allclose(with_truth.softmax(-1), first.probs, atol=1e-5)
+
+
+def test_viterbi_decoding_uses_the_transition_matrix(batch):
+    model = make_model()
+    start, goal, _ = batch
+    transition = np.full((len(LABELS), len(LABELS)), 1e-3)
+    transition[:, 4] = 1.0  # everything goes to step 4
+    prediction = model.predict(start, goal, transition=transition, decode="viterbi", captions=False)
+    assert torch.equal(prediction.step_ids, torch.as_tensor(viterbi(prediction.probs, transition)))
+    assert (prediction.step_ids[:, 1:] == 4).all()
+    assert prediction.captions == [[] for _ in range(B)]
+
+
+@pytest.mark.parametrize("overrides, terms", [
+    ({"variant": {"use_mim": False}}, {"asc", "sd", "total"}),
+    ({"variant": {"use_llm": False}}, {"vlc", "vlm", "mim", "sd", "total"}),
+    ({"variant": {"llm_trainable": False}}, {"vlc", "vlm", "mim", "asc", "sd", "total"}),
+    ({"variant": {"planning": "step_only"}}, {"vlc", "vlm", "mim", "asc", "sd", "total"}),
+])
+def test_variants_build_train_and_predict(batch, overrides, terms):
+    model = make_model(**overrides)
+    model.set_stage(2)
+    out = model(*batch)
+    assert set(out.losses) == terms and torch.isfinite(out.losses["total"])
+    out.losses["total"].backward()
+    variant = model.config.variant
+    if variant.use_llm:
+        assert model.llm.lora_applied == variant.llm_trainable
+        assert any(grads(model.llm.projection).values())  # L_ASC trains the projection even with a frozen LLM
+    assert hasattr(model, "knowledge_fusion") == (variant.use_llm and variant.planning == "fused")
+    assert model.predict(batch[0], batch[1]).step_ids.shape == (B, T)
+
+
+def test_no_mim_variant_refuses_stage_one():
+    with pytest.raises(ValueError, match="use_mim"):
+        make_model(variant={"use_mim": False}).set_stage(1)
+
+
+def test_plan_sentence_format_and_robust_parse():
+    assert format_plan(["slice the tomato", "add salt."]) == "1. slice the tomato. 2. add salt."
+    assert parse_plan(format_plan(LABELS[:3]), 3) == LABELS[:3]
+    assert parse_plan("1. add 1.5 cups of water. 2) stir", 3) == ["add 1.5 cups of water", "stir", ""]
+    assert parse_plan("::::", 2) == ["::::", ""] and parse_plan("", 2) == ["", ""]
+
+
+def test_llama_and_tokenizer_from_a_local_directory(batch, tmp_path):
+    """The production code path (config.llm.path): any saved causal LM + tokenizer."""
+    llm_config = tiny_config().llm
+    llm, tokenizer = build_builtin_llm(llm_config, ["whisk the eggs", "heat the pan", "serve"], horizon=T)
+    llm.save_pretrained(str(tmp_path / "llama"))
+    tokenizer.save_pretrained(str(tmp_path / "llama"))
+    model = make_model(llm={"path": str(tmp_path / "llama")})
+    assert type(model.llm.base_model()).__name__ == "LlamaForCausalLM"
+    assert torch.equal(model.llm.model.get_input_embeddings().weight, llm.get_input_embeddings().weight)
+    model.set_stage(2)
+    model(*batch).losses["total"].backward()
+    start, goal, _ = batch
+    before = model.predict(start, goal)
+    model.save_pretrained(tmp_path / "m")
+    assert not (tmp_path / "m" / "llm").exists()  # a path LLM is referenced, not copied
+    assert torch.equal(PlanLLM.from_pretrained(tmp_path / "m").predict(start, goal).step_ids, before.step_ids)
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        make_model(llm={"path": str(tmp_path / "nothing")})
+
+
+def test_qformer_initialised_from_a_local_blip2_checkpoint(tmp_path):
+    qconfig = Blip2QFormerConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                                 encoder_hidden_size=48, cross_attention_frequency=1)
+    torch.manual_seed(5)
+    reference = Blip2QFormerModel(qconfig)
+    tensors = {f"qformer.{k}": v.contiguous() for k, v in reference.state_dict().items()}
+    tensors["query_tokens"] = torch.randn(1, 8, 32)
+    tensors["language_projection.weight"] = torch.randn(4, 32)
+    (tmp_path / "blip2").mkdir()
+    save_file(tensors, str(tmp_path / "blip2" / "model.safetensors"))
+    (tmp_path / "blip2" / "config.json").write_text(json.dumps({"model_type": "blip-2", "qformer_config": qconfig.to_dict()}))
+    model = make_model(qformer={"checkpoint": str(tmp_path / "blip2")})
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.qformer.qformer.state_dict()[key], value), key
+    assert torch.equal(model.qformer.queries, tensors["query_tokens"][0, :T])
+    assert model.qformer.image_in.out_features == 48
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        make_model(qformer={"checkpoint": str(tmp_path)})
