@@ -185,6 +185,14 @@ class PlanLLM(nn.Module):
         return torch.stack(terms).sum() if terms else logits.new_zeros(())
 
     # ----------------------------------------------------------------- inference
+    def attach_text_encoder(self, encoder) -> None:
+        """Share an already loaded TextEncoder (e.g. the one open-vocabulary retrieval uses)
+        instead of loading a second copy; it must produce config.text.dim vectors."""
+        if encoder.dim != self.config.text.dim:
+            raise ValueError(f"text encoder gives {encoder.dim}-d vectors, config.text.dim is {self.config.text.dim}")
+        self._text_encoder = encoder
+        self._label_embeddings = None
+
     def text_encoder(self):
         """The frozen text encoder E_l named by config.text (built on first use)."""
         if self._text_encoder is None:
