@@ -1,0 +1,120 @@
+"""`planllm export` end to end on a real tiny model: LoRA merged, ONNX graphs with a dynamic
+batch, ONNX Runtime within 1e-4 of torch (random inputs and real tabletop renders), the model
+card, and the exported folder planning exactly like the trained (unmerged) model."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from planllm_ros.cli import main as planllm
+from planllm_ros.export.exporter import ExportError, export_model
+from planllm_ros.export.model_card import read_model_card, verify_files
+from planllm_ros.export.onnx_export import check_parity, encoder_inputs
+from planllm_ros.model.planllm import PlanLLM
+from planllm_ros.runtime.errors import PlannerError
+from planllm_ros.runtime.planner import Planner
+from runtime_helpers import LABELS, save_tiny_model, tiny_config
+
+PARITY = 1e-4
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A saved tiny model with trained-looking (non-zero) LoRA adapters."""
+    return save_tiny_model(tmp_path_factory.mktemp("trained") / "model")
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    out = tmp_path_factory.mktemp("exported") / "tiny"
+    assert planllm(["export", "--checkpoint", str(trained), "--out", str(out)]) == 0
+    return out
+
+
+def test_exported_folder_and_model_card(exported):
+    for graph in ("encoder", "heads"):
+        model = onnx.load(str(exported / "onnx" / f"{graph}.onnx"))
+        onnx.checker.check_model(model)
+        assert all(i.type.tensor_type.shape.dim[0].dim_param == "batch" for i in model.graph.input)
+    llm_weights = (exported / "llm" / "model.safetensors").read_bytes()
+    assert b"lora_" not in llm_weights[:20000]  # merged: the header names no adapter tensors
+    card = read_model_card(exported)
+    assert card["labels"] == LABELS and card["horizon"] == 3
+    assert np.allclose(np.asarray(card["transition"]).sum(axis=1), 1.0, atol=1e-6)
+    assert set(card["parity_max_abs_diff"]) == {"encoder.visual_tokens", "encoder.step_tokens", "heads.logits"}
+    assert max(card["parity_max_abs_diff"].values()) <= PARITY
+    assert {"onnx/encoder.onnx", "onnx/heads.onnx", "model.safetensors", "llm/model.safetensors"} <= set(card["files"])
+    assert verify_files(exported, card) == []
+    assert "| 2 | open the drawer |" in (exported / "MODEL_CARD.md").read_text()
+
+
+def test_merged_export_plans_like_the_trained_model(trained, exported):
+    original = PlanLLM.from_pretrained(trained)
+    merged = PlanLLM.from_pretrained(exported)
+    assert original.llm.lora_applied and not merged.llm.lora_applied
+    generator = torch.Generator().manual_seed(3)
+    inputs = encoder_inputs(original, 4, generator)
+    a = original.predict(inputs["start"], inputs["goal"])
+    b = merged.predict(inputs["start"], inputs["goal"])
+    assert torch.equal(a.step_ids, b.step_ids) and a.captions == b.captions
+    assert torch.allclose(a.probs, b.probs, atol=PARITY)
+
+
+def test_parity_on_random_inputs_at_several_batch_sizes(exported):
+    model = PlanLLM.from_pretrained(exported)
+    generator = torch.Generator().manual_seed(7)
+    worst = check_parity(model, exported, [encoder_inputs(model, b, generator) for b in (1, 3, 8)])
+    assert max(worst.values()) <= PARITY
+
+
+def test_onnxruntime_planner_matches_torch_on_real_tabletop_renders(exported):
+    tabletop = pytest.importorskip("training.tabletop")
+    samples = tabletop.load_tabletop("val", 3, num_samples=3, observation="images", progress=False).samples
+    reference = Planner.from_dir(exported, backend="torch")
+    onnx_planner = Planner.from_dir(exported, backend="onnxruntime", device="cpu")
+    for sample in samples:
+        expected, got = reference.plan(sample.start, sample.goal), onnx_planner.plan(sample.start, sample.goal)
+        assert got.backend == "onnxruntime"
+        assert got.step_ids == expected.step_ids and got.captions == expected.captions
+        assert np.allclose(got.scores, expected.scores, atol=PARITY)
+    onnx_planner.close()
+
+
+@pytest.mark.parametrize("planning", ["step_only", "llm_only"])
+def test_variants_export_and_plan(tmp_path, planning):
+    source = save_tiny_model(tmp_path / "model", tiny_config(planning=planning))
+    card = export_model(source, tmp_path / "out")
+    graphs = sorted(p.stem for p in (tmp_path / "out" / "onnx").glob("*.onnx"))
+    assert graphs == (["encoder"] if planning == "llm_only" else ["encoder", "heads"])
+    assert max(card["parity_max_abs_diff"].values()) <= PARITY
+    feats = np.random.default_rng(0).random((2, 1280)).astype(np.float32)
+    plans = [Planner.from_dir(tmp_path / "out", backend=b).plan(feats[0], feats[1]) for b in ("torch", "onnxruntime")]
+    assert plans[0].step_ids == plans[1].step_ids
+
+
+def test_export_errors_name_the_problem(trained, exported, tmp_path):
+    with pytest.raises(ExportError, match="exists"):
+        export_model(trained, exported)
+    with pytest.raises(ExportError, match="no such directory"):
+        export_model(tmp_path / "nowhere", tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ExportError, match="not a `planllm train` run"):
+        export_model(tmp_path / "empty", tmp_path / "out")
+    assert planllm(["export", "--checkpoint", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_broken_onnx_files_are_refused_clearly(exported, tmp_path):
+    broken = shutil.copytree(exported, tmp_path / "broken")
+    (broken / "onnx" / "heads.onnx").write_bytes(b"garbage")
+    with pytest.raises(PlannerError, match="heads.onnx"):
+        Planner.from_dir(broken, backend="onnxruntime")
+    (broken / "onnx" / "heads.onnx").unlink()
+    with pytest.raises(PlannerError, match="heads.onnx is missing"):
+        Planner.from_dir(broken, backend="onnxruntime")
+    card = json.loads((exported / "model_card.json").read_text())
+    assert verify_files(broken, card) == ["onnx/heads.onnx"]
