@@ -58,10 +58,15 @@ class QFormerConfig:
 
 @dataclass
 class LoRAConfig:
+    """LoRA on the LLM in stage 2 (peft). The default adapts every Llama projection and the
+    output head: the head's adapter lets the (otherwise frozen) LM sharpen its token
+    distribution onto step texts, which attention-only adapters learn far more slowly."""
+
     r: int = 8
     alpha: int = 16
     dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    target_modules: list[str] = field(default_factory=lambda: [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"])
 
 
 @dataclass

@@ -56,7 +56,8 @@ def build_builtin_llm(config: LLMConfig, step_labels: Sequence[str], horizon: in
         vocab_size=len(tokenizer), hidden_size=tiny.hidden_size, intermediate_size=tiny.intermediate_size,
         num_hidden_layers=tiny.num_layers, num_attention_heads=tiny.num_heads, num_key_value_heads=tiny.num_heads,
         max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,  # LoRA on lm_head must not move the input embeddings when merged
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(tiny.seed)
