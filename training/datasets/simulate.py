@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from planllm_ros.model.descriptions import embed_descriptions
+from planllm_ros.model.text_encoder import TextEncoder
 from training.datasets.annotations import SPLITS, VideoAnnotation
 from training.datasets.base import DatasetError, StepVocabulary
 from training.datasets.benchmarks import READERS, benchmark_descriptions, reader
@@ -50,13 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frame-noise", type=float, default=1.0, help="std of the per-second noise")
     parser.add_argument("--descriptions", type=Path, default=None,
                         help="SCHEMA-format descriptions (default: descriptors_<dataset>.json in --root)")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="cache for the description text embeddings")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         written = simulate(args.dataset, args.root, args.out, dim=args.dim, seed=args.seed, margin=args.margin,
                            video_noise=args.video_noise, frame_noise=args.frame_noise,
-                           descriptions=args.descriptions)
+                           descriptions=args.descriptions, cache_dir=args.cache_dir)
     except (DatasetError, ValueError) as err:
         print(f"planllm data simulate: error: {err}", file=sys.stderr)
         return 2
@@ -80,12 +83,11 @@ def annotated_videos(name: str, root: Path) -> tuple[StepVocabulary, list[VideoA
     return vocab, list(videos.values())
 
 
-def appearance_vectors(texts: list[str], dim: int, seed: int) -> np.ndarray:
+def appearance_vectors(texts: list[str], dim: int, seed: int, encoder: TextEncoder | None = None,
+                       cache_dir: Path | None = None) -> np.ndarray:
     """(len(texts), dim): unit text embeddings through a fixed Gaussian map, so each entry
     has unit variance and similar texts look alike."""
-    from planllm_ros.model.text_encoder import TextEncoder
-
-    embeddings = TextEncoder().encode(texts).numpy().astype(np.float64)
+    embeddings = embed_descriptions(texts, encoder or TextEncoder(), cache_dir).numpy().astype(np.float64)
     projection = np.random.default_rng([seed, 0]).standard_normal((embeddings.shape[1], dim))
     return embeddings @ projection
 
@@ -106,15 +108,16 @@ def simulate_video(video: VideoAnnotation, steps: np.ndarray, background: np.nda
 
 def simulate(name: str, root: str | Path, out: str | Path, dim: int = 512, seed: int = 0, margin: int = 5,
              video_noise: float = 0.5, frame_noise: float = 1.0, descriptions: str | Path | None = None,
-             progress: bool = True) -> int:
-    """Write one simulated feature file per annotated video of `name`; returns how many."""
+             progress: bool = True, encoder: TextEncoder | None = None, cache_dir: str | Path | None = None) -> int:
+    """Write one simulated feature file per annotated video of `name`; returns how many.
+    `encoder` defaults to a fresh default TextEncoder; `cache_dir` caches the text embeddings."""
     if dim < 1 or margin < 0 or video_noise < 0 or frame_noise < 0:
         raise ValueError(f"need dim >= 1, margin >= 0 and noise >= 0 (got dim={dim}, margin={margin}, "
                          f"video_noise={video_noise}, frame_noise={frame_noise})")
     root, out = Path(root), Path(out)
     vocab, videos = annotated_videos(name, root)
     texts = [d.text() for d in benchmark_descriptions(name, root, vocab, descriptions)]
-    vectors = appearance_vectors(texts + list(vocab.tasks), dim, seed)
+    vectors = appearance_vectors(texts + list(vocab.tasks), dim, seed, encoder, cache_dir)
     steps, backgrounds = vectors[:vocab.num_steps], vectors[vocab.num_steps:]
     out.mkdir(parents=True, exist_ok=True)
     for video in tqdm(videos, desc=f"simulating {name}", unit="video", disable=not progress):
