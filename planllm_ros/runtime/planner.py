@@ -174,7 +174,7 @@ class Planner:
         out = []
         for obs in observations:
             if obs.dtype == np.uint8:
-                out.append(self.backbone()(torch.from_numpy(np.ascontiguousarray(obs))).float())
+                out.append(self.backbone()(torch.from_numpy(np.require(obs, requirements=['C', 'W']))).float())
             else:
                 out.append(torch.from_numpy(obs).unsqueeze(0).to(self.device))
         return out
