@@ -31,7 +31,6 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
-from planllm_ros.paths import models_dir
 from planllm_ros.ros.image_conv import ImageConversionError, msg_to_rgb, rgb_to_image
 from planllm_ros.ros.params import PARAMS, check, read_labels
 from planllm_ros.ros.plan_output import Frame, plan_document, render_plan_image
@@ -49,19 +48,6 @@ GOAL_QOS = QoSProfile(
 WARN_THROTTLE_S = 5.0
 DIAGNOSTICS_PERIOD_S = 1.0
 WORKER_STOP_TIMEOUT_S = 60.0
-
-
-def bundled_model_dir() -> Path:
-    """The demo model shipped in models/: the one folder there holding a config.json."""
-    root = models_dir()
-    candidates = sorted(path.parent for path in root.glob("*/config.json"))
-    if len(candidates) != 1:
-        found = ", ".join(str(c) for c in candidates) or "none"
-        raise FileNotFoundError(
-            f"cannot pick the bundled model: expected exactly one model folder (with config.json) "
-            f"under {root}, found {found}; set the model_dir parameter"
-        )
-    return candidates[0]
 
 
 @dataclass
@@ -133,9 +119,17 @@ class PlannerNode(LifecycleNode):
         labels_file = self._param("labels_file")
         self._labels: list[str] | None = read_labels(labels_file) if labels_file else None
 
+    def _horizon_problem(self, horizon: int) -> str | None:
+        """The loaded model plans a fixed number of steps: any other horizon would fail every plan."""
+        if self._planner is None or horizon in (0, self._planner.horizon):
+            return None
+        return f"horizon {horizon}: the loaded model plans exactly {self._planner.horizon} steps (0 = the model's)"
+
     def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for param in params:
             reason = check(param.name, param.value, configured=self._planner is not None)
+            if reason is None and param.name == "horizon":
+                reason = self._horizon_problem(param.value)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
@@ -149,14 +143,21 @@ class PlannerNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            model_dir = self._param("model_dir") or str(bundled_model_dir())
             # Imported here: the planner pulls in torch and the model, which only configure needs.
+            from planllm_ros.runtime.cli import default_model_dir
             from planllm_ros.runtime.planner import Planner
+
+            model_dir = self._param("model_dir") or str(default_model_dir())
 
             started = time.monotonic()
             self._planner = Planner.from_dir(model_dir, backend=self._param("backend"), device=self._param("device"))
         except Exception as error:  # any load failure: stay unconfigured and say why
             self._record_error(f"cannot load the model: {error}", throttle=False)
+            return TransitionCallbackReturn.FAILURE
+        reason = self._horizon_problem(self._param("horizon"))
+        if reason:
+            self._free_model()
+            self._record_error(reason, throttle=False)
             return TransitionCallbackReturn.FAILURE
         self._model_dir = model_dir
         self.get_logger().info(
@@ -284,7 +285,9 @@ class PlannerNode(LifecycleNode):
                 missing = [name for name, frame in (("camera frame", self._frame), ("goal image", self._goal)) if frame is None]
             response.success, response.message = False, f"no {' and no '.join(missing)} received yet"
         else:
-            response.success, response.message = True, f"plan #{seq} queued; it will be published on {self._plan_pub.topic_name}"
+            running = " (waiting for the plan that is running)" if self._worker and self._worker.busy else ""
+            response.success = True
+            response.message = f"plan #{seq} queued{running}; it will be published on {self._plan_pub.topic_name}"
         return response
 
     def _submit(self, trigger: str) -> int | None:
