@@ -24,7 +24,7 @@ def test_crosstask_window_counts(shared_data, tmp_path, capsys):
     capsys.readouterr()
     common = ("--dataset", "crosstask", "--root", str(root), "--features", str(features))
     result = stats(capsys, *common, "--horizon", "3")
-    assert (result["num_steps"], result["num_tasks"]) == (133, 18)
+    assert (result["num_steps"], result["num_tasks"], result["simulated_features"]) == (133, 18, True)
     train, test = result["splits"]["train"], result["splits"]["test"]
     assert (train["samples"], test["samples"]) == (12293, 2030)
     assert (train["videos"], test["videos"]) == (2200, 340)
@@ -32,7 +32,7 @@ def test_crosstask_window_counts(shared_data, tmp_path, capsys):
 
     assert main(["data", "stats", *common, "--horizon", "4"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0] == "crosstask  T=4  vocabulary: 133 steps, 18 tasks"
+    assert table[0].startswith("crosstask  T=4  vocabulary: 133 steps, 18 tasks  (SIMULATED features")
     assert table[2].split()[:3] == ["train", "10233", "2200"] and table[3].split()[:3] == ["test", "1716", "340"]
 
     _, videos = read_benchmark("crosstask", root, "train")
@@ -60,3 +60,4 @@ def test_coin_train_list_absent(tmp_path, capsys):
     result = stats(capsys, "--dataset", "coin", "--root", str(root), "--features", str(features), "--horizon", "3")
     assert result["splits"]["train"] == {"absent": str(root / "coin_train.json")}
     assert result["splits"]["test"]["samples"] == 1 and result["splits"]["test"]["steps"] == 3
+    assert result["simulated_features"] is False

@@ -10,8 +10,8 @@ import pytest
 from planllm_ros.cli import main
 from planllm_ros.model.text_encoder import TextEncoder
 from training.datasets.benchmarks import load_benchmark, read_benchmark
-from training.datasets.features import read_features
-from training.datasets.simulate import MARKER_FILE, annotated_videos, simulate, simulate_video
+from training.datasets.features import SIMULATED_MARKER, read_features
+from training.datasets.simulate import annotated_videos, simulate, simulate_video
 
 pytestmark = pytest.mark.real_data
 
@@ -49,7 +49,7 @@ def noiseless(simulate_niv, tmp_path):
 def test_noiseless_videos_show_step_appearance_and_task_background(niv_root, noiseless):
     _, videos = annotated_videos("niv", niv_root)
     assert len(videos) == 103 + 45
-    marker = json.loads((noiseless / MARKER_FILE).read_text())
+    marker = json.loads((noiseless / SIMULATED_MARKER).read_text())
     assert marker["simulated"] is True and "do not compare with published" in marker["note"]
     appearance: dict[int, np.ndarray] = {}
     background: dict[int, np.ndarray] = {}

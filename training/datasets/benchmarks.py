@@ -27,7 +27,7 @@ from training.datasets.base import (
     transition_matrix,
 )
 from training.datasets.descriptions import label_descriptions, load_schema_descriptions
-from training.datasets.features import feature_file, read_features, state_feature
+from training.datasets.features import SIMULATED_MARKER, feature_file, read_features, state_feature
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class LoadReport:
     windows: int  # all windows of T consecutive steps of the videos with features
     dropped: int  # windows outside their video's features
     feature_dim: int | None
+    simulated: bool  # the features directory holds simulator output, not video features
 
 
 def reader(name: str) -> ModuleType:
@@ -110,6 +111,9 @@ def load_benchmark_with_report(name: str, root: str | Path, features_dir: str | 
     features_dir = Path(features_dir)
     if not features_dir.is_dir():
         raise DatasetError(f"{features_dir}: features directory not found")
+    simulated = (features_dir / SIMULATED_MARKER).is_file()
+    if simulated:
+        log.warning("%s holds SIMULATED features: results on them do not compare with published ones", features_dir)
     vocab, videos = read_benchmark(name, root, split)
     samples: list[Sample] = []
     missing = windows = dropped = 0
@@ -137,7 +141,7 @@ def load_benchmark_with_report(name: str, root: str | Path, features_dir: str | 
         log.info("%s %s: dropped %d of %d windows outside their video's features", name, split, dropped, windows)
     dataset = ProcedureDataset(name=name, split=split, horizon=horizon, samples=samples, vocab=vocab,
                                descriptions=benchmark_descriptions(name, root, vocab, descriptions))
-    return dataset, LoadReport(len(videos), missing, windows, dropped, dim)
+    return dataset, LoadReport(len(videos), missing, windows, dropped, dim, simulated)
 
 
 def load_benchmark(name: str, root: str | Path, features_dir: str | Path, split: str, horizon: int,

@@ -19,6 +19,7 @@ import numpy as np
 from training.datasets.base import DatasetError
 
 FEATURE_KEY = "frames_features"
+SIMULATED_MARKER = "simulated.json"  # written beside simulated features (training.datasets.simulate)
 EXTENSIONS = (".npz", ".npy")
 NPY_MAGIC, ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
 CONTEXT = 1  # a state feature averages frames [s - CONTEXT, s + CONTEXT + 1) (the peers' M = 2)

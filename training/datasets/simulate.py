@@ -30,13 +30,12 @@ from planllm_ros.model.text_encoder import TextEncoder
 from training.datasets.annotations import SPLITS, VideoAnnotation
 from training.datasets.base import DatasetError, StepVocabulary
 from training.datasets.benchmarks import READERS, benchmark_descriptions, reader
-from training.datasets.features import write_features
+from training.datasets.features import SIMULATED_MARKER, write_features
 
 log = logging.getLogger(__name__)
 
 NOT_COMPARABLE = ("Simulated features are not video features: numbers measured on them do not compare "
                   "with published results.")
-MARKER_FILE = "simulated.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,5 +124,5 @@ def simulate(name: str, root: str | Path, out: str | Path, dim: int = 512, seed:
         write_features(out / f"{video.feature_stem}.npz", frames)
     marker = {"simulated": True, "dataset": name, "dim": dim, "seed": seed, "margin": margin,
               "video_noise": video_noise, "frame_noise": frame_noise, "videos": len(videos), "note": NOT_COMPARABLE}
-    (out / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+    (out / SIMULATED_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     return len(videos)

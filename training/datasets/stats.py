@@ -48,12 +48,14 @@ def benchmark_stats(name: str, root: Path, features: Path, horizon: int, skip_mi
             "tasks": len({s.task for s in dataset}),
             "feature_dim": report.feature_dim,
         }
+        result["simulated_features"] = report.simulated
     return result
 
 
 def format_table(stats: dict) -> str:
     lines = [f"{stats['dataset']}  T={stats['horizon']}  vocabulary: {stats.get('num_steps', '?')} steps, "
-             f"{stats.get('num_tasks', '?')} tasks"]
+             f"{stats.get('num_tasks', '?')} tasks"
+             + ("  (SIMULATED features: not comparable with published numbers)" if stats.get("simulated_features") else "")]
     columns = ("samples", "videos", "videos_without_features", "dropped_windows", "steps", "tasks", "feature_dim")
     lines.append("split  " + "  ".join(columns))
     for split, row in stats["splits"].items():
