@@ -57,6 +57,7 @@ def test_stage1_only_mim_and_no_gradient_into_the_llm(batch):
     assert all(grads(model.qformer).get(n) for n in ("queries", "out.weight", "match_head.weight", "text_in.weight"))
     assert all(grads(model.visual).values()) and all(grads(model.interaction).values())
     assert not any(grads(model.step_refiner).values())  # L_SD is a stage-2 loss
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)  # nothing unused (DDP)
 
 
 def test_stage2_all_losses_lora_gets_gradients_base_llm_does_not(batch):
@@ -75,6 +76,7 @@ def test_stage2_all_losses_lora_gets_gradients_base_llm_does_not(batch):
     for part in (model.llm.projection, model.llm.hidden_out, model.step_decoder, model.knowledge_fusion,
                  model.step_refiner, model.qformer):
         assert any(grads(part).values()), part
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)  # nothing unused (DDP)
 
 
 def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(batch):
@@ -168,6 +170,7 @@ def test_variants_build_train_and_predict(batch, overrides, terms):
     out = model(*batch)
     assert set(out.losses) == terms and torch.isfinite(out.losses["total"])
     out.losses["total"].backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     variant = model.config.variant
     if variant.use_llm:
         assert model.llm.lora_applied == variant.llm_trainable
@@ -226,3 +229,17 @@ def test_qformer_initialised_from_a_local_blip2_checkpoint(tmp_path):
     assert model.qformer.image_in.out_features == 48
     with pytest.raises(FileNotFoundError, match="config.json"):
         make_model(qformer={"checkpoint": str(tmp_path)})
+
+
+def test_uint8_images_go_through_the_frozen_backbone_which_is_never_saved():
+    config = tiny_config(visual={"feature_dim": 1280, "backbone": "mobilenet_v2"}, variant={"use_llm": False})
+    torch.manual_seed(0)
+    model = PlanLLM(config, torch.randn(len(LABELS), TEXT_DIM), LABELS)
+    images = torch.randint(0, 256, (2, 48, 64, 3), dtype=torch.uint8)
+    from_images = model.predict(images, images.flip(0), captions=False)
+    features = model.visual.backbone(images)
+    assert features.shape == (2, 1280)
+    assert torch.allclose(model.predict(features, features.flip(0), captions=False).probs, from_images.probs, atol=1e-5)
+    assert not any(k.startswith("visual.backbone.") for k in model.trainable_state_dict())
+    model.set_stage(1)
+    assert not any(p.requires_grad for p in model.visual.backbone.parameters())

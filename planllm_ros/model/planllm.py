@@ -89,7 +89,7 @@ class PlanLLM(nn.Module):
             if self.uses_fusion:
                 self.knowledge_fusion = CrossAttentionBlock(hidden, config.heads)
             self.step_refiner = StepRefiner(hidden, text_dim, n, config.heads)
-        self.stage = 1
+        self._apply_stage(1)
         self._text_encoder = None
         self._label_embeddings: torch.Tensor | None = None
 
@@ -100,19 +100,35 @@ class PlanLLM(nn.Module):
 
     def set_stage(self, stage: int) -> None:
         """1: LLM and backbones frozen, only L_MIM. 2: LoRA on (if the LLM trains), L_MIM +
-        L_ASC + L_SD (Eq. 15). The one-stage variant calls set_stage(2) from the start."""
+        L_ASC + L_SD (Eq. 15). The one-stage variant calls set_stage(2) from the start.
+
+        Afterwards requires_grad is True exactly on the parameters this stage's losses reach,
+        so an optimizer over them needs no unused-parameter handling (DDP included)."""
         if stage not in (1, 2):
             raise ValueError(f"stage must be 1 or 2, got {stage}")
         if stage == 1 and not self.config.variant.use_mim:
             raise ValueError("stage 1 trains only L_MIM, and variant.use_mim is false: "
                              "nothing to train; start this variant at stage 2")
         variant = self.config.variant
-        if variant.use_llm:
-            if stage == 2 and variant.llm_trainable and not self.llm.lora_applied:
-                self.llm.apply_lora()
-            for name, param in self.llm.model.named_parameters():
-                param.requires_grad_(stage == 2 and "lora_" in name)
+        if stage == 2 and variant.use_llm and variant.llm_trainable and not self.llm.lora_applied:
+            self.llm.apply_lora()
+        self._apply_stage(stage)
+
+    def _apply_stage(self, stage: int) -> None:
+        for name, param in self.named_parameters():
+            param.requires_grad_(self._trained_in(name, stage))
         self.stage = stage
+
+    def _trained_in(self, name: str, stage: int) -> bool:
+        if name.startswith("visual.backbone."):
+            return False
+        if name.startswith("llm.model."):
+            return stage == 2 and "lora_" in name
+        if stage == 1:  # L_MIM reaches the visual encoder, state interaction and MIM parts only
+            return name.startswith(("visual.", "interaction.", "qformer.", "contrast_"))
+        if name.startswith("llm.hidden_out."):
+            return self.uses_fusion  # h feeds only knowledge fusion
+        return True
 
     # ----------------------------------------------------------------- forward
     def encode_states(self, start: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
