@@ -118,6 +118,7 @@ def test_trainable_state_dict_excludes_frozen_llm_and_restores_a_rebuilt_model(b
     assert any("lora_" in k for k in state) and not any(k.startswith("llm.model.") and "lora_" not in k for k in state)
     rebuilt = make_model(seed=7)  # other init: everything must come from the state dict
     rebuilt.load_trainable_state_dict(state)  # switches LoRA on by itself
+    assert rebuilt.llm.tokenizer.get_vocab() == model.llm.tokenizer.get_vocab()  # built-in LLM is deterministic
     start, goal, _ = batch
     assert torch.equal(model.predict(start, goal, captions=False).step_ids, rebuilt.predict(start, goal, captions=False).step_ids)
     assert torch.allclose(model.predict(start, goal).probs, rebuilt.predict(start, goal).probs, atol=1e-6)
@@ -177,6 +178,21 @@ def test_variants_build_train_and_predict(batch, overrides, terms):
         assert any(grads(model.llm.projection).values())  # L_ASC trains the projection even with a frozen LLM
     assert hasattr(model, "knowledge_fusion") == (variant.use_llm and variant.planning == "fused")
     assert model.predict(batch[0], batch[1]).step_ids.shape == (B, T)
+
+
+def test_bad_inputs_get_clear_errors(batch):
+    model = make_model()
+    start, goal, steps = batch
+    with pytest.raises(ValueError, match="step ids"):
+        model(start, goal, steps + len(LABELS))
+    with pytest.raises(ValueError, match=r"steps must be \(B=4, T=3\)"):
+        model(start, goal, steps[:, :2])
+    with pytest.raises(ValueError, match="features of shape"):
+        model(start[:, :5], goal[:, :5])
+    with pytest.raises(ValueError, match="backbone is None"):
+        model(torch.zeros(2, 8, 8, 3, dtype=torch.uint8), torch.zeros(2, 8, 8, 3, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="6 step labels"):
+        PlanLLM(tiny_config(num_steps=5), torch.randn(6, TEXT_DIM), LABELS)
 
 
 def test_no_mim_variant_refuses_stage_one():

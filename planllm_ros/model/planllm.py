@@ -133,6 +133,8 @@ class PlanLLM(nn.Module):
     # ----------------------------------------------------------------- forward
     def encode_states(self, start: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[x0v, xTv] (B, 2, H) and the step tokens x^q (B, T, H): the input-only part."""
+        if start.shape != goal.shape:
+            raise ValueError(f"start and goal must have the same shape, got {tuple(start.shape)} and {tuple(goal.shape)}")
         visual_tokens = self.interaction(self.visual(start), self.visual(goal))
         if self.config.variant.use_mim:
             return visual_tokens, self.qformer(visual_tokens)
@@ -143,8 +145,12 @@ class PlanLLM(nn.Module):
         losses: dict[str, torch.Tensor] = {}
         if steps is not None:
             steps = steps.to(self.description_embeddings.device).long()
-            if steps.ndim != 2 or steps.shape[1] != self.config.horizon:
-                raise ValueError(f"steps must be (B, {self.config.horizon}), got {tuple(steps.shape)}")
+            if steps.shape != (visual_tokens.shape[0], self.config.horizon):
+                raise ValueError(f"steps must be (B={visual_tokens.shape[0]}, T={self.config.horizon}), "
+                                 f"got {tuple(steps.shape)}")
+            if steps.min() < 0 or steps.max() >= self.config.num_steps:
+                raise ValueError(f"step ids must lie in [0, {self.config.num_steps}), got "
+                                 f"{int(steps.min())}..{int(steps.max())}")
             if self.config.variant.use_mim:
                 losses.update(self._mim_losses(visual_tokens, step_tokens, steps))
         train_llm = steps is not None and self.stage == 2
