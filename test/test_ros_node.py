@@ -1,12 +1,15 @@
 """The planner node end to end, in real processes over DDS: started exactly as the launch file
 says, on a real tiny PlanLLM model folder (random weights; the Planner and MobileNetV2 backbone
-are the real ones), talked to through topics and services."""
+are the real ones), talked to through topics and services. The last test is a 20 s soak: a
+30 Hz 640x480 camera into a continuously planning node must keep the queue at most one deep,
+plan from fresh frames (no backlog) and hold memory steady while most frames are dropped."""
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import numpy as np
@@ -223,3 +226,55 @@ def test_lifecycle_frees_and_reloads_the_model(ros: dict[str, str], tmp_path: Pa
         client.send_goal(goal)  # subscriptions are new: the goal is sent again (or kept by transient local)
         assert sending(lambda: client.send_frame(picture(), frame_id="second"), lambda: bool(plans_with(client, "second")))
         assert latest(client)["model"] == "tiny" or wait_for(lambda: latest(client).get("model") == "tiny", 15)
+
+
+RATE_HZ = 30.0
+SECONDS = 20.0
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+@pytest.mark.slow
+def test_30hz_camera_for_20s_keeps_queue_flat_and_memory_steady(ros_env: dict[str, str], tmp_path: Path, model_dir: Path) -> None:
+    rclpy.init()
+    client = PlannerClient(namespace="/robot")
+    frame = rgb_to_image(picture(480, 640))
+    frame.header.frame_id = "camera"
+    try:
+        with planner_node(ros_env, tmp_path, model_dir, "-p", "mode:=continuous", "-p", "max_rate_hz:=5.0",
+                          client=client) as (process, _):  # fmt: skip
+            client.send_goal(picture())
+
+            def send() -> None:
+                frame.header.stamp = client.node.get_clock().now().to_msg()
+                client.send_frame(frame)
+
+            assert sending(send, lambda: len(client.snapshot()["plans"]) >= 1)
+            began, sent, memory, depths = time.monotonic(), 0, [], []
+            plans_before = len(client.snapshot()["plans"])
+            while (elapsed := time.monotonic() - began) < SECONDS:
+                send()
+                sent += 1
+                if sent % int(RATE_HZ) == 0:
+                    memory.append((elapsed, rss_mb(process.pid)))
+                    depths.append(int(latest(client).get("queue_depth", "0")))
+                time.sleep(max(0.0, began + sent / RATE_HZ - time.monotonic()))  # pacing of the 30 Hz stream
+            assert wait_for(lambda: int(latest(client).get("frames_received", "0")) >= 0.5 * sent, 15)
+            diagnostics = latest(client)
+            plans = client.snapshot()["plans"][plans_before:]
+            rss = {"early": median(m for t, m in memory if 3 <= t < 7), "late": median(m for t, m in memory if t >= SECONDS - 4)}
+            print(f"sent {sent} frames; node: {diagnostics}; {len(plans)} plans; RSS MB {rss}")
+
+            assert max(depths) <= 1
+            assert int(diagnostics["frames_dropped"]) > 0.5 * sent  # stale frames are dropped and counted
+            assert len(plans) >= 10  # planning went on throughout
+            assert max(p["latency_ms"]["start_frame_age"] for p in plans) < 3000  # fresh frames, no backlog
+            assert rss["late"] - rss["early"] < 40, rss
+            assert int(diagnostics["errors"]) == 0, diagnostics["last_error"]
+    finally:
+        rclpy.shutdown()
