@@ -153,7 +153,8 @@ def _write(path: Path, content) -> None:
 
 
 @pytest.mark.parametrize("relative, content, message", [
-    ("crosstask_release/tasks_primary.txt", TASKS.replace("\n3\n", "\n4\n"), r"tasks_primary\.txt: line 4: .*'4' steps"),
+    ("crosstask_release/tasks_primary.txt", TASKS.replace("\n3\n", "\n4\n"),
+     r"tasks_primary\.txt: line 4: .*'4' steps"),
     ("crosstask_release/annotations/111_v1.csv", "1,2.5\n", r"111_v1\.csv: line 1: expected 'step_no,start_s,end_s'"),
     ("crosstask_release/annotations/111_v1.csv", "1,2,3\n7,4,5\n", r"111_v1\.csv: line 2: step 7 is outside 1\.\.3"),
     ("crosstask_release/annotations/111_v1.csv", "1,nan,3\n", r"111_v1\.csv: line 1"),
@@ -163,7 +164,8 @@ def _write(path: Path, content) -> None:
     ("cross_task_data_False.json", '{"id": 1}', r"False\.json: <root> must be a list, got dict"),
     ("crosstask_indices.json", json.dumps({"action_idx": {}, "task_idx": INDICES["task_idx"]}),
      r"indices\.json: \[\"action_idx\"\] has no entry 'Make Tea_boil water'"),
-    ("crosstask_indices.json", json.dumps({**INDICES, "action_idx": {**INDICES["action_idx"], "Fix Bike_patch tube": 1}}),
+    ("crosstask_indices.json",
+     json.dumps({**INDICES, "action_idx": {**INDICES["action_idx"], "Fix Bike_patch tube": 1}}),
      r"indices\.json: \[\"action_idx\"\] must number the 5 steps .* 1\.\.5, each once"),
     ("crosstask_indices.json", json.dumps({**INDICES, "task_idx": {"Fix Bike": "0", "Make Tea": 1}}),
      r"\[\"task_idx\"\]\[\"Fix Bike\"\] must be an integer, got str"),
@@ -188,7 +190,8 @@ def test_missing_annotation_files_are_named(tmp_path, removed, message):
 
 
 @pytest.mark.parametrize("name, content, message", [
-    ("111_v1.npz", lambda p: np.savez(p, other=ramp(12)), r"111_v1\.npz: no 'frames_features' array \(has \['other'\]\)"),
+    ("111_v1.npz", lambda p: np.savez(p, other=ramp(12)),
+     r"111_v1\.npz: no 'frames_features' array \(has \['other'\]\)"),
     ("111_v1.npz", lambda p: np.savez(p, frames_features=np.arange(12.0)), r"111_v1\.npz: expected a non-empty"),
     ("111_v1.npz", lambda p: p.write_bytes(b"not a zip"), r"111_v1\.npz: not a \.npy or \.npz file"),
     ("111_v1.npz", lambda p: p.write_bytes(b"PK\x03\x04truncated"), r"111_v1\.npz: not a readable numpy file"),

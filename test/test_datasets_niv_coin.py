@@ -88,7 +88,8 @@ def test_coin_ids_labels_tasks_and_test_only(tmp_path, caplog):
 @pytest.mark.parametrize("file, content, message", [
     ("niv_action_idx.json", {**NIV_ACTIONS, "making coffee": {"task_id": 1, "actions": {"fill water": 7}}},
      r"niv_action_idx\.json: the action ids must be 0\.\.2 with no gaps"),
-    ("niv_action_idx.json", {"jack up car": {"actions": {}}}, r"niv_action_idx\.json: \[\"jack up car\"\] has no 'task_id'"),
+    ("niv_action_idx.json", {"jack up car": {"actions": {}}},
+     r"niv_action_idx\.json: \[\"jack up car\"\] has no 'task_id'"),
     ("niv_train.json", {"v": {"task_id": 1, "steps": [{"action_id": 9, "start": 0, "end": 1}]}},
      r"niv_train\.json: \[\"v\"\]\[\"steps\"\]\[0\]\[\"action_id\"\] is 9, outside 0\.\.3"),
     ("niv_train.json", {"v": {"task_id": 1, "steps": [{"action_id": 2, "start": "0", "end": 1}]}},

@@ -18,7 +18,8 @@ def write_covering_features(videos, features: Path) -> None:
     """Zeros, one row per second up to just past each video's last annotated end."""
     features.mkdir(exist_ok=True)
     for video in videos:
-        np.save(features / f"{video.feature_stem}.npy", np.zeros((max(s.end for s in video.segments) + 2, 1), np.float32))
+        length = max(s.end for s in video.segments) + 2
+        np.save(features / f"{video.feature_stem}.npy", np.zeros((length, 1), np.float32))
 
 
 def test_crosstask_vocabulary_uses_the_peers_ids(shared_data):

@@ -108,9 +108,11 @@ def _peer_ids(path: Path, tasks: list[Task]) -> tuple[dict[tuple[int, int], int]
                 raise fault(path, ("action_idx",), f"has no entry {key!r} (a step of {TASKS_FILE})")
             step_ids[(t, p)] = expect(action_idx[key], int, path, ("action_idx", key)) - 1
     if sorted(step_ids.values()) != list(range(len(step_ids))):
-        raise fault(path, ("action_idx",), f"must number the {len(step_ids)} steps of {TASKS_FILE} 1..{len(step_ids)}, each once")
+        raise fault(path, ("action_idx",),
+                    f"must number the {len(step_ids)} steps of {TASKS_FILE} 1..{len(step_ids)}, each once")
     if sorted(task_ids) != list(range(len(tasks))):
-        raise fault(path, ("task_idx",), f"must number the {len(tasks)} tasks of {TASKS_FILE} 0..{len(tasks) - 1}, each once")
+        raise fault(path, ("task_idx",),
+                    f"must number the {len(tasks)} tasks of {TASKS_FILE} 0..{len(tasks) - 1}, each once")
     return step_ids, task_ids
 
 
@@ -151,7 +153,8 @@ def _read_segments(path: Path, steps: tuple[int, ...]) -> tuple[Segment, ...]:
                     raise ValueError
                 step_no, start, end = int(row[0]), round(float(row[1])), round(float(row[2]))
             except (ValueError, OverflowError):
-                raise DatasetError(f"{path}: line {line_no}: expected 'step_no,start_s,end_s', got {','.join(row)!r}") from None
+                raise DatasetError(f"{path}: line {line_no}: expected 'step_no,start_s,end_s', "
+                                   f"got {','.join(row)!r}") from None
             if not 1 <= step_no <= len(steps):
                 raise DatasetError(f"{path}: line {line_no}: step {step_no} is outside 1..{len(steps)} for this task")
             segments.append(Segment(steps[step_no - 1], start, end))

@@ -53,9 +53,11 @@ def benchmark_stats(name: str, root: Path, features: Path, horizon: int, skip_mi
 
 
 def format_table(stats: dict) -> str:
-    lines = [f"{stats['dataset']}  T={stats['horizon']}  vocabulary: {stats.get('num_steps', '?')} steps, "
-             f"{stats.get('num_tasks', '?')} tasks"
-             + ("  (SIMULATED features: not comparable with published numbers)" if stats.get("simulated_features") else "")]
+    header = (f"{stats['dataset']}  T={stats['horizon']}  vocabulary: {stats.get('num_steps', '?')} steps, "
+              f"{stats.get('num_tasks', '?')} tasks")
+    if stats.get("simulated_features"):
+        header += "  (SIMULATED features: not comparable with published numbers)"
+    lines = [header]
     columns = ("samples", "videos", "videos_without_features", "dropped_windows", "steps", "tasks", "feature_dim")
     lines.append("split  " + "  ".join(columns))
     for split, row in stats["splits"].items():
