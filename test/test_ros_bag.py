@@ -77,20 +77,18 @@ def test_replay_then_record_round_trip(ros_env: dict[str, str], tmp_path: Path, 
     assert 0.7 * (COUNT - 1) * SPACING_NS / 1e9 <= span_s <= (COUNT - 1) * SPACING_NS / 1e9 + 2.0
 
 
+def run_tool(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(planllm(*args), env=env, capture_output=True, text=True, timeout=60)
+
+
 def test_tools_report_bad_input_clearly(ros_env: dict[str, str], tmp_path: Path) -> None:
-    missing = subprocess.run(planllm("replay", str(tmp_path / "nope")), env=ros_env, capture_output=True, text=True, timeout=60)
+    missing = run_tool(ros_env, "replay", str(tmp_path / "nope"))
     assert missing.returncode == 1
     assert f"{tmp_path / 'nope'}: cannot open the bag" in missing.stderr
     (tmp_path / "exists").mkdir()
-    exists = subprocess.run(
-        planllm("record", "--out", str(tmp_path / "exists"), "--topics", "/x", "--discovery-timeout", "1"),
-        env=ros_env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    exists = run_tool(ros_env, "record", "--out", str(tmp_path / "exists"), "--topics", "/x", "--discovery-timeout", "1")
     assert exists.returncode == 1
     assert "already exists" in exists.stderr
-    silent = subprocess.run(
-        planllm("record", "--out", str(tmp_path / "new"), "--topics", "/nobody/publishes", "--discovery-timeout", "1"),
-        env=ros_env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    silent = run_tool(ros_env, "record", "--out", str(tmp_path / "new"), "--topics", "/nobody/publishes", "--discovery-timeout", "1")
     assert silent.returncode == 1
     assert "no publisher of /nobody/publishes appeared within 1.0 s" in silent.stderr

@@ -131,6 +131,15 @@ def test_every_encoding_end_to_end(ros: dict[str, str], tmp_path: Path, model_di
             images = [m for m in client.snapshot()["plan_images"] if m.header.frame_id == encoding]
             panels = render_plan_image(expected, goal, "")[:PANEL_HEIGHT]
             np.testing.assert_array_equal(image_to_rgb(images[-1])[:PANEL_HEIGHT], panels, err_msg=encoding)
+        # open vocabulary: a labels file set at run time gives each plan labels from that list
+        candidates = ["wash the cup", "open the box", "cut the bread"]
+        (tmp_path / "labels.txt").write_text("\n".join(candidates))
+        assert client.set_parameters(labels_file=str(tmp_path / "labels.txt"))[0].successful
+        tagged = rgb_to_image(picture())
+        tagged.header.frame_id = "open_vocab"
+        assert sending(lambda: client.send_frame(tagged) or client.plan_now(), lambda: bool(plans_with(client, "open_vocab")))
+        open_labels = plans_with(client, "open_vocab")[0]["open_vocab_labels"]
+        assert len(open_labels) == 3 and set(open_labels) <= set(candidates)
 
 
 def test_compressed_camera_end_to_end(ros: dict[str, str], tmp_path: Path, model_dir: Path) -> None:
