@@ -1,10 +1,11 @@
-"""`planllm data ...`: dataset tools. Each tool registers its own sub-subcommand."""
+"""`planllm data TOOL ...`: dataset tools. Each tool lives in its own module, imported only
+when it runs, so one tool's missing dependency never breaks another."""
 from __future__ import annotations
 
 import argparse
 import importlib
 
-# tool name -> module exposing add_arguments(parser) and run(args)
+# tool name -> (module exposing add_arguments(parser) and run(args), one-line help)
 TOOLS: dict[str, tuple[str, str]] = {
     "simulate": ("training.datasets.simulate", "write simulated per-video features for a benchmark dataset"),
     "stats": ("training.datasets.stats", "count the samples of a benchmark dataset per split"),
@@ -13,11 +14,18 @@ TOOLS: dict[str, tuple[str, str]] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="tool", metavar="TOOL", required=True)
-    for name, (module_name, help_text) in TOOLS.items():
-        tool_parser = sub.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module_name).add_arguments(tool_parser)
+    parser.epilog = "tools:\n" + "\n".join(f"  {name:<10} {text}" for name, (_, text) in TOOLS.items()) + \
+        "\n\n`planllm data TOOL --help` explains each tool."
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("tool", choices=sorted(TOOLS), metavar="TOOL", help="one of: " + ", ".join(TOOLS))
+    parser.add_argument("tool_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
-    return int(importlib.import_module(TOOLS[args.tool][0]).run(args) or 0)
+    module_name, help_text = TOOLS[args.tool]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"planllm data {args.tool}", description=help_text)
+    module.add_arguments(parser)
+    tool_args = parser.parse_args(args.tool_args)
+    tool_args.tool = args.tool
+    return int(module.run(tool_args) or 0)
