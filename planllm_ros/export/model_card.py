@@ -108,7 +108,7 @@ def _markdown(card: dict) -> str:
     ]
     if card["metrics"]:
         lines += ["| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in card["metrics"].items()]
+        lines += [f"| {k} | {_cell(v)} |" for k, v in _flatten(card["metrics"]).items()]
     else:
         lines.append("The checkpoint recorded no evaluation metrics.")
     lines += ["", "## Steps", "", "| id | label | description |", "|---|---|---|"]
@@ -117,3 +117,19 @@ def _markdown(card: dict) -> str:
     lines += [f"- `{rel}` {digest}" for rel, digest in card["files"].items()]
     lines.append("")
     return "\n".join(lines)
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{"closed": {"sr": 1.0}} -> {"closed sr": 1.0}: one table row per leaf."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + " "))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
