@@ -1,0 +1,186 @@
+"""`planllm bench latency`: planner stages per backend, the node end to end over DDS, 30 Hz drops.
+
+1. Planner: per-stage p50 / p95 at batch 1 for every backend that loads here
+   (planllm_ros.runtime.latency.measure_latency; a backend that cannot load is listed with why).
+2. Node end to end: the planner node runs as a child process exactly as the launch file starts
+   it (planllm_ros.ros.processes, localhost-only discovery, its own domain id); this process
+   publishes goal images and times goal message -> plan message (on_goal mode).
+3. 30 Hz input: the same node switched to continuous mode gets 640x480 frames at 30 Hz; its
+   diagnostics count the frames received and the stale frames it dropped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from training.bench.report import Table, bar_plot, write_report
+
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+NAMESPACE = "/bench"
+FRAME_RATE_HZ = 30.0
+WAIT_S = 60.0  # bound on any one wait for the node (model loading on a busy machine included)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=None, help="model folder (default: the bundled tabletop-tiny)")
+    parser.add_argument("--runs", type=int, default=None, help="timed planner runs per backend (default 50; quick 5)")
+    parser.add_argument("--goals", type=int, default=None, help="goal messages timed through the node (default 20; quick 3)")
+    parser.add_argument("--stream-seconds", type=float, default=None, help="length of the 30 Hz stream (default 20; quick 4)")
+
+
+def planner_latency(model: Path, runs: int) -> dict[str, dict | str]:
+    """{backend: measure_latency(...) result, or the reason it is not available}."""
+    from planllm_ros.runtime.errors import PlannerError
+    from planllm_ros.runtime.latency import measure_latency
+    from planllm_ros.runtime.planner import Planner
+
+    rng = np.random.default_rng(0)
+    start, goal = (rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(2))
+    results: dict[str, dict | str] = {}
+    for backend in BACKENDS:
+        try:
+            planner = Planner.from_dir(model, backend=backend, device="cpu")
+        except (PlannerError, ImportError, RuntimeError) as error:
+            results[backend] = f"not available here: {error}".splitlines()[0]
+            continue
+        try:
+            results[backend] = measure_latency(planner, start, goal, runs=runs)
+        finally:
+            planner.close()
+    return results
+
+
+def _wait(condition, what: str, timeout: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"latency benchmark: {what} within {timeout:.0f} s")
+        time.sleep(0.01)
+
+
+def node_latency(model: Path, goals: int, stream_seconds: float, log_path: Path) -> dict:
+    """Goal -> plan latencies (ms) in on_goal mode, then the 30 Hz stream counts in continuous mode."""
+    from planllm_ros.ros.env import apply_ros_environment, random_domain_id
+
+    env = apply_ros_environment(domain_id=random_domain_id())  # before rclpy is imported
+    import rclpy
+    from std_msgs.msg import String
+
+    from planllm_ros.ros.client import PlannerClient
+    from planllm_ros.ros.image_conv import rgb_to_image
+    from planllm_ros.ros.planner_node import NODE_NAME
+    from planllm_ros.ros.processes import start_planner, stop
+
+    rng = np.random.default_rng(0)
+    arrivals: dict[str, float] = {}
+    with open(log_path, "w") as log:
+        process = start_planner({"model_dir": str(model), "namespace": NAMESPACE}, env, log)
+        rclpy.init()
+        client = None
+        try:
+            client = PlannerClient(namespace=NAMESPACE)
+            client.node.create_subscription(
+                String, f"{NAMESPACE}/{NODE_NAME}/plan",
+                lambda msg: arrivals.setdefault(json.loads(msg.data)["goal_header"]["frame_id"], time.perf_counter()), 10)
+            frame = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+
+            def warmed_up() -> bool:  # best-effort frames may be lost while discovery runs: keep sending
+                client.send_frame(frame)
+                time.sleep(0.1)
+                return "warmup" in arrivals
+
+            client.send_goal(frame, frame_id="warmup")
+            _wait(warmed_up, "no plan for the first goal")
+            latencies = []
+            for k in range(goals):
+                name = f"goal-{k}"
+                sent = time.perf_counter()
+                client.send_goal(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8), frame_id=name)
+                _wait(lambda: name in arrivals, f"no plan for {name}")
+                latencies.append((arrivals[name] - sent) * 1000.0)
+
+            if not all(r.successful for r in client.set_parameters(mode="continuous")):
+                raise RuntimeError("latency benchmark: the node refused mode=continuous")
+            before = _counters(client)
+            image = rgb_to_image(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+            image.header.frame_id = "camera"
+            began, sent_frames = time.monotonic(), 0
+            while time.monotonic() - began < stream_seconds:
+                image.header.stamp = client.node.get_clock().now().to_msg()
+                client.send_frame(image)
+                sent_frames += 1
+                time.sleep(max(0.0, began + sent_frames / FRAME_RATE_HZ - time.monotonic()))
+            time.sleep(2.5)  # the node publishes diagnostics once a second and may be finishing a plan
+            after = _counters(client)
+        finally:
+            if client is not None:
+                client.close()
+            rclpy.shutdown()
+            code = stop(process)
+    if code != 0:
+        raise RuntimeError(f"latency benchmark: the node exited with {code}; its log: {log_path}")
+    stream = {key: after[key] - before[key] for key in after}
+    return {"latencies_ms": latencies, "stream": {"seconds": stream_seconds, "sent": sent_frames, **stream}}
+
+
+def _counters(client) -> dict[str, int]:
+    diagnostics = client.snapshot()["diagnostics"]
+    if not diagnostics:
+        raise RuntimeError("latency benchmark: no diagnostics from the node")
+    return {key: int(diagnostics[-1][key]) for key in ("frames_received", "frames_dropped", "plans")}
+
+
+def run(args: argparse.Namespace, command: str) -> list[Path]:
+    from planllm_ros.paths import models_dir
+
+    model = args.model or models_dir() / "tabletop-tiny"
+    if not (model / "config.json").is_file():
+        raise FileNotFoundError(f"{model} is not a model folder (no config.json): pass --model DIR")
+    runs = args.runs or (5 if args.quick else 50)
+    goals = args.goals or (3 if args.quick else 20)
+    seconds = args.stream_seconds or (4.0 if args.quick else 20.0)
+    planner = planner_latency(model, runs)
+    with tempfile.TemporaryDirectory(prefix="planllm-bench-") as tmp:
+        node = node_latency(model, goals, seconds, Path(tmp) / "node.log")
+
+    stages = ("backbone", "heads", "captions", "total")
+    table = Table(f"Planner per stage at batch 1, CPU, {runs} timed runs after 3 warm-up runs (ms)",
+                  ["backend", *[f"{s} p50 / p95" for s in stages], "peak RSS (MB)"])
+    for backend, result in planner.items():
+        if isinstance(result, str):
+            table.rows.append([backend, *["n/a"] * len(stages), result])
+            continue
+        cells = [f"{result['stages_ms'][s]['p50']:.1f} / {result['stages_ms'][s]['p95']:.1f}" for s in stages]
+        table.rows.append([backend, *cells, f"{result['peak_rss_mb']:.0f}"])
+    lat = np.asarray(node["latencies_ms"])
+    node_table = Table("Node end to end: goal message -> plan message over DDS (torch backend, CPU, ms)",
+                       ["goals", "p50", "p95", "max"],
+                       [[str(lat.size), f"{np.percentile(lat, 50):.1f}", f"{np.percentile(lat, 95):.1f}",
+                         f"{lat.max():.1f}"]])
+    s = node["stream"]
+    stream_table = Table(f"30 Hz camera, 640x480 rgb8, {s['seconds']:.0f} s, node in continuous mode (max_rate_hz 2)",
+                         ["frames sent", "received by the node", "lost in transport", "dropped as stale by the node",
+                          "plans", "dropped share of received"],
+                         [[str(s["sent"]), str(s["frames_received"]), str(s["sent"] - s["frames_received"]),
+                           str(s["frames_dropped"]), str(s["plans"]),
+                           f"{100.0 * s['frames_dropped'] / max(1, s['frames_received']):.1f} %"]])
+    stem = "latency-quick" if args.quick else "latency"
+    series = {b: [r["stages_ms"][st]["p50"] if not isinstance(r, str) else float("nan") for st in stages]
+              + [float(np.percentile(lat, 50)) if b == "torch" else float("nan")] for b, r in planner.items()}
+    plot = bar_plot(args.out / f"{stem}.png", "Planning latency p50 (CPU, batch 1)",
+                    [*stages, "node goal->plan"], series, "ms")
+    notes = [f"model: `{model}`; inputs: 224x224 RGB frames (random pixels: latency does not depend on them)",
+             "stages: backbone (frozen image encoder), heads (projection, state interaction, Q-Former, LLM forward "
+             "for h, step decoder / fusion / refiner), captions (LLM generation), total (planllm_ros.runtime.latency)",
+             "node: started from launch/planllm.launch.py as a child process, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, "
+             "its own ROS_DOMAIN_ID; latency is measured in the sending process from publishing the goal to "
+             "receiving the plan",
+             "the node's planning thread and this process share the machine's cores with whatever else runs"]
+    report = write_report(args.out / f"{stem}.md", "Latency: planner stages, node end to end, 30 Hz input", command,
+                          "n/a (no training; inputs from numpy seed 0)", [table, node_table, stream_table], notes, plot)
+    return [report, plot]

@@ -1,0 +1,73 @@
+"""`planllm bench NAME [--quick] [--out bench/results] ...`: run one benchmark, write its table and plot.
+
+NAME is one of quality, openvocab, latency, train, gpu (one module each in training/bench/).
+Each writes `OUT/<name>[-quick].md` (header: machine, date, versions, seeds and the exact
+command) and a PNG plot beside it. --quick is CI-sized (about a minute on two cores); without
+it the benchmark runs at the size recorded in bench/results/.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import shlex
+import sys
+from pathlib import Path
+
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "quality": ("training.bench.quality", "full model vs the paper's ablations: SR, mAcc, mIoU over seeds"),
+    "openvocab": ("training.bench.openvocab", "open vocabulary: paraphrased labels, novel tasks, other label sets"),
+    "latency": ("training.bench.latency", "planner per-stage latency per backend, node end to end over DDS, 30 Hz drops"),
+    "train": ("training.bench.train_cost", "training samples/s and peak memory, stage 1 and 2, one vs two processes"),
+    "gpu": ("training.bench.gpu", "7B-shaped LLM tokens/s vs the bandwidth floor; graph latency per GPU backend"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="benchmark", metavar="NAME", required=True)
+    for name, (module, help_text) in BENCHMARKS.items():
+        bench = sub.add_parser(name, help=help_text, description=help_text)
+        bench.add_argument("--quick", action="store_true", help="CI-sized run (seconds to a minute or two)")
+        bench.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
+        bench.add_argument("--threads", type=int, default=1,
+                           help="torch threads of this process (default 1: the machine is shared)")
+        importlib.import_module(module).add_arguments(bench)
+        bench.set_defaults(_parser=bench)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The exact command, every option spelled out (defaults included), for the results header."""
+    words = ["planllm", "bench", args.benchmark]
+    for action in args._parser._actions:
+        if not action.option_strings or action.dest in ("help",):
+            continue
+        value = getattr(args, action.dest)
+        flag = action.option_strings[-1]
+        if isinstance(action, argparse._StoreTrueAction):
+            words += [flag] if value else []
+        elif value is not None:
+            words += [flag, *(str(v) for v in value)] if isinstance(value, list) else [flag, str(value)]
+    return shlex.join(words)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from planllm_ros.model.config import ConfigError as ModelConfigError
+    from training.checkpoint import CheckpointError
+    from training.config import ConfigError
+    from training.datasets.base import DatasetError
+
+    if args.threads < 1:
+        print(f"planllm bench: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    command = command_line(args)
+    module = importlib.import_module(BENCHMARKS[args.benchmark][0])
+    try:
+        written = module.run(args, command)
+    except (ConfigError, ModelConfigError, CheckpointError, DatasetError, FileNotFoundError) as error:
+        print(f"planllm bench {args.benchmark}: {error}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    return 0
