@@ -65,11 +65,29 @@ def _child(model: str, backend: str, device: str, runs: int, threads: int) -> di
     from planllm_ros.runtime.planner import Planner
 
     torch.set_num_threads(threads)
-    planner = Planner.from_dir(model, backend=backend, device=device)
+    options = {"threads": threads} if backend == "onnxruntime" else {}
+    planner = Planner.from_dir(model, backend=backend, device=device, **options)
     start, goal = _sample_images()
     result = measure_latency(planner, start, goal, runs=runs)
     planner.close()
     return result
+
+
+def machine_description() -> str:
+    """CPU model, core count and the load average at the time of measuring (a shared machine's
+    load inflates every number)."""
+    import os
+
+    cpu = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, load average {load}"
 
 
 def write_latency_table(model: str, out: Path, backends: list[str], device: str, runs: int, threads: int) -> str:
@@ -84,8 +102,7 @@ def write_latency_table(model: str, out: Path, backends: list[str], device: str,
         f"# Planning latency on {device.upper()} (batch 1)",
         "",
         f"- model: `{model}`",
-        f"- machine: {platform.processor() or platform.machine()}, {platform.platform()}, "
-        f"torch threads {threads}",
+        f"- machine: {machine_description()}; torch / onnxruntime threads {threads}",
         f"- date: {datetime.date.today().isoformat()}",
         f"- command: `python -m planllm_ros.runtime.latency --model {model} --device {device} "
         f"--backends {' '.join(backends)} --runs {runs} --threads {threads} --out {out}`",

@@ -1,0 +1,32 @@
+"""Latency measurement (what `planllm bench` and bench/results/latency-cpu.md use): exact
+percentiles, and a real measurement of a tiny planner."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from planllm_ros.runtime.latency import STAGES, measure_latency, percentile_table
+from planllm_ros.runtime.planner import Planner
+from runtime_helpers import save_tiny_model
+
+
+def test_percentiles_are_exact():
+    timings = [{"backbone": float(v), "heads": 1.0, "captions": 2.0, "total": float(v) + 3.0} for v in range(1, 101)]
+    table = percentile_table(timings)
+    assert table["backbone"] == {"p50": 50.5, "p95": pytest.approx(95.05)}
+    assert table["heads"] == {"p50": 1.0, "p95": 1.0}
+    assert set(table) == set(STAGES)
+
+
+def test_measure_a_tiny_planner(tmp_path):
+    planner = Planner.from_dir(save_tiny_model(tmp_path / "model"))
+    rng = np.random.default_rng(0)
+    start, goal = rng.random(1280).astype(np.float32), rng.random(1280).astype(np.float32)
+    result = measure_latency(planner, start, goal, runs=3, warmup=1)
+    assert result["runs"] == 3 and set(result["stages_ms"]) == set(STAGES)
+    for stage in STAGES:
+        assert 0.0 < result["stages_ms"][stage]["p50"] <= result["stages_ms"][stage]["p95"]
+    assert result["stages_ms"]["total"]["p50"] >= result["stages_ms"]["backbone"]["p50"]
+    assert result["peak_rss_mb"] > 50
+    with pytest.raises(ValueError, match="runs"):
+        measure_latency(planner, start, goal, runs=0)
