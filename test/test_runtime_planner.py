@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -131,3 +133,26 @@ def test_unknown_backend_and_unexported_folder(model_dir):
         Planner.from_dir(model_dir, backend="tflite")
     with pytest.raises(PlannerError, match="planllm export"):
         Planner.from_dir(model_dir, backend="onnxruntime")
+
+
+def test_beam_search_captions(model_dir):
+    beam = Planner.from_dir(model_dir, num_beams=3)
+    assert beam.model.llm.base_model().generation_config.num_beams == 3
+    plan = beam.plan(features(), features())
+    assert len(plan.captions) == 3
+    with pytest.raises(PlannerError, match="num_beams"):
+        Planner.from_dir(model_dir, num_beams=0)
+
+
+def test_runtime_never_imports_training(model_dir):
+    """The node's import path: loading and planning must not pull in the offline trainer."""
+    code = (
+        "import sys, numpy as np\n"
+        "from planllm_ros.runtime.planner import Planner\n"
+        f"p = Planner.from_dir({str(model_dir)!r})\n"
+        "p.plan(np.zeros(1280, np.float32), np.ones(1280, np.float32))\n"
+        "bad = sorted(m for m in sys.modules if m == 'training' or m.startswith('training.'))\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
