@@ -86,7 +86,8 @@ def node_latency(model: Path, goals: int, stream_seconds: float, log_path: Path)
             client = PlannerClient(namespace=NAMESPACE)
             client.node.create_subscription(
                 String, f"{NAMESPACE}/{NODE_NAME}/plan",
-                lambda msg: arrivals.setdefault(json.loads(msg.data)["goal_header"]["frame_id"], time.perf_counter()), 10)
+                lambda msg: arrivals.setdefault(json.loads(msg.data)["goal_header"]["frame_id"],
+                                                (time.perf_counter(), json.loads(msg.data)["latency_ms"])), 10)
             frame = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
 
             def warmed_up() -> bool:  # best-effort frames may be lost while discovery runs: keep sending
@@ -96,17 +97,18 @@ def node_latency(model: Path, goals: int, stream_seconds: float, log_path: Path)
 
             client.send_goal(frame, frame_id="warmup")
             _wait(warmed_up, "no plan for the first goal")
-            latencies = []
+            latencies, reported = [], []
             for k in range(goals):
                 name = f"goal-{k}"
                 sent = time.perf_counter()
                 client.send_goal(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8), frame_id=name)
                 _wait(lambda: name in arrivals, f"no plan for {name}")
-                latencies.append((arrivals[name] - sent) * 1000.0)
+                latencies.append((arrivals[name][0] - sent) * 1000.0)
+                reported.append(arrivals[name][1])
 
             if not all(r.successful for r in client.set_parameters(mode="continuous")):
                 raise RuntimeError("latency benchmark: the node refused mode=continuous")
-            before = _counters(client)
+            before = _counters(client, fresh=True)
             image = rgb_to_image(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
             image.header.frame_id = "camera"
             began, sent_frames = time.monotonic(), 0
@@ -115,8 +117,8 @@ def node_latency(model: Path, goals: int, stream_seconds: float, log_path: Path)
                 client.send_frame(image)
                 sent_frames += 1
                 time.sleep(max(0.0, began + sent_frames / FRAME_RATE_HZ - time.monotonic()))
-            time.sleep(2.5)  # the node publishes diagnostics once a second and may be finishing a plan
-            after = _counters(client)
+            time.sleep(1.0)  # a plan may still be running on the last frames
+            after = _counters(client, fresh=True)
         finally:
             if client is not None:
                 client.close()
@@ -125,14 +127,16 @@ def node_latency(model: Path, goals: int, stream_seconds: float, log_path: Path)
     if code != 0:
         raise RuntimeError(f"latency benchmark: the node exited with {code}; its log: {log_path}")
     stream = {key: after[key] - before[key] for key in after}
-    return {"latencies_ms": latencies, "stream": {"seconds": stream_seconds, "sent": sent_frames, **stream}}
+    return {"latencies_ms": latencies, "reported_ms": reported, "stream": {"seconds": stream_seconds, "sent": sent_frames, **stream}}
 
 
-def _counters(client) -> dict[str, int]:
-    diagnostics = client.snapshot()["diagnostics"]
-    if not diagnostics:
-        raise RuntimeError("latency benchmark: no diagnostics from the node")
-    return {key: int(diagnostics[-1][key]) for key in ("frames_received", "frames_dropped", "plans")}
+def _counters(client, fresh: bool) -> dict[str, int]:
+    """The node's cumulative counters from its diagnostics; `fresh`: from a message published
+    after this call (the node reports once a second, so the last one may be up to 1 s old)."""
+    seen = len(client.snapshot()["diagnostics"])
+    _wait(lambda: len(client.snapshot()["diagnostics"]) > (seen if fresh else 0), "no diagnostics from the node", 10.0)
+    latest = client.snapshot()["diagnostics"][-1]
+    return {key: int(latest[key]) for key in ("frames_received", "frames_dropped", "plans")}
 
 
 def run(args: argparse.Namespace, command: str) -> list[Path]:
@@ -158,10 +162,13 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
         cells = [f"{result['stages_ms'][s]['p50']:.1f} / {result['stages_ms'][s]['p95']:.1f}" for s in stages]
         table.rows.append([backend, *cells, f"{result['peak_rss_mb']:.0f}"])
     lat = np.asarray(node["latencies_ms"])
+    model_total = np.asarray([r["total"] for r in node["reported_ms"]])
+    node_total = np.asarray([r["node_total"] for r in node["reported_ms"]])
     node_table = Table("Node end to end: goal message -> plan message over DDS (torch backend, CPU, ms)",
-                       ["goals", "p50", "p95", "max"],
+                       ["goals", "goal -> plan p50", "p95", "max", "node-reported planner total p50",
+                        "node-reported node total p50"],
                        [[str(lat.size), f"{np.percentile(lat, 50):.1f}", f"{np.percentile(lat, 95):.1f}",
-                         f"{lat.max():.1f}"]])
+                         f"{lat.max():.1f}", f"{np.median(model_total):.1f}", f"{np.median(node_total):.1f}"]])
     s = node["stream"]
     stream_table = Table(f"30 Hz camera, 640x480 rgb8, {s['seconds']:.0f} s, node in continuous mode (max_rate_hz 2)",
                          ["frames sent", "received by the node", "lost in transport", "dropped as stale by the node",
@@ -178,8 +185,9 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
              "stages: backbone (frozen image encoder), heads (projection, state interaction, Q-Former, LLM forward "
              "for h, step decoder / fusion / refiner), captions (LLM generation), total (planllm_ros.runtime.latency)",
              "node: started from launch/planllm.launch.py as a child process, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, "
-             "its own ROS_DOMAIN_ID; latency is measured in the sending process from publishing the goal to "
-             "receiving the plan",
+             "its own ROS_DOMAIN_ID, default torch threads; goal -> plan is measured in the sending process from "
+             "publishing the goal to receiving the plan; the node-reported columns are the plan's own latency_ms "
+             "(planner total; node_total adds the node's queueing and publishing)",
              "the node's planning thread and this process share the machine's cores with whatever else runs"]
     report = write_report(args.out / f"{stem}.md", "Latency: planner stages, node end to end, 30 Hz input", command,
                           "n/a (no training; inputs from numpy seed 0)", [table, node_table, stream_table], notes, plot)

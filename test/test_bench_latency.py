@@ -1,0 +1,44 @@
+"""`planllm bench latency --quick` end to end: the real Planner on the bundled model for each
+backend, and the real planner node in a child process over DDS (localhost, its own domain)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from planllm_ros.cli import main
+from planllm_ros.paths import models_dir
+
+pytestmark = [pytest.mark.slow, pytest.mark.ros]
+
+
+def table_rows(markdown: str, caption_part: str) -> list[list[str]]:
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("**") and caption_part in line)
+    rows = []
+    for line in lines[start + 4:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
+
+
+def test_latency_quick(ros_env: dict[str, str], tmp_path: Path) -> None:
+    model = models_dir() / "tabletop-tiny"
+    if not (model / "config.json").is_file():
+        pytest.skip(f"the bundled model is not in {model}")
+    assert main(["bench", "latency", "--quick", "--out", str(tmp_path), "--goals", "2", "--stream-seconds", "3"]) == 0
+    text = (tmp_path / "latency-quick.md").read_text()
+    planner = {row[0]: row[1:] for row in table_rows(text, "Planner per stage")}
+    assert set(planner) == {"torch", "onnxruntime", "tensorrt"}
+    for backend in ("torch", "onnxruntime"):  # both run on this CPU with the bundled model's ONNX graphs
+        cells = planner[backend]
+        p50, p95 = (float(x) for x in cells[3].split(" / "))  # total
+        assert 0 < p50 <= p95 and float(cells[-1]) > 0
+    (node,) = table_rows(text, "Node end to end")
+    assert node[0] == "2" and 0 < float(node[1]) <= float(node[3])
+    (stream,) = table_rows(text, "30 Hz camera")
+    sent, received, lost, dropped, plans = (int(x) for x in stream[:5])
+    assert sent >= 60 and received + lost == sent and 0 < received <= sent
+    assert dropped <= received and plans >= 1
+    assert (tmp_path / "latency-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
