@@ -66,7 +66,7 @@ class TensorRTBackend(GraphBackend):
         if self.device.type != "cuda":
             raise BackendError(f"the tensorrt backend needs a CUDA device, got {device!r}")
         cache = EngineCache(cache_dir)
-        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))  # must outlive its engines
         self.built: dict[str, bool] = {}  # graph -> whether its engine was built by this load
         self.engines: dict[str, _Engine] = {}
         with torch.cuda.device(self.device):
@@ -75,7 +75,7 @@ class TensorRTBackend(GraphBackend):
                 key = current_key(path, fp16, self.device.index or 0)
                 data, built = cache.get_or_build(path, key, lambda p: build_engine(p, fp16, max_batch))
                 self.built[graph] = built
-                self.engines[graph] = _Engine(runtime, data, path)
+                self.engines[graph] = _Engine(self.runtime, data, path)
 
     def run(self, graph: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         with torch.cuda.device(self.device):
