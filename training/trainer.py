@@ -203,8 +203,11 @@ class Trainer:
         return list(sampler)
 
     def _batches(self, indices: list[int], dataset: ProcedureDataset) -> DataLoader:
+        """Batches in the given order. The loader gets its own generator: by default every new
+        iterator draws a seed from the global RNG, which would make a resumed run's dropout differ."""
         return DataLoader(Subset(dataset, indices), batch_size=self.config.train.batch_size, shuffle=False,
-                          collate_fn=collate, num_workers=self.config.train.num_workers)
+                          collate_fn=collate, num_workers=self.config.train.num_workers,
+                          generator=torch.Generator().manual_seed(self.config.train.seed))
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.ctx.device, non_blocking=True) for k, v in batch.items()}
