@@ -173,11 +173,15 @@ def bad_frames() -> list:
     ]
 
 
-def test_bad_inputs_do_not_crash_or_publish(ros: dict[str, str], tmp_path: Path, model_dir: Path) -> None:
+def test_bad_inputs_never_crash_and_the_service_answers_while_plans_run(
+    ros: dict[str, str], tmp_path: Path, model_dir: Path
+) -> None:
+    """Malformed frames and goals are dropped (counted, warned, nothing published); then, with
+    continuous planning keeping the worker busy, ~/plan_now still answers at once."""
     with planner_node(ros, tmp_path, model_dir) as (process, client):
         bad = bad_frames()
         assert sending(lambda: [client.send_frame(m) for m in bad] and None,
-                       lambda: int(latest(client).get("bad_frames", "0")) >= len(bad))
+                       lambda: int(latest(client).get("bad_frames", "0")) >= len(bad))  # fmt: skip
         client.send_goal(bad[0])  # a bad goal is dropped too
         assert wait_for(lambda: int(latest(client).get("bad_frames", "0")) >= len(bad) + 1, 15)
         diagnostics = latest(client)
@@ -185,14 +189,8 @@ def test_bad_inputs_do_not_crash_or_publish(ros: dict[str, str], tmp_path: Path,
         assert process.poll() is None
         assert client.snapshot()["plans"] == [] and latest(client)["frames_received"] == "0"
         assert client.plan_now().message == "no camera frame and no goal image received yet"
-        # still works afterwards
-        client.send_goal(picture())
-        assert sending(lambda: client.send_frame(picture(), frame_id="good"), lambda: bool(plans_with(client, "good")))
 
-
-def test_service_answers_while_plans_run(ros: dict[str, str], tmp_path: Path, model_dir: Path) -> None:
-    """Continuous planning keeps the worker busy; ~/plan_now still answers at once."""
-    with planner_node(ros, tmp_path, model_dir, "-p", "mode:=continuous", "-p", "max_rate_hz:=60.0") as (_, client):
+        assert all(r.successful for r in client.set_parameters(mode="continuous", max_rate_hz=60.0))
         client.send_goal(picture())
         big = picture(480, 640)
         assert sending(lambda: client.send_frame(big), lambda: len(client.snapshot()["plans"]) >= 2)
@@ -206,9 +204,7 @@ def test_service_answers_while_plans_run(ros: dict[str, str], tmp_path: Path, mo
             during_a_plan += "waiting for the plan that is running" in response.message
         assert during_a_plan >= 1
         assert max(answers) < 2.0, answers
-        assert any(p["trigger"] == "service" for p in client.snapshot()["plans"]) or wait_for(
-            lambda: any(p["trigger"] == "service" for p in client.snapshot()["plans"]), 15
-        )
+        assert wait_for(lambda: any(p["trigger"] == "service" for p in client.snapshot()["plans"]), 15)
 
 
 def test_lifecycle_frees_and_reloads_the_model(ros: dict[str, str], tmp_path: Path, model_dir: Path) -> None:
