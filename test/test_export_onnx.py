@@ -14,11 +14,12 @@ import torch
 from planllm_ros.cli import main as planllm
 from planllm_ros.export.exporter import ExportError, export_model
 from planllm_ros.export.model_card import read_model_card, verify_files
-from planllm_ros.export.onnx_export import check_parity, encoder_inputs
+from planllm_ros.export.onnx_export import ParityError, check_parity, encoder_inputs, export_onnx
+from planllm_ros.export.tensorrt_build import tensorrt_unavailable_reason
 from planllm_ros.model.planllm import PlanLLM
 from planllm_ros.runtime.errors import PlannerError
 from planllm_ros.runtime.planner import Planner
-from runtime_helpers import LABELS, save_tiny_model, tiny_config
+from runtime_helpers import LABELS, build_tiny_model, save_tiny_model, tiny_config
 
 PARITY = 1e-4
 
@@ -72,6 +73,14 @@ def test_parity_on_random_inputs_at_several_batch_sizes(exported):
     assert max(worst.values()) <= PARITY
 
 
+def test_parity_check_catches_graphs_of_another_model(exported, tmp_path):
+    mismatched = shutil.copytree(exported, tmp_path / "mismatched")
+    export_onnx(build_tiny_model(seed=1), mismatched)
+    model = PlanLLM.from_pretrained(exported)
+    with pytest.raises(ParityError, match="more than 0.0001"):
+        check_parity(model, mismatched, [encoder_inputs(model, 2)])
+
+
 def test_onnxruntime_planner_matches_torch_on_real_tabletop_renders(exported):
     tabletop = pytest.importorskip("training.tabletop")
     samples = tabletop.load_tabletop("val", 3, num_samples=2, observation="images", progress=False).samples
@@ -106,6 +115,9 @@ def test_export_errors_name_the_problem(trained, exported, tmp_path):
     with pytest.raises(ExportError, match="not a `planllm train` run"):
         export_model(tmp_path / "empty", tmp_path / "out")
     assert planllm(["export", "--checkpoint", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    if tensorrt_unavailable_reason():
+        with pytest.raises(ExportError, match="--tensorrt: "):
+            export_model(trained, tmp_path / "trt", tensorrt=True)
 
 
 def test_broken_onnx_files_are_refused_clearly(exported, tmp_path):

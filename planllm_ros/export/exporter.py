@@ -142,6 +142,12 @@ def export_model(checkpoint: str | Path, out: str | Path, name: str | None = Non
     from planllm_ros.model.planllm import PlanLLM
 
     out = Path(out)
+    if tensorrt:
+        from planllm_ros.export.tensorrt_build import tensorrt_unavailable_reason
+
+        reason = tensorrt_unavailable_reason()
+        if reason:
+            raise ExportError(f"--tensorrt: {reason}")
     if out.exists():
         if not overwrite:
             raise ExportError(f"--out {out} exists: pass --overwrite to replace it")
@@ -171,14 +177,10 @@ def export_model(checkpoint: str | Path, out: str | Path, name: str | None = Non
 
 def _build_engines(out: Path, model, fp16: bool) -> dict[str, str]:
     """Build (or find cached) TensorRT engines for this GPU; {graph: engine file}."""
-    from planllm_ros.export.tensorrt_build import (EngineCache, build_engine, current_key,
-                                                   tensorrt_unavailable_reason)
+    from planllm_ros.export.tensorrt_build import EngineCache, build_engine, current_key
     from planllm_ros.runtime.backends.base import onnx_path
     from planllm_ros.runtime.graphs import graph_names
 
-    reason = tensorrt_unavailable_reason()
-    if reason:
-        raise ExportError(f"--tensorrt: {reason}")
     cache, engines = EngineCache(), {}
     for graph in graph_names(model):
         path = onnx_path(out, graph)

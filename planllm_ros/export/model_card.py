@@ -105,6 +105,10 @@ def _markdown(card: dict) -> str:
         "",
         "## Metrics",
         "",
+        "Percent. sr: whole sequence right; macc: per position; miou: the peer-compatible bitwise mIoU "
+        "(comparable with published tables, not a set IoU); miou_set: set IoU (DESIGN §4). closed: "
+        "closed-set decoding; open: the LLM's captions retrieved against the split's label texts.",
+        "",
     ]
     if card["metrics"]:
         lines += ["| metric | value |", "|---|---|"]
@@ -113,7 +117,8 @@ def _markdown(card: dict) -> str:
         lines.append("The checkpoint recorded no evaluation metrics.")
     lines += ["", "## Steps", "", "| id | label | description |", "|---|---|---|"]
     lines += [f"| {i} | {label} | {desc} |" for i, (label, desc) in enumerate(zip(card["labels"], card["descriptions"]))]
-    lines += ["", "## Files (sha256)", ""]
+    lines += ["", "The train-set transition matrix (Viterbi) is in model_card.json and transition.safetensors.",
+              "", "## Files (sha256)", ""]
     lines += [f"- `{rel}` {digest}" for rel, digest in card["files"].items()]
     lines.append("")
     return "\n".join(lines)
