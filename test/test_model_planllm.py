@@ -23,7 +23,7 @@ def tiny_config(**overrides) -> PlanLLMConfig:
     data = {"horizon": T, "hidden_dim": 32, "visual": {"feature_dim": FEATURE_DIM, "backbone": None},
             "text": {"dim": TEXT_DIM}, "heads": {"num_heads": 2},
             "qformer": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64},
-            "llm": {"max_new_tokens": 24, "lora": {"r": 2, "alpha": 4}}}
+            "llm": {"max_new_tokens": 12, "lora": {"r": 2, "alpha": 4}}}
     for key, value in overrides.items():
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     return PlanLLMConfig.from_dict(data)
