@@ -193,7 +193,7 @@ class Planner:
             labels = self._check_labels(labels)
         start_features, goal_features = self._features([self._check_observation(start, "start"),
                                                         self._check_observation(goal, "goal")])
-        timings = {"backbone": _ms(began)}
+        timings = {"backbone": self._ms(began)}
 
         mark = time.perf_counter()
         tokens = self.backend.run(ENCODER, {"start": start_features, "goal": goal_features})
@@ -203,7 +203,7 @@ class Planner:
             if model.uses_fusion:
                 tokens["llm_hidden"], _ = model.llm(tokens["visual_tokens"], tokens["step_tokens"])
             logits = self.backend.run(HEADS, tokens)["logits"]
-        timings["heads"] = _ms(mark)
+        timings["heads"] = self._ms(mark)
 
         mark = time.perf_counter()
         captions: list[str] = []
@@ -211,7 +211,7 @@ class Planner:
             captions = model.llm.generate_captions(tokens["visual_tokens"], tokens["step_tokens"])[0]
         if logits is None:
             logits = model._caption_logits([captions])
-        timings["captions"] = _ms(mark)
+        timings["captions"] = self._ms(mark)
 
         probs = logits.float().softmax(-1)[0].cpu().numpy()
         ids = viterbi(probs, self.transition) if self.transition is not None else argmax_decode(probs)
@@ -219,8 +219,8 @@ class Planner:
         if labels is not None:
             mark = time.perf_counter()
             open_labels = self._retrieve(captions, labels)
-            timings["open_vocab"] = _ms(mark)
-        timings["total"] = _ms(began)
+            timings["open_vocab"] = self._ms(mark)
+        timings["total"] = self._ms(began)
         return Plan(
             horizon=self.horizon, step_ids=[int(i) for i in ids],
             labels=[model.step_labels[int(i)] for i in ids],
@@ -244,10 +244,13 @@ class Planner:
 
         return [labels[i] for i in retrieve_labels(captions, labels, self.model.text_encoder())]
 
+    def _ms(self, since: float) -> float:
+        """Milliseconds since `since`, after the GPU has finished what was queued (CUDA runs
+        asynchronously: without the sync a stage's time would land in the next one)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return (time.perf_counter() - since) * 1000.0
+
     def close(self) -> None:
         """Release the backend (sessions, engines); the planner cannot plan afterwards."""
         self.backend.close()
-
-
-def _ms(since: float) -> float:
-    return (time.perf_counter() - since) * 1000.0
