@@ -34,5 +34,7 @@ def generate_launch_description() -> LaunchDescription:
         ],
         remappings=[("image", LaunchConfiguration("image")), ("goal_image", LaunchConfiguration("goal_image"))],
     )
-    declared = [DeclareLaunchArgument(name, default_value=default, description=text) for name, (default, text) in arguments.items()]
+    declared = [
+        DeclareLaunchArgument(name, default_value=default, description=text) for name, (default, text) in arguments.items()
+    ]
     return LaunchDescription([*declared, node])

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = args.model_dir or default_model_dir()
     horizon = model_horizon(model_dir)
     logs = Path(tempfile.mkdtemp(prefix="planllm-demo-"))
-    print(f"planllm demo: model {model_dir} (T={horizon}, {args.backend}), ROS domain {env['ROS_DOMAIN_ID']}, logs in {logs}")
+    print(f"planllm demo: model {model_dir} (T={horizon}, {args.backend}), "
+          f"ROS domain {env['ROS_DOMAIN_ID']}, logs in {logs}")
     node_log, source_log = open(logs / "node.log", "w"), open(logs / "source.log", "w")
     node = start_planner({"model_dir": str(model_dir), "backend": args.backend}, env, node_log)
     source = None
@@ -90,13 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not any(d.get("state") == "active" for d in client.snapshot()["diagnostics"]):
             if node.poll() is not None or time.monotonic() > deadline:
-                print(f"demo: the planner node did not come up; its log:\n{(logs / 'node.log').read_text()}", file=sys.stderr)
+                log_text = (logs / "node.log").read_text()
+                print(f"demo: the planner node did not come up; its log:\n{log_text}", file=sys.stderr)
                 return 1
             time.sleep(0.2)
         print("planner active; playing the tabletop scenario")
         source = start(
-            [sys.executable, "-m", "planllm_ros.cli", "ros", "demo-source", "--horizon", str(horizon), "--seed", str(args.seed),
-             "--scenarios", str(args.scenarios), "--max-goals", str(args.max_goals),
+            [sys.executable, "-m", "planllm_ros.cli", "ros", "demo-source", "--horizon", str(horizon),
+             "--seed", str(args.seed), "--scenarios", str(args.scenarios), "--max-goals", str(args.max_goals),
              "--seconds-per-goal", str(args.seconds_per_goal), *(["--task", args.task] if args.task else [])],
             env, source_log,
         )  # fmt: skip

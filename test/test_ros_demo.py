@@ -17,7 +17,6 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from conftest import wait_for
-from planllm_ros.ros.demo_source import LATCHED
 from planllm_ros.ros.image_conv import image_to_rgb
 from planllm_ros.ros.planner_node import CAMERA_QOS, GOAL_QOS
 from planllm_ros.ros.processes import start, stop
@@ -36,7 +35,7 @@ def test_demo_source_publishes_the_scenario(ros_env: dict[str, str], tmp_path: P
     node.create_subscription(Image, "/cam", lambda m: received["camera"].append(m), CAMERA_QOS)
     node.create_subscription(Image, "/goal", lambda m: received["goal"].append(m), GOAL_QOS)
     node.create_subscription(String, "/planllm_demo_source/truth", lambda m: received["truth"].append(json.loads(m.data)),
-                             LATCHED)  # fmt: skip
+                             GOAL_QOS)  # fmt: skip
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)

@@ -24,7 +24,10 @@ BAG_VERSION = 9  # what Kilted's ros2 bag writes
 # Reliable + transient local is compatible with every subscriber, including the node's
 # transient-local goal subscription, which a volatile publisher would never reach.
 REPLAY_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 
 
@@ -34,7 +37,8 @@ def message_class(msgtype: str) -> type:
     try:
         return getattr(importlib.import_module(f"{package}.{kind}"), name)
     except (ImportError, AttributeError, ValueError) as error:
-        raise ValueError(f"message type {msgtype!r} is not installed here (pip install ros-{package.replace('_', '-')})") from error
+        wheel = f"ros-{package.replace('_', '-')}"
+        raise ValueError(f"message type {msgtype!r} is not installed here (pip install {wheel})") from error
 
 
 def _wait(condition: Any, timeout: float) -> bool:

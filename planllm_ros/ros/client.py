@@ -90,14 +90,17 @@ class PlannerClient:
         for status in msg.status:
             if status.name == self._status_name:
                 with self._lock:
-                    self.diagnostics.append({kv.key: kv.value for kv in status.values} | {"level": str(int.from_bytes(status.level))})
+                    level = {"level": str(int.from_bytes(status.level))}
+                    self.diagnostics.append({kv.key: kv.value for kv in status.values} | level)
 
     # ---- inputs to the node -----------------------------------------------------------------
 
     def _header(self, frame_id: str) -> Header:
         return Header(stamp=self.node.get_clock().now().to_msg(), frame_id=frame_id)
 
-    def send_frame(self, frame: np.ndarray | Image | CompressedImage, encoding: str = "rgb8", frame_id: str = "camera") -> None:
+    def send_frame(
+        self, frame: np.ndarray | Image | CompressedImage, encoding: str = "rgb8", frame_id: str = "camera"
+    ) -> None:
         """Publish a camera frame: an RGB array (encoded as `encoding`, or "jpeg"/"png") or a ready message."""
         if isinstance(frame, np.ndarray):
             header = self._header(frame_id)

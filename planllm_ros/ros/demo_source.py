@@ -18,16 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 
 from planllm_ros.ros.image_conv import rgb_to_image
 from planllm_ros.ros.planner_node import CAMERA_QOS, GOAL_QOS
 
-LATCHED = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
 WARMUP_S = 1.0  # start frames streamed before the goal of an episode
 
 
@@ -63,7 +59,8 @@ def goals(task: str | None, seed: int, scenarios: int, horizon: int) -> Iterator
     for offset in range(scenarios):
         played = scenario(task, seed + offset)
         if len(played.labels) < horizon:
-            raise ValueError(f"scenario {played.task!r} (seed {seed + offset}) has {len(played.labels)} steps, fewer than horizon {horizon}")
+            raise ValueError(f"scenario {played.task!r} (seed {seed + offset}) has {len(played.labels)} steps, "
+                             f"fewer than horizon {horizon}")
         for i in range(len(played.labels) - horizon + 1):
             yield Goal(played.task, played.frames[i], played.frames[i + horizon], list(played.labels[i : i + horizon]))
 
@@ -72,7 +69,7 @@ def run_source(node: Node, args: argparse.Namespace, stop: threading.Event) -> i
     """Publish the scenario's goals until all are sent, `args.max_goals` is reached or `stop` is set."""
     camera = node.create_publisher(Image, args.image_topic, CAMERA_QOS)
     goal_pub = node.create_publisher(Image, args.goal_topic, GOAL_QOS)
-    truth = node.create_publisher(String, "~/truth", LATCHED)
+    truth = node.create_publisher(String, "~/truth", GOAL_QOS)  # latched like the goal it describes
     period = 1.0 / args.fps
     for number, goal in enumerate(goals(args.task, args.seed, args.scenarios, args.horizon), start=1):
         started = time.monotonic()
@@ -82,7 +79,8 @@ def run_source(node: Node, args: argparse.Namespace, stop: threading.Event) -> i
             camera.publish(rgb_to_image(goal.start, args.encoding, Header(stamp=now, frame_id="tabletop_camera")))
             if not goal_sent and time.monotonic() - started >= WARMUP_S:
                 stamp = {"sec": now.sec, "nanosec": now.nanosec}
-                truth.publish(String(data=json.dumps({"goal": number, "task": goal.task, "steps": goal.steps, "goal_stamp": stamp})))
+                document = {"goal": number, "task": goal.task, "steps": goal.steps, "goal_stamp": stamp}
+                truth.publish(String(data=json.dumps(document)))
                 goal_pub.publish(rgb_to_image(goal.goal, "rgb8", Header(stamp=now, frame_id="tabletop_goal")))
                 goal_sent = True
             stop.wait(max(0.0, period - (time.monotonic() - started) % period))

@@ -57,7 +57,8 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     needed = msg.step * msg.height
     if data.size < needed:
         raise ImageConversionError(
-            f"{msg.encoding} image data is truncated: {data.size} B, expected step {msg.step} x height {msg.height} = {needed} B"
+            f"{msg.encoding} image data is truncated: {data.size} B, "
+            f"expected step {msg.step} x height {msg.height} = {needed} B"
         )
     rows = data[:needed].reshape(msg.height, msg.step)[:, :row_bytes]
     pixels = rows.reshape(msg.height, msg.width, channels)
@@ -123,7 +124,9 @@ def rgb_to_image(
     return msg
 
 
-def rgb_to_compressed(rgb: np.ndarray, fmt: str = "jpeg", header: Header | None = None, quality: int = 90) -> CompressedImage:
+def rgb_to_compressed(
+    rgb: np.ndarray, fmt: str = "jpeg", header: Header | None = None, quality: int = 90
+) -> CompressedImage:
     """A JPEG or PNG sensor_msgs/CompressedImage from HxWx3 uint8 RGB."""
     rgb = _as_rgb(rgb)
     if fmt not in COMPRESSED_FORMATS:

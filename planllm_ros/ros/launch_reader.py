@@ -99,7 +99,9 @@ def read_launch(path: str | Path | None = None, arguments: dict[str, str] | None
     declared = {arg.get("name") for arg in root.iter("arg")}
     unknown = sorted(set(given) - declared)
     if unknown:
-        raise ValueError(f"{source}: unknown launch argument(s) {', '.join(unknown)}; declared: {', '.join(sorted(declared))}")
+        raise ValueError(
+            f"{source}: unknown launch argument(s) {', '.join(unknown)}; declared: {', '.join(sorted(declared))}"
+        )
     variables: dict[str, str] = {}
     nodes: list[NodeLaunch] = []
     for element in root:

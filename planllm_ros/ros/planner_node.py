@@ -43,7 +43,10 @@ CAMERA_QOS = QoSProfile(
 )
 # A goal published before the node (re)subscribes is still delivered.
 GOAL_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 WARN_THROTTLE_S = 5.0
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -282,7 +285,8 @@ class PlannerNode(LifecycleNode):
         seq = self._submit("service")
         if seq is None:
             with self._lock:
-                missing = [name for name, frame in (("camera frame", self._frame), ("goal image", self._goal)) if frame is None]
+                inputs = (("camera frame", self._frame), ("goal image", self._goal))
+                missing = [name for name, frame in inputs if frame is None]
             response.success, response.message = False, f"no {' and no '.join(missing)} received yet"
         else:
             running = " (waiting for the plan that is running)" if self._worker and self._worker.busy else ""
@@ -314,11 +318,13 @@ class PlannerNode(LifecycleNode):
                 "node_total": (time.monotonic() - request.queued_at) * 1e3,
                 "start_frame_age": age_ns / 1e6,
             }
-            self._plan_pub.publish(String(data=plan_document(plan, request.start, request.goal, request.seq, request.trigger, latency)))
+            document = plan_document(plan, request.start, request.goal, request.seq, request.trigger, latency)
+            self._plan_pub.publish(String(data=document))
             self._instructions_pub.publish(String(data=text))
             if self._publish_image:
                 header = Header(stamp=request.start.stamp, frame_id=request.start.frame_id)
-                self._image_pub.publish(rgb_to_image(render_plan_image(request.start.rgb, request.goal.rgb, text), header=header))
+                picture = render_plan_image(request.start.rgb, request.goal.rgb, text)
+                self._image_pub.publish(rgb_to_image(picture, header=header))
         except Exception as error:  # a failed plan must not end the worker thread: report and carry on
             self._record_error(f"plan #{request.seq} failed: {type(error).__name__}: {error}", throttle=True)
             return
