@@ -19,7 +19,7 @@ from planllm_ros.ros.env import apply_ros_environment
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     tools = parser.add_subparsers(dest="tool", metavar="TOOL", required=True)
     replay = tools.add_parser("replay", help="publish a rosbag2 (sqlite3 or mcap) in real time")
-    replay.add_argument("bag", type=Path, help="bag folder (or .db3 / .mcap file)")
+    replay.add_argument("bag", type=Path, help="rosbag2 folder (metadata.yaml + .db3 or .mcap files)")
     replay.add_argument("--rate", type=float, default=1.0, help="speed factor (2: twice as fast)")
     replay.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="S",
                         help="first wait up to S seconds until every topic has a subscriber")
