@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from training.bench.report import Table, bar_plot, write_report
+from training.bench.runs import QUICK_OVERRIDES, run_config
 
-QUICK_SIZE = ("data.train_samples=64", "data.eval_samples=16", "train.batch_size=16")
 FULL_SIZE = ("data.train_samples=600", "data.eval_samples=64", "train.batch_size=32")
 STAGES = (1, 2)
 PROCESSES = (1, 2)
@@ -32,20 +32,22 @@ PROCESSES = (1, 2)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epochs per measured stage (default 2; quick 1)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stages", nargs="+", type=int, choices=STAGES, default=list(STAGES))
+    parser.add_argument("--processes", nargs="+", type=int, choices=PROCESSES, default=list(PROCESSES),
+                        help="1: one process; 2: torchrun --nproc_per_node 2 (gloo)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--stage", type=int, choices=STAGES, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, default=None, help=argparse.SUPPRESS)
 
 
 def overrides(quick: bool, stage: int, epochs: int, seed: int) -> list[str]:
-    return [*(QUICK_SIZE if quick else FULL_SIZE), f"train.stages=[{stage}]", f"train.stage{stage}.epochs={epochs}",
+    return [*(QUICK_OVERRIDES if quick else FULL_SIZE), f"train.stages=[{stage}]", f"train.stage{stage}.epochs={epochs}",
             f"train.seed={seed}", "train.progress=false", "train.precision=fp32"]
 
 
 def worker(args: argparse.Namespace) -> None:
     """One process of a measurement (rank 0 writes the result JSON)."""
     from training import distributed
-    from training.bench.runs import run_config
     from training.trainer import Trainer
 
     torch.set_num_threads(args.threads)
@@ -85,7 +87,6 @@ def measure(args: argparse.Namespace, stage: int, processes: int, result: Path) 
 
 
 def run(args: argparse.Namespace, command: str) -> list[Path]:
-    from training.bench.runs import run_config
     from training.splits import load_split
 
     args.epochs = args.epochs or (1 if args.quick else 2)
@@ -94,8 +95,8 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
         load_split(config.data, split)
     results = []
     with tempfile.TemporaryDirectory(prefix="planllm-train-bench-") as tmp:
-        for stage in STAGES:
-            for processes in PROCESSES:
+        for stage in args.stages:
+            for processes in args.processes:
                 result = measure(args, stage, processes, Path(tmp) / f"s{stage}-p{processes}.json")
                 print(f"train stage {stage}, {processes} process(es): {result['samples_per_s']:.1f} samples/s, "
                       f"peak RSS {result['peak_rss_mb']} MB", flush=True)
@@ -109,9 +110,9 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
                            " / ".join(f"{p:.0f}" for p in r["peak_rss_mb"]), f"{sum(r['peak_rss_mb']):.0f}"])
     stem = "train-quick" if args.quick else "train"
     series = {f"{p} process{'es' if p > 1 else ''}": [r["samples_per_s"] for r in results if r["processes"] == p]
-              for p in PROCESSES}
+              for p in args.processes}
     plot = bar_plot(args.out / f"{stem}.png", "Training throughput (CPU, tabletop-tiny)",
-                    [f"stage {s}" for s in STAGES], series, "samples/s")
+                    [f"stage {s}" for s in args.stages], series, "samples/s")
     notes = [f"config: `tabletop-tiny` with {' '.join(overrides(args.quick, 'S', args.epochs, args.seed))}",
              "two processes: `torchrun --standalone --nproc_per_node 2` (DDP over gloo), the batch size is per process",
              "samples/s counts training samples only; the timed Trainer.fit() also validates and checkpoints once "
