@@ -17,6 +17,7 @@ import argparse
 import time
 from pathlib import Path
 
+from training.bench.latency import planner_latency
 from training.bench.report import Table, bar_plot, environment, write_report
 
 # Vicuna-7B v1.5 (Llama-2-7B architecture)
@@ -84,31 +85,6 @@ def llm_decode(layers: int, new_tokens: int, runs: int) -> dict[str, float]:
     return result
 
 
-def graph_latency(model: Path, runs: int) -> dict[str, dict | str]:
-    """{backend label: measure_latency result on CUDA, or why it did not load}."""
-    import numpy as np
-
-    from planllm_ros.runtime.errors import PlannerError
-    from planllm_ros.runtime.latency import measure_latency
-    from planllm_ros.runtime.planner import Planner
-
-    rng = np.random.default_rng(0)
-    start, goal = (rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(2))
-    out: dict[str, dict | str] = {}
-    for backend, options in GRAPH_BACKENDS:
-        label = backend + (f" ({options['provider']} EP)" if options else "")
-        try:
-            planner = Planner.from_dir(model, backend=backend, device="cuda", captions=False, **options)
-        except (PlannerError, ImportError, RuntimeError) as error:
-            out[label] = f"not available: {error}".splitlines()[0]
-            continue
-        try:
-            out[label] = measure_latency(planner, start, goal, runs=runs)
-        finally:
-            planner.close()
-    return out
-
-
 def not_run(args: argparse.Namespace, command: str, reason: str) -> list[Path]:
     """The results file of a machine without CUDA: nothing measured, and why."""
     stem = "gpu-quick" if args.quick else "gpu"
@@ -147,7 +123,7 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
                         f"{llm['decode_tokens_per_s']:.1f}", f"{floor:.1f}",
                         f"{100 * llm['decode_tokens_per_s'] / floor:.0f} %", f"{llm['peak_cuda_gb']:.1f}"]])
     model = args.model or models_dir() / "tabletop-tiny"
-    graphs = graph_latency(model, runs * 5)
+    graphs = planner_latency(model, runs * 5, device="cuda", backends=GRAPH_BACKENDS, captions=False)
     graph_table = Table(f"Q-Former + heads (the Planner's heads stage), batch 1, `{model}` (ms)",
                         ["backend", "heads p50", "heads p95", "note"])
     for label, result in graphs.items():

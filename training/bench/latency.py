@@ -20,7 +20,7 @@ import numpy as np
 
 from training.bench.report import Table, bar_plot, write_report
 
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+CPU_BACKENDS = (("torch", {}), ("onnxruntime", {}), ("tensorrt", {}))
 NAMESPACE = "/bench"
 FRAME_RATE_HZ = 30.0
 WAIT_S = 60.0  # bound on any one wait for the node (model loading on a busy machine included)
@@ -33,8 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stream-seconds", type=float, default=None, help="length of the 30 Hz stream (default 20; quick 4)")
 
 
-def planner_latency(model: Path, runs: int) -> dict[str, dict | str]:
-    """{backend: measure_latency(...) result, or the reason it is not available}."""
+def planner_latency(model: Path, runs: int, device: str = "cpu", backends=CPU_BACKENDS,
+                    captions: bool = True) -> dict[str, dict | str]:
+    """{backend label: measure_latency(...) result, or the reason it did not load here}.
+    `backends`: (backend, Planner.from_dir backend options) pairs."""
     from planllm_ros.runtime.errors import PlannerError
     from planllm_ros.runtime.latency import measure_latency
     from planllm_ros.runtime.planner import Planner
@@ -42,14 +44,15 @@ def planner_latency(model: Path, runs: int) -> dict[str, dict | str]:
     rng = np.random.default_rng(0)
     start, goal = (rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(2))
     results: dict[str, dict | str] = {}
-    for backend in BACKENDS:
+    for backend, options in backends:
+        label = backend + (f" ({options['provider']} EP)" if "provider" in options else "")
         try:
-            planner = Planner.from_dir(model, backend=backend, device="cpu")
+            planner = Planner.from_dir(model, backend=backend, device=device, captions=captions, **options)
         except (PlannerError, ImportError, RuntimeError) as error:
-            results[backend] = f"not available here: {error}".splitlines()[0]
+            results[label] = f"not available here: {error}".splitlines()[0]
             continue
         try:
-            results[backend] = measure_latency(planner, start, goal, runs=runs)
+            results[label] = measure_latency(planner, start, goal, runs=runs)
         finally:
             planner.close()
     return results
