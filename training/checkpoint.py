@@ -116,10 +116,7 @@ def save_checkpoint(directory: str | Path, weights: dict[str, torch.Tensor], sta
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = directory.with_name(f".tmp-{directory.name}")
-    old = directory.with_name(f".old-{directory.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp = temporary_sibling(directory)
     save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / WEIGHTS))
     state_tensors: dict[str, torch.Tensor] = {}
     encoded = encode_tree(state, state_tensors)
@@ -128,6 +125,21 @@ def save_checkpoint(directory: str | Path, weights: dict[str, torch.Tensor], sta
     _write_json(tmp / CONFIG_JSON, config)
     for name in (WEIGHTS, STATE_TENSORS):
         _fsync(tmp / name)
+    return install_directory(tmp, directory)
+
+
+def temporary_sibling(directory: Path) -> Path:
+    """An empty `.tmp-NAME` beside `directory`, to be filled and then `install_directory`-ed."""
+    tmp = directory.with_name(f".tmp-{directory.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def install_directory(tmp: Path, directory: Path) -> Path:
+    """Move the fully written `tmp` to `directory`. A previous `directory` is renamed aside
+    (`.old-NAME`) first and deleted last, so a kill at any point leaves one complete copy."""
+    old = directory.with_name(f".old-{directory.name}")
     if directory.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(directory, old)

@@ -22,9 +22,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import random
-import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -40,7 +38,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from training import distributed
-from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from training.checkpoint import CheckpointError, install_directory, load_checkpoint, save_checkpoint, temporary_sibling
 from training.config import RunConfig, StageConfig, from_tree
 from training.datasets.base import ProcedureDataset, collate, transition_matrix
 from training.logging_utils import RunLogger
@@ -385,18 +383,11 @@ class Trainer:
 
     def save_model(self, path: Path) -> Path:
         """`save_pretrained` + the training config + the train transition matrix, atomically."""
-        tmp = path.with_name(f".tmp-{path.name}")
-        old = path.with_name(f".old-{path.name}")
-        shutil.rmtree(tmp, ignore_errors=True)
+        tmp = temporary_sibling(path)
         self.model.save_pretrained(tmp)
         (tmp / TRAIN_CONFIG).write_text(json.dumps(self.config.to_dict(), indent=1), encoding="utf-8")
         save_file({"transition": torch.as_tensor(self.transition, dtype=torch.float32)}, str(tmp / TRANSITION_FILE))
-        if path.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-        return path
+        return install_directory(tmp, path)
 
 
 def train(config: RunConfig, out_dir: str | Path, resume: bool = False, device: str | None = None) -> Path:

@@ -1,0 +1,99 @@
+"""Does the full PlanLLM beat the no-MIM/no-LLM baseline on the tabletop world? Writes the answer.
+
+    python -m training.quality_runs [--seeds 0 1 2] [--config tabletop-tiny] [--work runs/quality]
+                                    [--out bench/results/tabletop-quality.md]
+
+For every seed it trains the config twice through the normal trainer (`train.seed=S`; the
+baseline adds `variant.use_mim=false variant.use_llm=false`, which trains stage 2 only), then
+scores each selected model on the *test* split with `planllm eval`'s code (closed set, Viterbi
+with the train transition matrix; open vocabulary for the full model). Model selection inside
+each run used only the val split. The table gives every seed and mean +- sample std.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.config import load_config
+from training.evaluate import evaluate, load_for_eval
+from training.splits import load_split
+from training.trainer import train
+
+BASELINE = ["variant.use_mim=false", "variant.use_llm=false"]
+VARIANTS = {"PlanLLM (full)": [], "baseline (no MIM, no LLM)": BASELINE}
+METRICS = ("sr", "macc", "miou", "miou_set")
+
+
+def run_one(config_name: str, overrides: list[str], out: Path) -> tuple[dict, float]:
+    """Train (or reuse a finished run in `out`) and evaluate on test; (result, train seconds)."""
+    config = load_config(config_name, [*overrides, "train.progress=false"])
+    started = time.monotonic()
+    if not (out / "model" / "train_config.json").is_file():
+        train(config, out, resume=(out / "checkpoint").exists())
+    seconds = time.monotonic() - started
+    loaded = load_for_eval(out)
+    return evaluate(loaded, load_split(loaded.config.data, "test"), "viterbi"), seconds
+
+
+def _cell(values: list[float]) -> str:
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return f"{np.mean(values):.2f} +- {std:.2f}"
+
+
+def write_report(path: Path, config_name: str, seeds: list[int], results: dict[str, list[tuple[dict, float]]]) -> None:
+    lines = [
+        "# Tabletop quality: PlanLLM vs the no-MIM/no-LLM baseline",
+        "",
+        f"Produced by `python -m training.quality_runs --config {config_name} --seeds {' '.join(map(str, seeds))}`"
+        f" on {platform.node()} ({os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}).",
+        "Test split, horizon T=3, closed set with Viterbi (train transition matrix); model selection on val only.",
+        "Metrics in percent; mIoU (peer) is the published tables' bitwise form, mIoU (set) the set IoU.",
+        "",
+        "| variant | " + " | ".join(f"SR seed {s}" for s in seeds) + " | SR mean +- std | mAcc | mIoU (peer) | mIoU (set) | open-vocab SR | train s (mean) |",
+        "|---|" + "---|" * (len(seeds) + 6),
+    ]
+    for name, runs in results.items():
+        closed = [r["closed"] for r, _ in runs]
+        opened = [r["open"]["sr"] for r, _ in runs if r["open"] is not None]
+        lines.append(
+            f"| {name} | " + " | ".join(f"{c['sr']:.2f}" for c in closed)
+            + " | " + " | ".join(_cell([c[m] for c in closed]) for m in METRICS)
+            + f" | {_cell(opened) if opened else 'n/a'} | {np.mean([s for _, s in runs]):.0f} |"
+        )
+    full, base = ([r["closed"]["sr"] for r, _ in results[k]] for k in VARIANTS)
+    verdict = "beats" if np.mean(full) > np.mean(base) else "does NOT beat"
+    lines += ["", f"Mean test SR: PlanLLM {np.mean(full):.2f} vs baseline {np.mean(base):.2f}: the full model {verdict} "
+              f"the baseline over {len(seeds)} seed(s).", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="tabletop-tiny")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--work", type=Path, default=Path("runs/quality"), help="run directories (finished runs are reused)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/tabletop-quality.md"))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    results: dict[str, list[tuple[dict, float]]] = {name: [] for name in VARIANTS}
+    for seed in args.seeds:
+        for name, overrides in VARIANTS.items():
+            slug = "full" if not overrides else "baseline"
+            result = run_one(args.config, [*overrides, f"train.seed={seed}"], args.work / f"{slug}-seed{seed}")
+            results[name].append(result)
+            print(f"seed {seed} {name}: test SR {result[0]['closed']['sr']:.2f} ({result[1]:.0f} s)", flush=True)
+    write_report(args.out, args.config, args.seeds, results)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
