@@ -8,6 +8,7 @@ OUT/curves-stage{1,2}.png and OUT/tensorboard when TensorBoard is installed.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -37,5 +38,6 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ModelConfigError, CheckpointError, DatasetError) as error:
         print(f"planllm train: {error}", file=sys.stderr)
         return 2
-    print(f"model written to {model_dir}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, once
+        print(f"model written to {model_dir}")
     return 0
