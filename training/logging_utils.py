@@ -22,6 +22,7 @@ class RunLogger:
         self.csv_path = self.out_dir / "log.csv"
         self._tb = None
         if enabled:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # TensorBoard is optional
@@ -58,7 +59,7 @@ class RunLogger:
         os.replace(tmp, self.csv_path)
 
     def plot_stage(self, stage: int) -> Path | None:
-        """Write curves-stage{N}.png: training loss terms and validation values against the step."""
+        """Write curves-stage{N}.png: training losses, validation losses and validation metrics."""
         if not self.enabled or not self.csv_path.exists():
             return None
         return plot_curves(read_log(self.csv_path), stage, self.out_dir / f"curves-stage{stage}.png")
@@ -79,19 +80,25 @@ def plot_curves(rows: list[dict[str, str]], stage: int, path: Path) -> Path | No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series: dict[str, dict[str, list[tuple[int, float]]]] = {"train": defaultdict(list), "val": defaultdict(list)}
+    panels: dict[str, dict[str, list[tuple[int, float]]]] = {
+        f"stage {stage}: training losses": defaultdict(list),
+        f"stage {stage}: validation losses": defaultdict(list),
+        f"stage {stage}: validation metrics (%)": defaultdict(list),
+    }
+    titles = list(panels)
     for row in rows:
-        if int(row["stage"]) == stage and row["split"] in series:
-            series[row["split"]][row["metric"]].append((int(row["step"]), float(row["value"])))
-    if not any(series.values()):
+        if int(row["stage"]) != stage or row["metric"] == "lr" or row["split"] not in ("train", "val"):
+            continue
+        index = 0 if row["split"] == "train" else 1 if row["metric"].startswith("loss") else 2
+        panels[titles[index]][row["metric"]].append((int(row["step"]), float(row["value"])))
+    if not any(panels.values()):
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    titles = {"train": f"stage {stage}: training losses", "val": f"stage {stage}: validation"}
-    for ax, (split, curves) in zip(axes, series.items()):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, (title, curves) in zip(axes, panels.items()):
         for name, points in sorted(curves.items()):
             steps, values = zip(*points)
             ax.plot(steps, values, marker="o" if len(points) < 20 else None, markersize=3, label=name)
-        ax.set_title(titles[split])
+        ax.set_title(title)
         ax.set_xlabel("optimiser step")
         if curves:
             ax.legend(fontsize=8)
