@@ -187,7 +187,8 @@ class PlanLLM(nn.Module):
         z_visual = F.normalize(self.contrast_visual(visual_tokens.mean(1)), dim=-1)
         z_steps = F.normalize(self.contrast_step(step_tokens), dim=-1)  # (B, T, C)
         z_text = F.normalize(self.contrast_text(self.description_embeddings), dim=-1)  # (N, C)
-        vlc = (L.contrastive_loss(z_visual, F.normalize(z_steps.mean(1), dim=-1), positives, temperature)
+        z_plan_text = F.normalize(z_text[steps].mean(1), dim=-1)  # (B, C): sample k's ground-truth steps
+        vlc = (L.contrastive_loss(z_visual, z_plan_text, positives, temperature)
                + L.step_text_alignment_loss(z_steps, z_text, steps, temperature))
         # similarity of sample j's step embeddings to sample k's ground-truth step texts
         similarity = torch.einsum("jtc,ktc->jk", z_steps, z_text[steps]) / steps.shape[1]
