@@ -22,7 +22,7 @@ SHELF_H = 34
 _COLS, _ROWS = 5, 4
 _CELL_W, _CELL_H = SIZE / _COLS, (SIZE - SHELF_H - 2) / _ROWS
 _SINK_OFFSETS = ((-18, -4), (18, 4), (0, 0), (-18, 10))
-_IN_CONTAINER = ((0, 0), (-5, -3), (5, 3), (4, -5), (-4, 5))
+_IN_CONTAINER = ((0, 0), (-7, -4), (7, 4), (5, -7), (-5, 7))
 _CONTENT_SCALE = 0.6
 _TABLE_SCALE, _SHELF_SCALE, _SINK_SCALE = 1.2, 0.8, 0.9
 # nuisance ranges (tuned so the domain is neither trivial nor hopeless: see bench/results/tabletop-baselines.md)
@@ -155,10 +155,11 @@ def _contents(state: State, where: str) -> list[str]:
 def _draw_object(d: ImageDraw.ImageDraw, state: State, name: str, x: float, y: float, s: float, scene: Scene) -> None:
     obj = state[name]
     if name in CONTAINERS:
-        sprites.container(d, name, obj, x, y, s, scene.tint)
+        radius = sprites.container(d, name, obj, x, y, s, scene.tint)
         for i, inner in enumerate(_contents(state, name)):
             dx, dy = _IN_CONTAINER[i % len(_IN_CONTAINER)]
             _draw_object(d, state, inner, x + dx * s, y + dy * s, s * _CONTENT_SCALE, scene)
+        sprites.marks(d, x, y, radius, obj, s)
     elif name in sprites.PRODUCE:
         sprites.produce(d, name, obj, x, y, s, scene.tint)
     else:

@@ -25,7 +25,7 @@ PRODUCE: dict[str, tuple[str, float, float, RGB, RGB]] = {
     "lettuce": ("leafy", 13, 12, (80, 165, 55), (165, 215, 110)),
     "bread": ("loaf", 15, 10, (175, 110, 50), (240, 215, 160)),
     "cheese": ("block", 10, 8, (240, 190, 40), (252, 225, 120)),
-    "egg": ("round", 7, 9, (240, 228, 205), (255, 255, 248)),
+    "egg": ("round", 7, 9, (200, 140, 90), (255, 255, 248)),
     "potato": ("round", 11, 8, (140, 100, 55), (238, 220, 140)),
     "carrot": ("long", 16, 4, (240, 115, 20), (250, 170, 80)),
     "apple": ("round", 9, 9, (175, 20, 35), (245, 235, 185)),
@@ -67,23 +67,30 @@ def steam(d, x, y, s):
 
 
 def surface(d, x, y, r, obj: ObjectState, s):
-    """Cleanliness and marks on any object: dirt, soap, water drops, butter, oil, salt, stirring."""
+    """How clean an object is: dirt spots, soap bubbles or water drops."""
     if obj.clean == "dirty":
         _dots(d, x, y, r * 0.8, (105, 70, 35), 7, 2.0 * s, phase=3)
     elif obj.clean == "soapy":
-        for i in range(6):
-            a = 1.1 * i
-            _ell(d, x + r * 0.55 * cos(a), y + r * 0.55 * sin(a), 3.2 * s, 3.2 * s, (255, 255, 255), (200, 210, 220))
+        for i in range(7):
+            a = 0.9 * i
+            _ell(d, x + r * 0.55 * cos(a), y + r * 0.55 * sin(a), 3.4 * s, 3.4 * s, (255, 255, 255), (200, 210, 220))
     elif obj.clean == "wet":
         _dots(d, x, y, r * 0.85, (150, 215, 255), 9, 1.5 * s, phase=1)
+
+
+def marks(d, x, y, r, obj: ObjectState, s):
+    """What was put on an object (butter, oil, salt) or done to it (stirred: a spoon is left in
+    it). Drawn last, over anything lying in a container."""
     if "butter" in obj.marks:
-        _ell(d, x, y, r * 0.6, r * 0.35, (255, 225, 90))
+        _ell(d, x, y, r * 0.6, r * 0.35, (255, 225, 90), (220, 180, 40))
     if "oil" in obj.marks:
-        _ell(d, x - r * 0.15, y + r * 0.1, r * 0.55, r * 0.4, None, (235, 200, 40), width=max(1, int(2 * s)))
+        _ell(d, x - r * 0.15, y + r * 0.1, r * 0.6, r * 0.45, None, (240, 195, 20), width=max(2, int(3 * s)))
+        _dots(d, x, y, r * 0.5, (250, 210, 40), 4, 1.8 * s, phase=7)
     if "salt" in obj.marks:
-        _dots(d, x, y, r * 0.6, (90, 90, 90), 10, 0.9 * s, phase=5)
+        _dots(d, x, y, r * 0.7, (35, 35, 35), 12, 1.5 * s, phase=5)
     if "stirred" in obj.marks:
-        d.arc((x - r * 0.5, y - r * 0.5, x + r * 0.5, y + r * 0.5), 20, 300, fill=(60, 40, 30), width=max(1, int(1.5 * s)))
+        d.line((x - r * 0.2, y + r * 0.2, x + r * 1.3, y - r * 1.0), fill=(200, 200, 215), width=max(2, int(3 * s)))
+        _ell(d, x - r * 0.25, y + r * 0.25, 3.5 * s, 2.5 * s, (210, 210, 225), (120, 120, 130))
 
 
 def produce(d, name: str, obj: ObjectState, x, y, s, tint: Tint):
@@ -141,7 +148,8 @@ def produce(d, name: str, obj: ObjectState, x, y, s, tint: Tint):
             for j in range(3):
                 _rect(d, x + (i - 1) * 2.6 * c, y + (j - 1) * 2.6 * c, c, c, flesh, _mix(flesh, skin, 0.8))
     elif form == "mashed":
-        _ell(d, x, y, rx * 1.1, ry * 1.1, flesh, _mix(flesh, (120, 90, 40), 0.3))
+        flesh = _mix(flesh, (255, 245, 200), 0.5)
+        _ell(d, x, y, rx * 1.3, ry * 1.3, flesh, _mix(flesh, (120, 90, 40), 0.3))
         for k in range(3):
             d.arc((x - rx * (0.3 + 0.2 * k), y - ry * (0.3 + 0.2 * k), x + rx * (0.3 + 0.2 * k), y + ry * (0.3 + 0.2 * k)),
                   40 * k, 40 * k + 200, fill=_mix(flesh, (150, 120, 60), 0.4))
@@ -155,7 +163,7 @@ def produce(d, name: str, obj: ObjectState, x, y, s, tint: Tint):
         d.polygon([(x - 11 * s, y - 3 * s), (x - 5 * s, y - 10 * s), (x + 6 * s, y - 9 * s), (x + 12 * s, y),
                    (x + 6 * s, y + 10 * s), (x - 6 * s, y + 9 * s)], fill=(252, 252, 245), outline=(215, 170, 110))
         if "flipped" in obj.marks:
-            _ell(d, x, y, 5 * s, 5 * s, (230, 200, 150))
+            _ell(d, x, y, 6.5 * s, 6.5 * s, (215, 165, 100), (170, 110, 50))
         else:
             _ell(d, x, y, 4.5 * s, 4.5 * s, (250, 175, 20), (220, 140, 10))
     elif form == "squeezed":
@@ -163,6 +171,7 @@ def produce(d, name: str, obj: ObjectState, x, y, s, tint: Tint):
             _ell(d, x + k * rx * 0.55, y, rx * 0.55, ry * 0.75, _mix(flesh, (200, 190, 120), 0.4), skin)
             _ell(d, x + k * rx * 0.55, y, rx * 0.2, ry * 0.25, (200, 180, 90))
     surface(d, x, y, max(rx, ry), obj, s)
+    marks(d, x, y, max(rx, ry), obj, s)
     if obj.temp == "hot":
         steam(d, x, y - ry, s)
 
@@ -229,7 +238,10 @@ def container(d, name: str, obj: ObjectState, x, y, s, tint: Tint) -> float:
         inner = 7 * s
         if obj.lid == "open":
             _ell(d, x, y, 7 * s, 7 * s, (230, 220, 200))
-            _ell(d, x, y, 3.5 * s * obj.level, 3.5 * s * obj.level, (75, 45, 25))
+            _ell(d, x, y, 3 * s * obj.level, 3 * s * obj.level, (75, 45, 25))
+        else:
+            _ell(d, x, y, 8 * s, 8 * s, (200, 40, 40), (120, 20, 20))
+            _ell(d, x, y, 2 * s, 2 * s, (240, 240, 240))
     elif name == "milk":
         _rect(d, x, y, 9 * s, 12 * s, tint(name, (245, 245, 250)), (120, 140, 190), radius=2)
         _rect(d, x - 5 * s, y + 1 * s, 2 * s, 9 * s, (210, 215, 230))
@@ -249,7 +261,7 @@ def container(d, name: str, obj: ObjectState, x, y, s, tint: Tint) -> float:
     if name not in ("jar", "sugar", "milk"):
         _liquid(d, x, y, inner, obj, s)
     if name in ("cup", "plate", "bowl", "pot", "pan", "jug"):
-        surface(d, x, y, inner, obj, s)
+        surface(d, x, y, inner, obj, s)  # marks come after the contents: see renderer
     if obj.temp == "hot" and name != "pan":
         steam(d, x, y - 12 * s, s)
     elif obj.temp == "hot":

@@ -89,6 +89,7 @@ class Step:
     @property
     def objects(self) -> set[str]:
         names = {c.obj for c in self.pre + self.post}
+        names |= {v for c in self.pre + self.post if c.attr == "loc" for v in c.values if v in CONTAINERS}
         names |= {PROPS_FOR_MARK[c.values[0]] for c in self.post if c.attr == "marks" and c.values[0] in PROPS_FOR_MARK}
         return names
 

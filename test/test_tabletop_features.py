@@ -1,0 +1,87 @@
+"""The tabletop feature cache (keyed by backbone, weights, generator source and dataset identity)
+and the baseline planners that read it, on tiny real datasets."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from training.metrics import procedure_metrics
+from training.tabletop import load_tabletop
+from training.tabletop.baselines import first_last_frequent, nearest_neighbour, oracle_task_random, state_oracle
+from training.tabletop.features import cache_identity, cache_path, generator_hash
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.glob("*.npz"))
+
+
+def test_features_are_cached_and_rebuilt_when_the_key_changes(tmp_path):
+    ds = load_tabletop("train", 3, seed=0, num_samples=4, cache_dir=tmp_path, progress=False)
+    assert ds.observation == "features" and ds[0].start.shape == (1280,) and ds[0].start.dtype == np.float32
+    (first,) = _files(tmp_path)
+    stamp = (tmp_path / first).stat().st_mtime_ns
+    again = load_tabletop("train", 3, seed=0, num_samples=4, cache_dir=tmp_path, progress=False)
+    assert (tmp_path / first).stat().st_mtime_ns == stamp, "a valid cache must be read, not rebuilt"
+    assert np.array_equal(again[3].goal, ds[3].goal)
+    images = load_tabletop("train", 3, seed=0, num_samples=4, observation="images", progress=False)
+    assert len(images) == len(ds) and [s.steps.tolist() for s in images] == [s.steps.tolist() for s in ds]
+
+    load_tabletop("train", 3, seed=1, num_samples=4, cache_dir=tmp_path, progress=False)
+    load_tabletop("train", 4, seed=0, num_samples=4, cache_dir=tmp_path, progress=False)
+    load_tabletop("train", 3, seed=0, num_samples=5, cache_dir=tmp_path, progress=False)
+    assert len(_files(tmp_path)) == 4, "seed, horizon and size each key their own cache file"
+
+    # paraphrase serves test's samples, so it shares test's cache
+    load_tabletop("test", 3, seed=0, num_samples=3, cache_dir=tmp_path, progress=False)
+    load_tabletop("paraphrase", 3, seed=0, num_samples=3, cache_dir=tmp_path, progress=False)
+    assert len(_files(tmp_path)) == 5
+
+    # a file whose stored identity does not match its key (stale or foreign) is rebuilt
+    with np.load(tmp_path / first) as data:
+        np.savez(tmp_path / first, features=np.zeros_like(data["features"]),
+                 identity=np.array(json.dumps({"backbone": "something else"})))
+    rebuilt = load_tabletop("train", 3, seed=0, num_samples=4, cache_dir=tmp_path, progress=False)
+    assert np.array_equal(rebuilt[3].goal, ds[3].goal)
+
+
+def test_cache_key_covers_backbone_weights_and_generator(tmp_path):
+    ident = {"split": "train", "seed": 0, "num_samples": 4, "horizon": 3}
+    base = cache_identity("mobilenet_v2", "aaaa", ident)
+    assert base["generator"] == generator_hash() and len(base["generator"]) == 16
+    paths = {cache_path(tmp_path, base),
+             cache_path(tmp_path, cache_identity("mobilenet_v2", "bbbb", ident)),
+             cache_path(tmp_path, cache_identity("open_clip", "aaaa", ident)),
+             cache_path(tmp_path, {**base, "generator": "0" * 16})}
+    assert len(paths) == 4
+
+
+@pytest.fixture
+def one_torch_thread():
+    """L-BFGS makes thousands of tiny calls: with threads on a shared 2-core box they spin-wait."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_baselines_run_on_a_tiny_dataset(tmp_path, one_torch_thread):
+    train = load_tabletop("train", 3, seed=0, num_samples=24, cache_dir=tmp_path, progress=False)
+    test = load_tabletop("test", 3, seed=0, num_samples=8, cache_dir=tmp_path, progress=False)
+    gt = np.stack([s.steps for s in test])
+    train_seqs = {tuple(s.steps.tolist()) for s in train}
+    for pred in (nearest_neighbour(train, test), nearest_neighbour(train, test, with_difference=False),
+                 first_last_frequent(train, test)):
+        assert pred.shape == gt.shape and {tuple(p) for p in pred.tolist()} <= train_seqs
+        assert 0.0 <= procedure_metrics(pred, gt)["sr"] <= 100.0
+    random_plans = oracle_task_random(test)
+    assert all(set(p) <= set(test.vocab.task_steps[s.task]) for p, s in zip(random_plans.tolist(), test))
+    pred, truth = state_oracle("train", "test", 3, 0, 24, 8)
+    assert np.array_equal(truth, gt) and pred.shape == gt.shape
+
+
+def test_bad_observation_is_rejected():
+    with pytest.raises(ValueError, match="observation"):
+        load_tabletop("train", 3, observation="video")
