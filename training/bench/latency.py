@@ -66,8 +66,9 @@ def _wait(condition, what: str, timeout: float = WAIT_S) -> None:
         time.sleep(0.01)
 
 
-def node_latency(model: Path, goals: int, stream_seconds: float, log_path: Path) -> dict:
-    """Goal -> plan latencies (ms) in on_goal mode, then the 30 Hz stream counts in continuous mode."""
+def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, log_path: Path) -> dict:
+    """Goal -> plan latencies (ms) in on_goal mode, then the 30 Hz stream counts in continuous mode.
+    The node gets `threads` intra-op threads (OMP_NUM_THREADS), like the in-process planner."""
     from planllm_ros.ros.env import apply_ros_environment, random_domain_id
 
     env = apply_ros_environment(domain_id=random_domain_id())  # before rclpy is imported
@@ -82,7 +83,8 @@ def node_latency(model: Path, goals: int, stream_seconds: float, log_path: Path)
     rng = np.random.default_rng(0)
     arrivals: dict[str, float] = {}
     with open(log_path, "w") as log:
-        process = start_planner({"model_dir": str(model), "namespace": NAMESPACE}, env, log)
+        process = start_planner({"model_dir": str(model), "namespace": NAMESPACE},
+                                {**env, "OMP_NUM_THREADS": str(threads)}, log)
         rclpy.init()
         client = None
         try:
@@ -153,7 +155,7 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
     seconds = args.stream_seconds or (4.0 if args.quick else 20.0)
     planner = planner_latency(model, runs)
     with tempfile.TemporaryDirectory(prefix="planllm-bench-") as tmp:
-        node = node_latency(model, goals, seconds, Path(tmp) / "node.log")
+        node = node_latency(model, goals, seconds, args.threads, Path(tmp) / "node.log")
 
     stages = ("backbone", "heads", "captions", "total")
     table = Table(f"Planner per stage at batch 1, CPU, {runs} timed runs after 3 warm-up runs (ms)",
@@ -188,7 +190,7 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
              "stages: backbone (frozen image encoder), heads (projection, state interaction, Q-Former, LLM forward "
              "for h, step decoder / fusion / refiner), captions (LLM generation), total (planllm_ros.runtime.latency)",
              "node: started from launch/planllm.launch.py as a child process, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, "
-             "its own ROS_DOMAIN_ID, default torch threads; goal -> plan is measured in the sending process from "
+             f"its own ROS_DOMAIN_ID, OMP_NUM_THREADS={args.threads}; goal -> plan is measured in the sending process from "
              "publishing the goal to receiving the plan; the node-reported columns are the plan's own latency_ms "
              "(planner total; node_total adds the node's queueing and publishing)",
              "the node's planning thread and this process share the machine's cores with whatever else runs"]
