@@ -45,9 +45,11 @@ def test_write_report_header_tables_and_plot(tmp_path: Path) -> None:
 def test_command_line_spells_out_every_option() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["quality", "--quick", "--variants", "full", "no-llm", "--seeds", "3"])
+    args = parser.parse_args(["quality", "--quick", "--variants", "full", "no-llm", "--seeds", "3",
+                              "--set", "data.train_samples=60", "--set", "train.stage2.epochs=2"])
     command = command_line(args)
     assert command.startswith("planllm bench quality --quick --out bench/results --threads 1 ")
     assert "--variants full no-llm" in command and "--seeds 3" in command and "--work-dir runs/bench" in command
+    assert "--set data.train_samples=60 --set train.stage2.epochs=2" in command
     again = parser.parse_args(shlex.split(command)[2:])  # the header's command reproduces the run exactly
     assert {k: v for k, v in vars(again).items() if k != "_parser"} == {k: v for k, v in vars(args).items() if k != "_parser"}

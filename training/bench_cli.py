@@ -44,6 +44,9 @@ def command_line(args: argparse.Namespace) -> str:
         flag = action.option_strings[-1]
         if isinstance(action, argparse._StoreTrueAction):
             words += [flag] if value else []
+        elif isinstance(action, argparse._AppendAction):
+            for item in value or []:
+                words += [flag, str(item)]
         elif value is not None:
             words += [flag, *(str(v) for v in value)] if isinstance(value, list) else [flag, str(value)]
     return shlex.join(words)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from training.bench.report import Table, bar_plot, mean_std, write_report
-from training.bench.runs import QUICK_OVERRIDES, VARIANTS, run_config, run_directory, trained_model
+from training.bench.runs import QUICK_OVERRIDES, VARIANTS, add_set_argument, run_config, run_directory, trained_model
 from training.evaluate import EvalModel, predict_split
 from training.metrics import procedure_metrics
 from training.splits import load_split
@@ -42,6 +42,7 @@ ROWS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_set_argument(parser)
     parser.add_argument("--horizon", type=int, default=3)
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="training seeds (default: 0 1 2; quick: 0)")
     parser.add_argument("--work-dir", type=Path, default=Path("runs/bench"),
@@ -75,7 +76,7 @@ def retrieval_metrics(loaded: EvalModel, dataset, candidates: list[str], source:
 
 def run(args: argparse.Namespace, command: str) -> list[Path]:
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
-    base = list(QUICK_OVERRIDES) if args.quick else []
+    base = [*(QUICK_OVERRIDES if args.quick else ()), *args.overrides]
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     for seed in seeds:
         models = {}
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
     plot = bar_plot(args.out / f"{stem}.png", f"Open-vocabulary SR, tabletop T={args.horizon}",
                     list(SETTINGS.values()), series, "SR (%)", errors)
     notes = [
-        f"training: `tabletop-tiny`{' with ' + ' '.join(QUICK_OVERRIDES) if args.quick else ''}, seen tasks, "
+        f"training: `tabletop-tiny` (training/configs/){' with ' + ' '.join(base) if base else ''}, seen tasks, "
         f"original labels; full model and w/o LLM (variant.use_llm=false); runs in `{args.work_dir}/`",
         "retrieval: frozen MiniLM text encoder, cosine similarity, best label per position "
         "(planllm_ros.model.openvocab.retrieve_labels); step-decoder rows retrieve from the label texts of the "

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from training.bench.report import REPO, Table, bar_plot, mean_std, write_report
-from training.bench.runs import (QUICK_OVERRIDES, VARIANT_TITLES, VARIANTS, closed_set_metrics, run_config,
+from training.bench.runs import (QUICK_OVERRIDES, add_set_argument, VARIANT_TITLES, VARIANTS, closed_set_metrics, run_config,
                                  run_directory, trained_model)
 from training.evaluate import METRIC_TITLES, METRICS
 from training.splits import load_split
@@ -25,6 +25,7 @@ DEFAULT_CROSSTASK_ROOT = REPO.parent / "shared" / "data" / "crosstask"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_set_argument(parser)
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=None,
                         help="default: tabletop and crosstask (quick: tabletop)")
     parser.add_argument("--horizons", nargs="+", type=int, default=None, help="default: 3 4 (quick: 3)")
@@ -61,7 +62,7 @@ def measure(args: argparse.Namespace) -> dict[tuple[str, int, str, str], list[di
     """{(dataset, horizon, variant, decode): [metrics per seed]}, training what is missing."""
     results: dict[tuple[str, int, str, str], list[dict[str, float]]] = {}
     for dataset in args.datasets:
-        base = list(QUICK_OVERRIDES) if args.quick and dataset == "tabletop" else []
+        base = [*(QUICK_OVERRIDES if args.quick and dataset == "tabletop" else ()), *args.overrides]
         if dataset == "crosstask":
             base += _crosstask_overrides(args)
         for horizon in args.horizons:
@@ -110,8 +111,9 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
                 errors[name] = [float(r.std()) for r in runs]
     plot = bar_plot(args.out / f"{stem}.png", "SR and mAcc by variant, Viterbi (mean ± std over seeds)", groups,
                     series, "percent", errors)
+    changes = [*(QUICK_OVERRIDES if args.quick else ()), *args.overrides]
     notes = [
-        f"training: the `<dataset>-tiny` presets{' with ' + ' '.join(QUICK_OVERRIDES) if args.quick else ''}; "
+        f"training: the `<dataset>-tiny` presets (training/configs/){' with ' + ' '.join(changes) if changes else ''}; "
         f"one model per dataset x horizon x variant x seed (seed = train.seed; the data seed is fixed at 0); runs in "
         f"`{args.work_dir}/`",
         "scores: test split; SR, mAcc, mIoU (peer, bitwise: the published tables' element-wise bitwise AND/OR of "

@@ -38,6 +38,12 @@ VARIANT_TITLES = {"full": "Full (fused, progressive)", "no-mim-llm": "w/o MIM/LL
                   "llm-only": "LLM only", "step-only": "Step only"}
 
 
+def add_set_argument(parser) -> None:
+    """`--set KEY=VALUE` (repeatable): config overrides on top of the preset (and of --quick's)."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override the training preset, e.g. --set data.train_samples=600 (as in planllm train)")
+
+
 def run_directory(work_dir: Path, quick: bool, dataset: str, horizon: int, variant: str, seed: int) -> Path:
     """Where one benchmark training run lives (shared by the quality and open-vocabulary benchmarks)."""
     return work_dir / ("quick" if quick else "full") / f"{dataset}-T{horizon}" / f"{variant}-seed{seed}"
