@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.config import RunConfig, load_config
+from training.config import ConfigError, RunConfig, load_config
 from training.datasets.base import ProcedureDataset
 from training.evaluate import EvalModel, load_for_eval, predict_split
 from training.metrics import procedure_metrics
@@ -60,7 +60,8 @@ def trained_model(config: RunConfig, run_dir: Path) -> EvalModel:
         train(config, run_dir, resume=(run_dir / CHECKPOINT_DIR).exists())
     loaded = load_for_eval(run_dir)
     if loaded.config.to_dict() != config.to_dict():
-        raise ValueError(f"{run_dir} holds a model trained with another config: remove it or choose another --work-dir")
+        raise ConfigError(f"{run_dir} holds a model trained with another config (the preset or --set values "
+                          f"changed): remove it or choose another --work-dir")
     return loaded
 
 
