@@ -38,8 +38,8 @@ def command_line(args: argparse.Namespace) -> str:
     """The exact command, every option spelled out (defaults included), for the results header."""
     words = ["planllm", "bench", args.benchmark]
     for action in args._parser._actions:
-        if not action.option_strings or action.dest in ("help",):
-            continue
+        if not action.option_strings or action.dest == "help" or action.help == argparse.SUPPRESS:
+            continue  # hidden options belong to a benchmark's own worker processes
         value = getattr(args, action.dest)
         flag = action.option_strings[-1]
         if isinstance(action, argparse._StoreTrueAction):
