@@ -51,3 +51,21 @@ def test_plain_model_is_returned_unchanged():
     llm = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                                        num_attention_heads=2, num_key_value_heads=2))
     assert merge_lora(llm) is llm
+
+
+def test_merged_stage2_model_reloads_without_fresh_adapters(tmp_path):
+    """Regression: a stage-2 model whose LoRA was merged used to get new, untrained LoRA
+    adapters applied again by from_pretrained (the exporter papered over it by resetting
+    the stage); loading must leave the merged LLM free of adapters."""
+    from planllm_ros.model.planllm import PlanLLM
+    from runtime_helpers import build_tiny_model
+
+    model = build_tiny_model(stage=2)
+    model.llm.model = merge_lora(model.llm.model)
+    model.llm.lora_applied = False
+    model.save_pretrained(tmp_path / "merged")
+    reloaded = PlanLLM.from_pretrained(tmp_path / "merged")
+    assert not reloaded.llm.lora_applied and not has_lora(reloaded.llm.model)
+    start, goal = torch.randn(2, 1280), torch.randn(2, 1280)
+    with torch.no_grad():
+        assert torch.allclose(reloaded(start, goal).logits, model.eval()(start, goal).logits, atol=1e-5)

@@ -95,7 +95,6 @@ def merge_and_save(source: Source, out: Path) -> None:
         model.llm.model = merge_lora(model.llm.model)
         model.llm.lora_applied = False
         model.config.llm.path = None  # the merged LLM lives in out/llm/, not at the original path
-    model.stage = 1  # an inference artifact: nothing trains, and no fresh LoRA is re-applied on load
     model.save_pretrained(out)
     if source.transition is not None:
         save_file({"transition": torch.as_tensor(source.transition, dtype=torch.float32)}, str(out / TRANSITION_FILE))

@@ -164,16 +164,16 @@ class PlanLLM(nn.Module):
         captions = None
         if self.config.variant.planning == "llm_only":
             captions = self.llm.generate_captions(visual_tokens, step_tokens)
-            logits = self._caption_logits(captions)
+            logits = self.caption_logits(captions)
         else:
-            logits = self._decode_steps(visual_tokens, step_tokens, hidden)
+            logits = self.decode_steps(visual_tokens, step_tokens, hidden)
             if train_llm:
                 losses["sd"] = L.step_decoding_loss(logits, steps)
         if steps is not None:
             losses["total"] = self._total(losses, logits)
         return PlanLLMOutput(logits=logits, losses=losses, captions=captions)
 
-    def _decode_steps(self, visual_tokens, step_tokens, hidden) -> torch.Tensor:
+    def decode_steps(self, visual_tokens, step_tokens, hidden) -> torch.Tensor:
         """Eq. 11-13: step decoder, knowledge fusion (fused planning only), step refiner."""
         steps = self.step_decoder(torch.cat([visual_tokens, step_tokens], dim=1))
         if self.uses_fusion:
@@ -225,7 +225,7 @@ class PlanLLM(nn.Module):
             self._text_encoder = TextEncoder(text.encoder, text.checkpoint, text.open_clip_model)
         return self._text_encoder
 
-    def _caption_logits(self, captions: list[list[str]]) -> torch.Tensor:
+    def caption_logits(self, captions: list[list[str]]) -> torch.Tensor:
         """LLM-only planning: cosine similarity of each caption to each step label / temperature."""
         encoder = self.text_encoder()
         if self._label_embeddings is None:
@@ -310,7 +310,7 @@ class PlanLLM(nn.Module):
             stage = int((handle.metadata() or {}).get("stage", "1"))
         llm_dir = directory / LLM_DIR if config.variant.use_llm and config.llm.path is None else None
         model = cls(config, state["description_embeddings"], labels, llm_dir=llm_dir)
-        if stage == 2:
+        if stage == 2 and any("lora_" in key for key in state):  # a merged export has no adapters left
             model.set_stage(2)
         model.load_trainable_state_dict(state)
         return model.to(device).eval()

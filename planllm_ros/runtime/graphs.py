@@ -45,7 +45,7 @@ class HeadsGraph(nn.Module):
 
     def forward(self, visual_tokens: torch.Tensor, step_tokens: torch.Tensor,
                 llm_hidden: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model._decode_steps(visual_tokens, step_tokens, llm_hidden)
+        return self.model.decode_steps(visual_tokens, step_tokens, llm_hidden)
 
 
 def graph_modules(model) -> dict[str, nn.Module]:

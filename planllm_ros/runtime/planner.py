@@ -210,7 +210,7 @@ class Planner:
         if self.captions or variant.planning == "llm_only":
             captions = model.llm.generate_captions(tokens["visual_tokens"], tokens["step_tokens"])[0]
         if logits is None:
-            logits = model._caption_logits([captions])
+            logits = model.caption_logits([captions])
         timings["captions"] = self._ms(mark)
 
         probs = logits.float().softmax(-1)[0].cpu().numpy()
