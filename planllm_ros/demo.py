@@ -18,6 +18,7 @@ from planllm_ros.ros.env import apply_ros_environment
 
 READY_TIMEOUT_S = 180.0  # loading torch and the model on two busy cores
 SOURCE_NAME = "planllm_demo_source"
+TRUTH_WAIT_S = 3.0  # how long a plan waits for its goal's truth message (another topic) before it is shown
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -103,16 +104,23 @@ def main(argv: list[str] | None = None) -> int:
             env, source_log,
         )  # fmt: skip
         finished_at = None
-        while finished_at is None or time.monotonic() - finished_at < args.seconds_per_goal:
+        pending: list[tuple[float, dict]] = []  # plans whose truth message has not arrived yet
+        while (finished_at is None or time.monotonic() - finished_at < args.seconds_per_goal) or pending:
             plans = client.snapshot()["plans"]
-            for plan in plans[shown:]:
+            pending += [(time.monotonic(), plan) for plan in plans[shown:]]
+            shown = len(plans)
+            waiting = []
+            for arrived, plan in pending:
                 stamp = plan["goal_header"]["stamp"]
                 truth = truths.get((stamp["sec"], stamp["nanosec"]))
+                if truth is None and time.monotonic() - arrived < TRUTH_WAIT_S:
+                    waiting.append((arrived, plan))  # its goal's truth is on another topic: may come later
+                    continue
                 print(show(plan, truth), flush=True)
                 if truth:
                     agree += sum(p == t for p, t in zip(plan["labels"], truth["steps"], strict=True))
                     total += len(truth["steps"])
-            shown = len(plans)
+            pending = waiting
             if finished_at is None and source.poll() is not None:
                 finished_at = time.monotonic()  # give the last goal's plan time to arrive
             time.sleep(0.1)
