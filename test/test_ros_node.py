@@ -276,7 +276,9 @@ def test_30hz_camera_for_20s_keeps_queue_flat_and_memory_steady(ros_env: dict[st
             print(f"sent {sent} frames; node: {diagnostics}; {len(plans)} plans; RSS MB {rss}")
 
             assert max(depths) <= 1
-            assert int(diagnostics["frames_dropped"]) > 0.5 * sent  # stale frames are dropped and counted
+            # every received frame that no plan used was dropped as stale, and counted
+            received, dropped = int(diagnostics["frames_received"]), int(diagnostics["frames_dropped"])
+            assert dropped >= received - int(diagnostics["plans"]) - 2 and dropped > 0, diagnostics
             assert len(plans) >= 10  # planning went on throughout
             assert max(p["latency_ms"]["start_frame_age"] for p in plans) < 3000  # fresh frames, no backlog
             assert rss["late"] - rss["early"] < 40, rss

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from rclpy.node import Node
+from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, get_typestore
 
 STORAGES = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
 BAG_VERSION = 9  # what Kilted's ros2 bag writes
+ACK_TIMEOUT_S = 5.0  # replay waits this long at most for subscribers to acknowledge the last messages
 # Reliable + transient local is compatible with every subscriber, including the node's
 # transient-local goal subscription, which a volatile publisher would never reach.
 REPLAY_QOS = QoSProfile(
@@ -80,6 +82,10 @@ def replay(
                 break
             publishers[connection.topic].publish(bytes(data))
             sent += 1
+        # Reliable samples still in flight die with the publisher: let subscribers acknowledge
+        # them before the caller tears the node down (the last messages went missing in CI).
+        for publisher in publishers.values():
+            publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
     finally:
         reader.close()
     return sent
