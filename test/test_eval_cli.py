@@ -26,6 +26,15 @@ def run_dir(tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_training_chose_the_llm_weight_on_val_and_pretrained_the_builtin_llm(run_dir):
+    config = json.loads((run_dir / "model" / "config.json").read_text())
+    assert config["decoding"]["llm_weight"] in load_config("tabletop-tiny").train.llm_weights
+    assert config["llm"]["builtin"]["pretrain_steps"] > 0
+    logged = (run_dir / "log.csv").read_text()
+    assert all(f"sr_llm_weight_{w:g}" in logged for w in (0.0, 0.25, 0.5, 1.0, 2.0))
+
+
+@pytest.mark.slow
 def test_table_and_json(run_dir, capsys):
     assert main(["eval", "--checkpoint", str(run_dir), "--split", "test"]) == 0
     table = capsys.readouterr().out

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from planllm_ros.model.decoding import plan_candidates
 from training.metrics import argmax_decode, batch_set_iou, procedure_metrics, viterbi
 
 
@@ -116,6 +117,25 @@ def test_viterbi_matches_brute_force(probs, data):
     trans = trans / trans.sum(axis=1, keepdims=True)
     path = viterbi(probs, trans)
     assert _path_score(path, probs, trans) == pytest.approx(_brute_force(probs, trans), abs=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 3), st.integers(2, 4)), elements=positive), st.data(),
+       st.integers(1, 6))
+def test_plan_candidates_are_viterbi_first_then_by_score(probs, data, width):
+    n = probs.shape[1]
+    trans = data.draw(arrays(np.float64, (n, n), elements=positive))
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    trans = trans / trans.sum(axis=1, keepdims=True)
+    paths, scores = plan_candidates(probs, trans, width)
+    every = sorted((_path_score(p, probs, trans) for p in itertools.product(range(n), repeat=probs.shape[0])),
+                   reverse=True)
+    assert len(paths) == min(width, len(every)) and len({tuple(p) for p in paths}) == len(paths)
+    assert paths[0].tolist() == viterbi(probs, trans).tolist()
+    assert scores.tolist() == pytest.approx([_path_score(p, probs, trans) for p in paths], abs=1e-9)
+    assert all(a >= b - 1e-12 for a, b in zip(scores, scores[1:]))
+    if width >= n ** (probs.shape[0] - 1):  # the beam then keeps every prefix: exactly the k best
+        assert scores.tolist() == pytest.approx(every[:width], abs=1e-9)
 
 
 @settings(max_examples=40, deadline=None)

@@ -126,10 +126,11 @@ def test_trainable_state_dict_excludes_frozen_llm_and_restores_a_rebuilt_model(b
         make_model().load_trainable_state_dict({k: v for k, v in state.items() if "visual" not in k})
 
 
-def test_leak_nothing_from_the_ground_truth_reaches_predictions(batch):
+@pytest.mark.parametrize("llm_weight", [0.0, 1.0])  # 1.0: Viterbi candidates re-ranked by the LLM
+def test_leak_nothing_from_the_ground_truth_reaches_predictions(batch, llm_weight):
     """Shuffle the test labels (the steps of every sample, and the dataset's label texts):
     predictions and logits must not move."""
-    model = make_model()
+    model = make_model(decoding={"llm_weight": llm_weight})
     model.set_stage(2)
     model.eval()
     start, goal, steps = batch
@@ -137,8 +138,9 @@ def test_leak_nothing_from_the_ground_truth_reaches_predictions(batch):
     samples = [Sample(start[i].numpy(), goal[i].numpy(), steps[i].numpy(), task=0, video=f"v{i}") for i in range(B)]
     shuffled = [Sample(s.start, s.goal, rng.permutation(len(LABELS))[:T], task=1, video=s.video) for s in samples]
     plain, permuted = collate(samples), collate(shuffled)
-    first = model.predict(plain["start"], plain["goal"])
-    second = model.predict(permuted["start"], permuted["goal"])
+    transition = torch.full((len(LABELS), len(LABELS)), 1.0 / len(LABELS))
+    first = model.predict(plain["start"], plain["goal"], transition)
+    second = model.predict(permuted["start"], permuted["goal"], transition)
     assert torch.equal(first.step_ids, second.step_ids) and torch.equal(first.probs, second.probs)
     assert first.captions == second.captions
     with torch.no_grad():  # the training forward uses steps for its losses only
@@ -180,6 +182,66 @@ def test_variants_build_train_and_predict(batch, overrides, terms):
     assert model.predict(batch[0], batch[1]).step_ids.shape == (B, T)
 
 
+def test_llm_only_generates_captions_at_inference_but_not_for_losses(batch, monkeypatch):
+    model = make_model(variant={"planning": "llm_only"})
+    model.set_stage(2)
+    calls = []
+    generate = model.llm.generate_captions
+    monkeypatch.setattr(model.llm, "generate_captions", lambda *a: calls.append(1) or generate(*a))
+    out = model(*batch)  # training step: only L_MIM + L_ASC, so no greedy generation per batch
+    assert calls == [] and out.logits is None and out.captions is None
+    assert set(out.losses) == {"vlc", "vlm", "mim", "asc", "total"}
+    out.losses["total"].backward()
+    prediction = model.predict(batch[0], batch[1])  # inference: captions -> retrieval -> ids
+    assert calls == [1] and prediction.step_ids.shape == (B, T) and len(prediction.captions) == B
+
+
+def test_llm_plan_likelihood_is_what_asc_trains_and_reranking_uses_it(batch):
+    model = make_model(seed=3)
+    model.set_stage(2)
+    model.eval()
+    start, goal, steps = batch
+    visual_tokens, step_tokens = model.encode_states(start, goal)
+    truth = [[LABELS[i] for i in row] for row in steps.tolist()]
+    with torch.no_grad():
+        likelihood = model.llm.plan_log_likelihood(visual_tokens, step_tokens, truth)  # K = 1
+        _, asc = model.llm(visual_tokens, step_tokens, [format_plan(plan) for plan in truth])
+    tokens = sum(len(model.llm._target_row(format_plan(plan))) for plan in truth)
+    assert likelihood.shape == (B, 1)
+    assert float(-likelihood.sum() / tokens) == pytest.approx(float(asc), rel=1e-5)  # ASC = mean token NLL
+
+    transition = torch.full((len(LABELS), len(LABELS)), 1.0 / len(LABELS))
+    probs = model(start, goal).logits.softmax(-1)
+    viterbi_ids = viterbi(probs, transition)
+    assert (model.decode(probs, start, goal, transition) == viterbi_ids).all()  # llm_weight 0: plain Viterbi
+    paths, sd_scores, llm_scores = model.rerank_scores(probs, visual_tokens, step_tokens, transition)
+    assert paths.shape == (B, 10, T) and (paths[:, 0] == viterbi_ids).all()
+    model.config.decoding.llm_weight = 1e6  # the LLM alone picks among Viterbi's candidates
+    reranked = model.decode(probs, start, goal, transition)
+    assert (reranked == paths[np.arange(B), llm_scores.argmax(1)]).all()
+    assert (model.predict(start, goal, transition).step_ids.numpy() == reranked).all()
+    assert (model.decode(probs, start, goal, transition, decode="argmax") == probs.argmax(-1).numpy()).all()
+
+
+def test_builtin_llm_pretrains_on_the_training_plans_deterministically():
+    plans = [[0, 1, 2], [3, 4, 5], [0, 1, 2], [2, 3, 1]]
+    config = tiny_config(llm={"builtin": {"pretrain_steps": 30, "pretrain_batch_size": 8}}).llm
+    with pytest.raises(ValueError, match="needs the training plans"):
+        build_builtin_llm(config, LABELS, T)
+    model, tokenizer = build_builtin_llm(config, LABELS, T, plans)
+    again, _ = build_builtin_llm(config, LABELS, T, plans)
+    random_init, _ = build_builtin_llm(tiny_config().llm, LABELS, T)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    text = tokenizer(" " + format_plan([LABELS[i] for i in plans[0]]), return_tensors="pt")["input_ids"]
+
+    def loss(llm) -> float:
+        with torch.no_grad():
+            return float(llm(input_ids=text, labels=text).loss)
+
+    assert loss(model) < 0.5 * loss(random_init)  # it has learnt how the training plans are written
+    assert not model.training
+
+
 def test_bad_inputs_get_clear_errors(batch):
     model = make_model()
     start, goal, steps = batch
@@ -193,6 +255,21 @@ def test_bad_inputs_get_clear_errors(batch):
         model(torch.zeros(2, 8, 8, 3, dtype=torch.uint8), torch.zeros(2, 8, 8, 3, dtype=torch.uint8))
     with pytest.raises(ValueError, match="6 step labels"):
         PlanLLM(tiny_config(num_steps=5), torch.randn(6, TEXT_DIM), LABELS)
+
+
+def test_state_change_adds_the_projected_feature_difference_to_the_goal_token(batch):
+    start, goal, _ = batch
+    with_change, without = make_model().eval(), make_model(visual={"state_change": False}).eval()
+    visual = with_change.visual
+    x0, xT = visual.encode_pair(start, goal)
+    assert torch.allclose(x0, visual.projection(start))
+    assert torch.allclose(xT, visual.projection(goal) + visual.change(goal - start))
+    assert without.visual.change is None and not any(".change." in k for k in without.state_dict())
+    assert torch.allclose(without.visual.encode_pair(start, goal)[1], without.visual.projection(goal))
+    # the change term is trained from stage 1 on, like the rest of the visual encoder
+    assert all(p.requires_grad for p in visual.change.parameters())
+    with pytest.raises(ValueError, match="same shape"):
+        visual.encode_pair(start, goal[:2])
 
 
 def test_no_mim_variant_refuses_stage_one():

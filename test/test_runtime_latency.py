@@ -11,7 +11,8 @@ from runtime_helpers import save_tiny_model
 
 
 def test_percentiles_are_exact():
-    timings = [{"backbone": float(v), "heads": 1.0, "captions": 2.0, "total": float(v) + 3.0} for v in range(1, 101)]
+    timings = [{"backbone": float(v), "heads": 1.0, "captions": 2.0, "decode": 0.5, "total": float(v) + 3.5}
+               for v in range(1, 101)]
     table = percentile_table(timings)
     assert table["backbone"] == {"p50": 50.5, "p95": pytest.approx(95.05)}
     assert table["heads"] == {"p50": 1.0, "p95": 1.0}

@@ -45,7 +45,7 @@ def test_plan_from_images_of_any_size_and_from_features(planner):
         assert plan.labels == [LABELS[i] for i in plan.step_ids]
         assert all(0.0 < s <= 1.0 for s in plan.scores)
         assert len(plan.captions) == 3 and plan.open_vocab_labels is None and plan.backend == "torch"
-        assert set(plan.timings_ms) == {"backbone", "heads", "captions", "total"}
+        assert set(plan.timings_ms) == {"backbone", "heads", "captions", "decode", "total"}
         assert plan.timings_ms["total"] >= plan.timings_ms["heads"] + plan.timings_ms["captions"]
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from planllm_ros.cli import main
 from training.config import load_config
+from training.splits import load_split
 from training.trainer import train
 
 pytestmark = [pytest.mark.real_data, pytest.mark.slow]
@@ -21,6 +22,13 @@ def test_simulated_niv_trains_and_evaluates(shared_data, tmp_path, capsys, monke
     monkeypatch.setenv("NIV_FEATURES", str(features))
     config = load_config("niv-tiny", ["model.visual.feature_dim=32", "train.stage1.epochs=1", "train.stage2.epochs=1",
                                       "train.progress=false", "llm.max_new_tokens=6"])
+    # train_samples takes a seeded subset of the benchmark's train windows; val and test stay whole
+    subset = load_config("niv-tiny", ["data.train_samples=40"]).data
+    full_train, small_train = load_split(config.data, "train"), load_split(subset, "train")
+    assert len(small_train) == 40 < len(full_train)
+    assert {(s.video, s.steps.tobytes()) for s in small_train} <= {(s.video, s.steps.tobytes()) for s in full_train}
+    assert [s.video for s in load_split(subset, "train")] == [s.video for s in small_train]
+    assert len(load_split(subset, "val")) == len(load_split(config.data, "val"))
     model_dir = train(config, tmp_path / "run")
     assert json.loads((model_dir / "config.json").read_text())["visual"]["backbone"] == "s3d"
     capsys.readouterr()

@@ -45,7 +45,7 @@ class DataConfig:
     root: str | None = None  # benchmarks: the annotation root (e.g. ../shared/data/crosstask)
     features_dir: str | None = None  # benchmarks: per-video feature files
     observation: str = "features"  # tabletop: "features" (frozen MobileNetV2) or "images"
-    train_samples: int | None = None  # tabletop: samples generated for train (None: its default)
+    train_samples: int | None = None  # tabletop: samples generated for train (None: its default); benchmarks: a seeded subset of the train windows (None: all)
     eval_samples: int | None = None  # tabletop: samples for val / test / novel / paraphrase
     descriptions: str | None = None  # benchmarks: SCHEMA descriptions file (default: the one in root)
     skip_missing_features: bool = False  # benchmarks: skip (with a warning) videos without features
@@ -78,6 +78,9 @@ class TrainConfig:
     log_every: int = 10
     max_grad_norm: float = 1.0
     decode: str = "viterbi"  # closed-set decoding used for val selection
+    # model.decoding.llm_weight candidates, chosen by val SR after the last stage (models with an
+    # LLM branch and a step decoder); empty keeps the model config's value
+    llm_weights: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0])
     progress: bool = True
     find_unused_parameters: bool = True  # DDP: some loss terms leave modules unused in a step
 

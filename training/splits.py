@@ -58,7 +58,12 @@ def _load_benchmark(data: DataConfig, split: str) -> ProcedureDataset:
     if split == "test":
         return dataset
     train, val = carve_videos(dataset, data.val_fraction, data.seed)
-    return train if split == "train" else val
+    if split == "val":
+        return val
+    if data.train_samples is not None and data.train_samples < len(train):  # CPU-sized runs: a seeded subset
+        keep = np.sort(np.random.default_rng(data.seed).permutation(len(train))[: data.train_samples])
+        train = dataclasses.replace(train, samples=[train.samples[i] for i in keep])
+    return train
 
 
 def load_split(data: DataConfig, split: str) -> ProcedureDataset:

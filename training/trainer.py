@@ -75,7 +75,8 @@ def build_model(config: RunConfig, dataset: ProcedureDataset, device: torch.devi
     encoder = TextEncoder(text.encoder, text.checkpoint, text.open_clip_model)
     embeddings = embed_descriptions([d.text() for d in dataset.descriptions], encoder, cache_dir=config.data.cache_dir)
     seed_everything(config.train.seed)
-    return PlanLLM(model_config, embeddings, list(dataset.vocab.labels)).to(device)
+    plans = [[int(i) for i in steps] for steps in dataset.sequences()]
+    return PlanLLM(model_config, embeddings, list(dataset.vocab.labels), train_plans=plans).to(device)
 
 
 def _rng_state(ctx: distributed.Context) -> dict[str, Any]:
@@ -157,6 +158,10 @@ class Trainer:
         self.val_set = load_split(config.data, "val")
         self.transition = transition_matrix(self.train_set.sequences(), self.train_set.vocab.num_steps)
         self.model = build_model(config, self.train_set, self.ctx.device)
+        if self.model.config.variant.use_llm:
+            labels = self.model.step_labels
+            plans = {tuple(int(i) for i in steps) for steps in self.train_set.sequences()}
+            self.model.llm.check_caption_budget([labels[i] for i in plan] for plan in plans)
         self.stages = effective_stages(config, self.model.config.variant.use_mim)
         if self.stages != config.train.stages and self.is_main:
             print(f"variant.use_mim=false: stage 1 trains only L_MIM, so this run trains stages {self.stages}")
@@ -374,12 +379,46 @@ class Trainer:
         while not self.progress.finished:
             self._train_stage(self.stages[self.progress.stage_index])
         if self.is_main:
+            self.choose_llm_weight()
             self.save_model(self.out_dir / MODEL_DIR)
             print(f"trained stages {self.stages} in {time.monotonic() - started:.1f} s "
                   f"({self.progress.global_step} optimiser steps)")
         self.logger.close()
         distributed.barrier(self.ctx)
         return self.out_dir / MODEL_DIR
+
+    @torch.no_grad()
+    def choose_llm_weight(self) -> float | None:
+        """Set model.config.decoding.llm_weight to the train.llm_weights value with the best val SR
+        (the smallest on ties; candidates and both scores are computed once). None when the model
+        has nothing to re-rank with or no weights are configured."""
+        model, weights = self.model, sorted(self.config.train.llm_weights)
+        variant = model.config.variant
+        if not weights or not variant.use_llm or variant.planning == "llm_only" or self.config.train.decode != "viterbi":
+            return None
+        model.eval()
+        transition = torch.as_tensor(self.transition, dtype=torch.float32)
+        paths, sd_scores, llm_scores, truth = [], [], [], []
+        for batch in self._batches(list(range(len(self.val_set))), self.val_set):
+            batch = self._to_device(batch)
+            visual_tokens, step_tokens = model.encode_states(batch["start"], batch["goal"])
+            hidden = model.llm(visual_tokens, step_tokens)[0] if model.uses_fusion else None
+            probs = model.decode_steps(visual_tokens, step_tokens, hidden).float().softmax(-1)
+            found = model.rerank_scores(probs, visual_tokens, step_tokens, transition)
+            for collected, value in zip((paths, sd_scores, llm_scores), found):
+                collected.extend(value)
+            truth.append(batch["steps"].cpu().numpy())
+        truth = np.concatenate(truth)
+        rows = np.arange(len(truth))
+        success = {w: float(np.mean((np.stack(paths)[rows, (np.stack(sd_scores) + w * np.stack(llm_scores)).argmax(1)]
+                                     == truth).all(1))) * 100 for w in weights}
+        best = max(weights, key=lambda w: (success[w], -w))
+        model.config.decoding.llm_weight = best
+        self.logger.log(self.stages[-1], self.progress.epoch, self.progress.global_step, "val",
+                        {f"sr_llm_weight_{w:g}": v for w, v in success.items()})
+        print("decoding.llm_weight on val: " + ", ".join(f"{w:g} -> SR {v:.2f}" for w, v in success.items())
+              + f"; chose {best:g}")
+        return best
 
     def save_model(self, path: Path) -> Path:
         """`save_pretrained` + the training config + the train transition matrix, atomically."""

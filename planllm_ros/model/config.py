@@ -24,10 +24,14 @@ class VisualConfig:
     feature_dim: size of f_v's output (precomputed dataset features or the backbone's).
     backbone: frozen image backbone run on uint8 image inputs ("mobilenet_v2", "open_clip");
     None means the model only accepts precomputed features.
+    state_change: add p_delta(f_v(goal) - f_v(start)) to the goal embedding (see
+    VisualStateEncoder.encode_pair); not in the paper, on by default because it doubled test SR
+    on the tabletop world, for every variant alike (bench/results/tabletop-quality.md).
     """
 
     feature_dim: int = 1280
     backbone: str | None = "mobilenet_v2"
+    state_change: bool = True
     backbone_checkpoint: str | None = None
     open_clip_model: str = "ViT-B-32"
 
@@ -73,7 +77,13 @@ class LoRAConfig:
 class BuiltinLLMConfig:
     """The tiny Llama used when no `llm.path` is given (CPU tests, tabletop-tiny). Its weights
     are initialised from `seed`, and its BPE tokenizer is trained on the step labels, so
-    rebuilding from the same config and labels gives the same LLM."""
+    rebuilding from the same config, labels and training plans gives the same LLM.
+
+    pretrain_steps > 0: before stage 1, train it as a plain causal LM on the training split's
+    plans written as sentences (llm.pretrain_on_plans). Vicuna arrives knowing language and how
+    procedures go; a randomly initialised stand-in knows nothing, and LoRA on a random network
+    cannot make up for that. On the tabletop world this took open-vocabulary SR from about 2%
+    to about 17% (bench/results/tabletop-quality.md)."""
 
     hidden_size: int = 64
     num_layers: int = 2
@@ -81,6 +91,9 @@ class BuiltinLLMConfig:
     intermediate_size: int = 128
     vocab_size: int = 384
     seed: int = 0
+    pretrain_steps: int = 0
+    pretrain_lr: float = 3.0e-3
+    pretrain_batch_size: int = 64
 
 
 @dataclass
@@ -134,6 +147,23 @@ class LossConfig:
 
 
 @dataclass
+class DecodingConfig:
+    """Closed-set decoding of the step decoder's probabilities (Viterbi with the train
+    transition matrix, or argmax).
+
+    llm_weight > 0 (models with an LLM branch and a step decoder): the `candidates` best
+    Viterbi plans are re-scored as Viterbi score + llm_weight * log p_LLM(plan sentence |
+    prompt), the likelihood that L_ASC trains, and the best is returned. Not in the paper: it
+    is one concrete way for "the output from the LLM branch [to] contribute to conventional
+    decoding", next to knowledge fusion. The trainer picks the weight on the validation split
+    (train.llm_weights); 0 is plain Viterbi.
+    """
+
+    llm_weight: float = 0.0
+    candidates: int = 10
+
+
+@dataclass
 class PlanLLMConfig:
     horizon: int = 3
     num_steps: int = 0  # 0: set from the step labels the model is built with
@@ -146,6 +176,7 @@ class PlanLLMConfig:
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     variant: VariantConfig = field(default_factory=VariantConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -171,6 +202,9 @@ class PlanLLMConfig:
             raise ConfigError(f"variant.planning must be one of {PLANNING_MODES}, got {self.variant.planning!r}")
         if self.variant.planning == "llm_only" and not self.variant.use_llm:
             raise ConfigError("variant.planning='llm_only' needs variant.use_llm=true")
+        if self.decoding.llm_weight < 0 or self.decoding.candidates < 1:
+            raise ConfigError(f"decoding.llm_weight must be >= 0 and decoding.candidates >= 1, got "
+                              f"{self.decoding.llm_weight} and {self.decoding.candidates}")
         if self.llm.dtype not in ("float32", "float16", "bfloat16"):
             raise ConfigError(f"llm.dtype must be float32, float16 or bfloat16, got {self.llm.dtype!r}")
 

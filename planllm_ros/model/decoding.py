@@ -52,3 +52,33 @@ def viterbi(probs, transition) -> np.ndarray:
 def argmax_decode(probs) -> np.ndarray:
     """Independent per-position argmax: (T, N) -> (T,), (B, T, N) -> (B, T)."""
     return _as_numpy(probs).argmax(axis=-1).astype(np.int64)
+
+
+def plan_candidates(probs, transition, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `width` best plans under Viterbi's score (log emission + log transition), best first.
+
+    Beam search of that width, plus the exact Viterbi path (which a narrow beam could drop), so
+    candidates[0] is always what `viterbi` returns. `probs` (T, N); returns int64 (K, T) paths
+    and their float64 (K,) scores, K <= width. This is the short list the LLM re-scores
+    (PlanLLM.decode)."""
+    if width < 1:
+        raise ValueError(f"width must be >= 1, got {width}")
+    log_p = np.log(np.maximum(_as_numpy(probs), _TINY))
+    log_t = np.log(np.maximum(_as_numpy(transition), _TINY))
+    if log_p.ndim != 2 or log_t.shape != (log_p.shape[1],) * 2:
+        raise ValueError(f"probs must be (T, N) and transition (N, N), got {log_p.shape} and {log_t.shape}")
+    horizon = log_p.shape[0]
+    order = np.argsort(-log_p[0], kind="stable")[:width]
+    paths, scores = order[:, None], log_p[0, order]
+    for t in range(1, horizon):
+        cand = scores[:, None] + log_t[paths[:, -1]] + log_p[t][None, :]  # (K, N)
+        flat = np.argsort(-cand, axis=None, kind="stable")[:width]
+        rows, cols = np.unravel_index(flat, cand.shape)
+        paths, scores = np.concatenate([paths[rows], cols[:, None]], axis=1), cand[rows, cols]
+    best = viterbi(probs, transition)  # exact, so its score is the maximum: it goes first
+    best_score = log_p[np.arange(horizon), best].sum() + log_t[best[:-1], best[1:]].sum()
+    others = ~(paths == best).all(axis=1)
+    paths, scores = paths[others], scores[others]
+    order = np.argsort(-scores, kind="stable")[: width - 1]
+    return (np.concatenate([best[None], paths[order]]).astype(np.int64),
+            np.concatenate([[best_score], scores[order]]).astype(np.float64))

@@ -14,7 +14,8 @@ appended ground truth: training and inference compute h identically.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -25,7 +26,7 @@ from planllm_ros.model.config import LLMConfig
 from planllm_ros.model.tokenizer import train_bpe_tokenizer
 
 PROMPT_SEGMENTS = ("Start:", " Goal:", " Steps:", " Plan:")
-_NUMBERED = re.compile(r"(?:^|\s)\d+\s*[.)]\s+")
+_NUMBERED = re.compile(r"(?:^|\s)\d+\s*[.)](?:\s+|$)")
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -48,9 +49,13 @@ def _builtin_corpus(step_labels: Sequence[str], horizon: int) -> list[str]:
     return ["".join(PROMPT_SEGMENTS), *step_labels, *plans]
 
 
-def build_builtin_llm(config: LLMConfig, step_labels: Sequence[str], horizon: int):
-    """The tiny Llama and its tokenizer, deterministic for a given config and label list."""
+def build_builtin_llm(config: LLMConfig, step_labels: Sequence[str], horizon: int,
+                      train_plans: Sequence[Sequence[int]] | None = None):
+    """The tiny Llama and its tokenizer, deterministic for a given config, label list and
+    training plans (step-id sequences; needed when builtin.pretrain_steps > 0)."""
     tiny = config.builtin
+    if tiny.pretrain_steps > 0 and not train_plans:
+        raise ValueError("llm.builtin.pretrain_steps > 0 needs the training plans (train_plans) to pretrain on")
     tokenizer = train_bpe_tokenizer(_builtin_corpus(step_labels, horizon), tiny.vocab_size)
     llama_config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=tiny.hidden_size, intermediate_size=tiny.intermediate_size,
@@ -62,7 +67,34 @@ def build_builtin_llm(config: LLMConfig, step_labels: Sequence[str], horizon: in
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(tiny.seed)
         model = LlamaForCausalLM(llama_config)
+        if tiny.pretrain_steps > 0:
+            texts = [format_plan([step_labels[i] for i in plan]) for plan in train_plans]
+            pretrain_on_plans(model, tokenizer, texts, tiny.pretrain_steps, tiny.pretrain_lr, tiny.pretrain_batch_size)
     return model, tokenizer
+
+
+def pretrain_on_plans(model: PreTrainedModel, tokenizer, texts: Sequence[str], steps: int, lr: float,
+                      batch_size: int) -> float:
+    """Causal-LM training on "<s> 1. a. 2. b.</s>" sentences, drawn uniformly from `texts` (one per
+    training sample, so frequent plans weigh more). Seeded by the caller's RNG state. Returns
+    the last batch's loss; the model is left in eval mode."""
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    rows = [bos + tokenizer(" " + t, add_special_tokens=False)["input_ids"] + eos for t in texts]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    model.train()
+    loss = torch.zeros(())
+    for _ in range(steps):
+        batch = [rows[i] for i in torch.randint(len(rows), (batch_size,)).tolist()]
+        width = max(len(r) for r in batch)
+        ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in batch])
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in batch])
+        loss = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    return float(loss.detach())
 
 
 def load_local_llm(path: str | Path, dtype: str):
@@ -81,7 +113,7 @@ class LLMBranch(nn.Module):
     """Projection into the LLM, the prompt with soft tokens, h_1..T, L_ASC and captions."""
 
     def __init__(self, config: LLMConfig, hidden_dim: int, horizon: int, step_labels: Sequence[str],
-                 llm_dir: str | Path | None = None):
+                 llm_dir: str | Path | None = None, train_plans: Sequence[Sequence[int]] | None = None):
         super().__init__()
         self.config = config
         self.horizon = horizon
@@ -89,7 +121,7 @@ class LLMBranch(nn.Module):
         if source is not None:
             self.model, self.tokenizer = load_local_llm(source, config.dtype)
         else:
-            self.model, self.tokenizer = build_builtin_llm(config, step_labels, horizon)
+            self.model, self.tokenizer = build_builtin_llm(config, step_labels, horizon, train_plans)
         self.model.requires_grad_(False)
         self.lora_applied = False
         width = self.model.get_input_embeddings().embedding_dim
@@ -139,19 +171,56 @@ class LLMBranch(nn.Module):
         batch, prompt_len = prompt.shape[:2]
         inputs, mask, labels = prompt, torch.ones(batch, prompt_len, dtype=torch.long, device=prompt.device), None
         if targets is not None:
-            ids, target_mask = self._target_ids(targets, prompt.device)
-            inputs = torch.cat([prompt, self.model.get_input_embeddings()(ids)], dim=1)
-            mask = torch.cat([mask, target_mask], dim=1)
-            labels = torch.cat([torch.full((batch, prompt_len), -100, device=prompt.device, dtype=torch.long),
-                                ids.masked_fill(target_mask == 0, -100)], dim=1)
+            inputs, mask, labels = self._append_targets(prompt, targets)
         out = self.model(inputs_embeds=inputs, attention_mask=mask, labels=labels, output_hidden_states=True)
         hidden = out.hidden_states[-1][:, self.step_positions].float()
         return self.hidden_out(hidden), (out.loss.float() if labels is not None else None)
 
+    @torch.no_grad()
+    def plan_log_likelihood(self, visual_tokens: torch.Tensor, step_tokens: torch.Tensor,
+                            plans: Sequence[Sequence[str]]) -> torch.Tensor:
+        """log p(plan sentence | prompt) summed over its tokens, for K candidate plans (each a
+        list of T step texts) of every sample: (B, K). What ASC trains the LLM to make large
+        for the true plan; PlanLLM.decode uses it to re-rank closed-set candidates."""
+        batch, k = visual_tokens.shape[0], len(plans) // visual_tokens.shape[0]
+        if k * batch != len(plans) or k == 0:
+            raise ValueError(f"expected K plans per sample for {batch} samples, got {len(plans)} plans")
+        prompt = self.prompt_embeddings(visual_tokens, step_tokens).repeat_interleave(k, dim=0)
+        inputs, mask, labels = self._append_targets(prompt, [format_plan(plan) for plan in plans])
+        logits = self.model(inputs_embeds=inputs, attention_mask=mask).logits[:, :-1].float()
+        targets = labels[:, 1:]
+        token_ll = logits.log_softmax(-1).gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+        return (token_ll * (targets != -100)).sum(1).view(batch, k)
+
+    def _append_targets(self, prompt: torch.Tensor, targets: Sequence[str]):
+        """inputs_embeds, attention mask and LM labels of prompt + " <plan></s>" (labels only on the plan)."""
+        batch, prompt_len = prompt.shape[:2]
+        ids, target_mask = self._target_ids(targets, prompt.device)
+        inputs = torch.cat([prompt, self.model.get_input_embeddings()(ids).to(prompt.dtype)], dim=1)
+        mask = torch.cat([torch.ones(batch, prompt_len, dtype=torch.long, device=prompt.device), target_mask], dim=1)
+        labels = torch.cat([torch.full((batch, prompt_len), -100, device=prompt.device, dtype=torch.long),
+                            ids.masked_fill(target_mask == 0, -100)], dim=1)
+        return inputs, mask, labels
+
+    def _target_row(self, target: str) -> list[int]:
+        """Token ids of " <plan></s>": what L_ASC teaches and `generate_captions` must write."""
+        eos = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+        return self.tokenizer(" " + target, add_special_tokens=False)["input_ids"] + eos
+
+    def check_caption_budget(self, plans: Iterable[Sequence[str]]) -> int:
+        """Warn if `max_new_tokens` cannot write the longest of these plans in full (a cut
+        caption loses its last steps, which ruins open-vocabulary planning; closed-set planning
+        does not need captions, so quick runs may cut them on purpose). Returns that length."""
+        longest = max((len(self._target_row(format_plan(plan))) for plan in plans), default=0)
+        if longest > self.config.max_new_tokens:
+            warnings.warn(f"llm.max_new_tokens={self.config.max_new_tokens} cuts captions: the longest training plan "
+                          f"takes {longest} tokens with this tokenizer; set llm.max_new_tokens >= {longest} for "
+                          "complete free-form plans", stacklevel=2)
+        return longest
+
     def _target_ids(self, targets: Sequence[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-padded token ids of " <plan></s>" and their attention mask."""
-        eos = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
-        rows = [self.tokenizer(" " + t, add_special_tokens=False)["input_ids"] + eos for t in targets]
+        rows = [self._target_row(t) for t in targets]
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=torch.long, device=device)

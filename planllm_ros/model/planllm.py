@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
@@ -25,7 +26,7 @@ from torch import nn
 
 from planllm_ros.model import losses as L
 from planllm_ros.model.config import PlanLLMConfig
-from planllm_ros.model.decoding import argmax_decode, viterbi
+from planllm_ros.model.decoding import argmax_decode, plan_candidates, viterbi
 from planllm_ros.model.heads import CrossAttentionBlock, StepDecoder, StepRefiner
 from planllm_ros.model.llm import LLMBranch, format_plan
 from planllm_ros.model.qformer import MIMQFormer
@@ -39,7 +40,7 @@ LLM_DIR = "llm"
 
 @dataclass
 class PlanLLMOutput:
-    logits: torch.Tensor  # (B, T, N)
+    logits: torch.Tensor | None  # (B, T, N); None for llm_only planning when steps are given (losses only)
     losses: dict[str, torch.Tensor] = field(default_factory=dict)  # "total" + enabled terms, when steps given
     captions: list[list[str]] | None = None  # only where the forward pass generated them (llm_only)
 
@@ -53,10 +54,11 @@ class Prediction:
 
 class PlanLLM(nn.Module):
     """See the module docstring. `llm_dir` (used by from_pretrained) loads the built-in LLM
-    saved with a model instead of rebuilding it."""
+    saved with a model instead of rebuilding it; `train_plans` (the training split's step-id
+    sequences) is what a freshly built built-in LLM pretrains on (llm.builtin.pretrain_steps)."""
 
     def __init__(self, config: PlanLLMConfig, description_embeddings: torch.Tensor, step_labels: Sequence[str],
-                 llm_dir: str | Path | None = None):
+                 llm_dir: str | Path | None = None, train_plans: Sequence[Sequence[int]] | None = None):
         super().__init__()
         config = copy.deepcopy(config)
         if config.num_steps == 0:
@@ -83,7 +85,8 @@ class PlanLLM(nn.Module):
         else:  # no MIM: the LLM and the decoder get T learnable step tokens in place of x^q
             self.step_tokens = nn.Parameter(torch.randn(horizon, hidden) * 0.02)
         if variant.use_llm:
-            self.llm = LLMBranch(config.llm, hidden, horizon, self.step_labels, llm_dir=llm_dir)
+            self.llm = LLMBranch(config.llm, hidden, horizon, self.step_labels, llm_dir=llm_dir,
+                                 train_plans=train_plans)
         if variant.planning != "llm_only":
             self.step_decoder = StepDecoder(hidden, horizon, config.heads)
             if self.uses_fusion:
@@ -133,9 +136,7 @@ class PlanLLM(nn.Module):
     # ----------------------------------------------------------------- forward
     def encode_states(self, start: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[x0v, xTv] (B, 2, H) and the step tokens x^q (B, T, H): the input-only part."""
-        if start.shape != goal.shape:
-            raise ValueError(f"start and goal must have the same shape, got {tuple(start.shape)} and {tuple(goal.shape)}")
-        visual_tokens = self.interaction(self.visual(start), self.visual(goal))
+        visual_tokens = self.interaction(*self.visual.encode_pair(start, goal))
         if self.config.variant.use_mim:
             return visual_tokens, self.qformer(visual_tokens)
         return visual_tokens, self.step_tokens.unsqueeze(0).expand(visual_tokens.shape[0], -1, -1)
@@ -161,16 +162,17 @@ class PlanLLM(nn.Module):
                 hidden, asc = self.llm(visual_tokens, step_tokens, targets)
             if asc is not None:
                 losses["asc"] = asc
-        captions = None
+        captions, logits = None, None
         if self.config.variant.planning == "llm_only":
-            captions = self.llm.generate_captions(visual_tokens, step_tokens)
-            logits = self.caption_logits(captions)
+            if steps is None:  # with steps only the losses are wanted: greedy generation would dominate training
+                captions = self.llm.generate_captions(visual_tokens, step_tokens)
+                logits = self.caption_logits(captions)
         else:
             logits = self.decode_steps(visual_tokens, step_tokens, hidden)
             if train_llm:
                 losses["sd"] = L.step_decoding_loss(logits, steps)
         if steps is not None:
-            losses["total"] = self._total(losses, logits)
+            losses["total"] = self._total(losses, visual_tokens)
         return PlanLLMOutput(logits=logits, losses=losses, captions=captions)
 
     def decode_steps(self, visual_tokens, step_tokens, hidden) -> torch.Tensor:
@@ -201,11 +203,12 @@ class PlanLLM(nn.Module):
         vlm = L.matching_loss(logits, positives[visual_index, text_index])
         return {"vlc": vlc, "vlm": vlm, "mim": vlc + vlm}
 
-    def _total(self, losses: dict[str, torch.Tensor], logits: torch.Tensor) -> torch.Tensor:
+    def _total(self, losses: dict[str, torch.Tensor], anchor: torch.Tensor) -> torch.Tensor:
+        """Eq. 15's weighted sum; zero (on `anchor`'s device) when this stage has no term."""
         weights = self.config.loss
         terms = [weights.vlc * losses["vlc"], weights.vlm * losses["vlm"]] if "vlc" in losses else []
         terms += [getattr(weights, k) * losses[k] for k in ("asc", "sd") if k in losses]
-        return torch.stack(terms).sum() if terms else logits.new_zeros(())
+        return torch.stack(terms).sum() if terms else anchor.new_zeros(())
 
     # ----------------------------------------------------------------- inference
     def attach_text_encoder(self, encoder) -> None:
@@ -241,14 +244,12 @@ class PlanLLM(nn.Module):
         """Closed-set step ids (Viterbi with the train transition matrix, or argmax; Viterbi
         without a transition matrix is argmax), probabilities and the LLM's captions. Takes
         start and goal only: nothing about the ground truth can reach it."""
-        if decode not in ("viterbi", "argmax"):
-            raise ValueError(f"decode must be 'viterbi' or 'argmax', got {decode!r}")
         was_training = self.training
         self.eval()
         try:
             out = self.forward(start, goal)
             probs = out.logits.float().softmax(-1)
-            ids = viterbi(probs, transition) if decode == "viterbi" and transition is not None else argmax_decode(probs)
+            ids = self.decode(probs, start, goal, transition, decode)
             texts = out.captions
             if texts is None:
                 texts = ([[] for _ in range(probs.shape[0])] if not (captions and self.config.variant.use_llm)
@@ -256,6 +257,45 @@ class PlanLLM(nn.Module):
         finally:
             self.train(was_training)
         return Prediction(step_ids=torch.as_tensor(ids, dtype=torch.long), probs=probs.cpu(), captions=texts)
+
+    @property
+    def reranks_with_llm(self) -> bool:
+        """Whether closed-set Viterbi decoding re-scores its candidates with the LLM (config.decoding)."""
+        variant = self.config.variant
+        return variant.use_llm and variant.planning != "llm_only" and self.config.decoding.llm_weight > 0
+
+    def decode(self, probs: torch.Tensor, start: torch.Tensor, goal: torch.Tensor, transition=None,
+               decode: str = "viterbi", visual_tokens: torch.Tensor | None = None,
+               step_tokens: torch.Tensor | None = None) -> np.ndarray:
+        """(B, T, N) step probabilities -> (B, T) ids: argmax, Viterbi, or (config.decoding.llm_weight
+        > 0) Viterbi's best candidates re-ranked with the LLM. The LLM reads the same prompt as for
+        captions; pass visual/step tokens when already computed (the runtime does), else they are
+        encoded from start and goal."""
+        if decode not in ("viterbi", "argmax"):
+            raise ValueError(f"decode must be 'viterbi' or 'argmax', got {decode!r}")
+        if decode == "argmax" or transition is None:
+            return argmax_decode(probs)
+        if not self.reranks_with_llm:
+            return viterbi(probs, transition)
+        if visual_tokens is None or step_tokens is None:
+            visual_tokens, step_tokens = self.encode_states(start, goal)
+        paths, sd_scores, llm_scores = self.rerank_scores(probs, visual_tokens, step_tokens, transition)
+        best = (sd_scores + self.config.decoding.llm_weight * llm_scores).argmax(axis=1)
+        return paths[np.arange(len(paths)), best]
+
+    @torch.no_grad()
+    def rerank_scores(self, probs: torch.Tensor, visual_tokens: torch.Tensor, step_tokens: torch.Tensor,
+                      transition) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidates (B, K, T), their Viterbi scores (B, K) and LLM log-likelihoods (B, K); the
+        trainer chooses decoding.llm_weight from these on the validation split."""
+        width = self.config.decoding.candidates
+        found = [plan_candidates(row, transition, width) for row in probs]
+        k = min(len(paths) for paths, _ in found)  # < width only when fewer than `width` plans exist
+        paths = np.stack([p[:k] for p, _ in found])
+        sd_scores = np.stack([s[:k] for _, s in found])
+        plans = [[self.step_labels[i] for i in path] for row in paths for path in row]
+        llm_scores = self.llm.plan_log_likelihood(visual_tokens, step_tokens, plans).cpu().double().numpy()
+        return paths, sd_scores, llm_scores
 
     # ----------------------------------------------------------------- checkpoints
     @staticmethod

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-STAGES = ("backbone", "heads", "captions", "total")
+STAGES = ("backbone", "heads", "captions", "decode", "total")
 
 
 def percentile_table(timings: list[dict[str, float]]) -> dict[str, dict[str, float]]:

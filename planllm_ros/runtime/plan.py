@@ -12,7 +12,7 @@ class Plan:
     each chosen step). captions: the LLM's free-form step texts (empty when the model has no
     LLM branch). open_vocab_labels: one label per position retrieved from a caller-given label
     list (None when no list was given). timings_ms: wall time per stage, e.g. "backbone",
-    "heads", "captions", "total".
+    "heads", "captions", "decode", "total".
     """
 
     horizon: int

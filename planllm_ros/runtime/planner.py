@@ -7,8 +7,9 @@ A model folder is one written by PlanLLM.save_pretrained (the torch backend need
 else) or by `planllm export` (adds onnx/, the merged LLM and the model card). Stages, each
 timed: backbone (frozen image encoder, torch; skipped for feature inputs), heads (the encoder
 graph, the LLM's hidden states h in torch, the heads graph), captions (LLM generation, torch,
-KV-cached), then closed-set decoding (Viterbi with the train transition matrix when the folder
-has one, else argmax) and, given candidate labels, open-vocabulary retrieval.
+KV-cached), decode (closed-set decoding: Viterbi with the train transition matrix when the
+folder has one, else argmax; with the model's decoding.llm_weight > 0 Viterbi's best candidates
+are re-ranked by the LLM, torch) and, given candidate labels, open-vocabulary retrieval.
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from planllm_ros.model.decoding import argmax_decode, viterbi
 from planllm_ros.runtime.backends import BACKENDS, GraphBackend, load_backend
 from planllm_ros.runtime.backends.base import parse_device
 from planllm_ros.runtime.errors import PlannerError
@@ -213,8 +213,13 @@ class Planner:
             logits = model.caption_logits([captions])
         timings["captions"] = self._ms(mark)
 
-        probs = logits.float().softmax(-1)[0].cpu().numpy()
-        ids = viterbi(probs, self.transition) if self.transition is not None else argmax_decode(probs)
+        mark = time.perf_counter()
+        probs = logits.float().softmax(-1)
+        ids = model.decode(probs, start_features, goal_features, self.transition,
+                           "viterbi" if self.transition is not None else "argmax",
+                           visual_tokens=tokens["visual_tokens"], step_tokens=tokens["step_tokens"])[0]
+        probs = probs[0].cpu().numpy()
+        timings["decode"] = self._ms(mark)
         open_labels = None
         if labels is not None:
             mark = time.perf_counter()
