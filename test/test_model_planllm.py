@@ -2,6 +2,7 @@
 optimisation, save/load, a Llama + tokenizer from a local directory, BLIP-2 Q-Former init,
 and the leak test (nothing from the ground truth reaches a prediction)."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -240,6 +241,18 @@ def test_builtin_llm_pretrains_on_the_training_plans_deterministically():
 
     assert loss(model) < 0.5 * loss(random_init)  # it has learnt how the training plans are written
     assert not model.training
+
+
+def test_caption_budget_warns_when_generation_would_cut_the_longest_plan():
+    llm = make_model(llm={"max_new_tokens": 5}).llm
+    plans = [[LABELS[i] for i in plan] for plan in ([0, 1, 2], [3, 4, 5])]
+    with pytest.warns(UserWarning, match="max_new_tokens=5 cuts captions"):
+        longest = llm.check_caption_budget(plans)
+    assert longest == max(len(llm._target_row(format_plan(plan))) for plan in plans) > 5
+    roomy = make_model(llm={"max_new_tokens": longest}).llm
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert roomy.check_caption_budget(plans) == longest
 
 
 def test_bad_inputs_get_clear_errors(batch):
