@@ -121,6 +121,9 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
         "scores: test split; SR, mAcc, mIoU (peer, bitwise: the published tables' element-wise bitwise AND/OR of "
         "0-based ids) and mIoU (set: per-sample set IoU), in percent; std is the population std over seeds",
         "variants: the paper's Tables 4-6 as config switches (training/bench/runs.py VARIANTS)",
+        "decoding: argmax, or Viterbi with the train transition matrix; for variants with an LLM and a step "
+        "decoder, Viterbi's 10 best plans are re-ranked with the LLM's plan likelihood at the weight each run chose "
+        "on val (model config decoding.llm_weight)",
     ]
     if "crosstask" in args.datasets:
         notes.append("CrossTask here runs on SIMULATED features (training.datasets.simulate): the numbers test the "
