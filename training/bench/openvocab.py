@@ -11,8 +11,9 @@ quality benchmark) and tested on label sets and tasks they never saw:
 Open-vocabulary plans are label retrievals with the frozen text encoder
 (planllm_ros.model.openvocab.retrieve_labels). Rows: the full model retrieving from its LLM
 captions (the paper's method), the full model and the no-LLM baseline retrieving from the label
-texts of their closed-set step-decoder plans (Viterbi). On the closed set a label retrieves
-itself, so those rows equal closed-set decoding there.
+texts of their closed-set step-decoder plans (Viterbi; the full model's candidates re-ranked by
+its LLM, decoding.llm_weight). On the closed set a label retrieves itself, so those rows equal
+closed-set decoding there.
 """
 from __future__ import annotations
 
