@@ -2,6 +2,7 @@
 runs of two variants (shared by both benchmarks through the work directory), real scoring."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -55,6 +56,21 @@ def test_quality_quick(work: Path) -> None:
     assert (out / "quality-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     model = work / "runs" / "quick" / "tabletop-T3" / "full-seed0" / "model" / "model.safetensors"
     assert model.is_file()
+    # scores are kept beside each run: a second report reuses them, and changed weights are re-scored
+    scores = model.parent.parent / "bench-quality.json"
+    saved = json.loads(scores.read_text())
+    assert set(saved["scores"]) == {"argmax", "viterbi"}
+    saved["scores"]["viterbi"]["sr"] = 42.0  # marks the cached value
+    scores.write_text(json.dumps(saved))
+    again = work / "again"
+    assert main(["bench", "quality", "--quick", "--variants", "full", "--out", str(again),
+                 "--work-dir", str(work / "runs")]) == 0
+    assert rows((again / "quality-quick.md").read_text(), "viterbi decoding")["Full (fused, progressive)"][0] == "42.00 ± 0.00"
+    saved["weights_sha256"] = "0" * 64  # as if the run had been retrained: scored afresh
+    scores.write_text(json.dumps(saved))
+    assert main(["bench", "quality", "--quick", "--variants", "full", "--out", str(again),
+                 "--work-dir", str(work / "runs")]) == 0
+    assert json.loads(scores.read_text())["scores"]["viterbi"]["sr"] != 42.0
 
 
 def test_openvocab_quick_reuses_the_runs(work: Path) -> None:

@@ -1,26 +1,34 @@
 """`planllm bench quality`: the full model against each ablation of the paper's Tables 4-6.
 
 For every dataset x horizon x variant x seed one model is trained (training.bench.runs) and
-scored on the test split with argmax and with Viterbi decoding; the table gives mean ± std over
-seeds of SR, mAcc and both mIoU forms. CrossTask runs on simulated features (written on demand
+scored on the test split with argmax and with Viterbi decoding (scores are kept beside each run
+and reused while its weights are unchanged); the table gives mean ± std over seeds of SR, mAcc
+and both mIoU forms. CrossTask runs on simulated features (written on demand
 by training.datasets.simulate from the real annotations): those numbers exercise the real-data
 path and are not comparable with published results.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
 from pathlib import Path
 
 import numpy as np
 
+from planllm_ros.model.planllm import WEIGHTS_FILE
 from training.bench.report import REPO, Table, bar_plot, mean_std, write_report
 from training.bench.runs import (QUICK_OVERRIDES, add_set_argument, VARIANT_TITLES, VARIANTS, closed_set_metrics, run_config,
                                  run_directory, trained_model)
+from training.config import RunConfig, from_tree
 from training.evaluate import METRIC_TITLES, METRICS
 from training.splits import load_split
+from training.trainer import MODEL_DIR, TRAIN_CONFIG
 
 DATASETS = ("tabletop", "crosstask")
 DECODES = ("argmax", "viterbi")
+SCORES_FILE = "bench-quality.json"  # a finished run's test scores, reused while its weights are unchanged
 DEFAULT_CROSSTASK_ROOT = REPO.parent / "shared" / "data" / "crosstask"
 
 
@@ -72,15 +80,43 @@ def measure(args: argparse.Namespace) -> dict[tuple[str, int, str, str], list[di
                 for seed in args.seeds:
                     overrides = [*base, f"data.horizon={horizon}", f"train.seed={seed}", *VARIANTS[variant]]
                     config = run_config(f"{dataset}-tiny", overrides)
-                    loaded = trained_model(config, run_directory(args.work_dir, args.quick, dataset, horizon,
-                                                                 variant, seed))
-                    test = load_split(config.data, "test")
+                    run_dir = run_directory(args.work_dir, args.quick, dataset, horizon, variant, seed)
+                    scores = cached_scores(run_dir, config)
+                    if scores is None:
+                        loaded = trained_model(config, run_dir)
+                        test = load_split(config.data, "test")
+                        scores = {decode: closed_set_metrics(loaded, test, decode) for decode in DECODES}
+                        save_scores(run_dir, scores)
                     for decode in DECODES:
-                        metrics = closed_set_metrics(loaded, test, decode)
+                        metrics = scores[decode]
                         results.setdefault((dataset, horizon, variant, decode), []).append(metrics)
                         print(f"quality {dataset} T={horizon} {variant} seed {seed} {decode}: "
                               + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()), flush=True)
     return results
+
+
+def _weights_digest(run_dir: Path) -> str:
+    return hashlib.sha256((run_dir / MODEL_DIR / WEIGHTS_FILE).read_bytes()).hexdigest()
+
+
+def cached_scores(run_dir: Path, config: RunConfig) -> dict[str, dict[str, float]] | None:
+    """The test scores a finished run already has (RUN/bench-quality.json), or None. Valid only
+    for the same training config and the same weights file, so a retrained run is re-scored."""
+    path = run_dir / SCORES_FILE
+    if not path.is_file() or not (run_dir / MODEL_DIR / TRAIN_CONFIG).is_file():
+        return None
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    trained = from_tree(json.loads((run_dir / MODEL_DIR / TRAIN_CONFIG).read_text(encoding="utf-8")), TRAIN_CONFIG)
+    if trained.to_dict() != config.to_dict() or saved.get("weights_sha256") != _weights_digest(run_dir):
+        return None
+    return saved["scores"]
+
+
+def save_scores(run_dir: Path, scores: dict[str, dict[str, float]]) -> None:
+    tmp = run_dir / (SCORES_FILE + ".tmp")
+    tmp.write_text(json.dumps({"weights_sha256": _weights_digest(run_dir), "scores": scores}, indent=1),
+                   encoding="utf-8")
+    os.replace(tmp, run_dir / SCORES_FILE)
 
 
 def tables(args: argparse.Namespace, results) -> list[Table]:
