@@ -35,7 +35,7 @@ def test_write_report_header_tables_and_plot(tmp_path: Path) -> None:
     for line in ("# Title", "- command: `planllm bench x --quick`", "- seeds: 0, 1", "- a note", "![Title](x.png)",
                  "| a |", "| 1.00 |"):
         assert line in text.splitlines(), line
-    for key in ("- machine: ", "- date: ", "- versions: Python "):
+    for key in ("- machine: ", "- date: ", "- versions: Python ", "- code version: "):
         assert any(line.startswith(key) for line in text.splitlines()), key
     assert "torch " in text and "planllm_ros commit" in text
     with pytest.raises(ValueError, match="has 2 values for 3 groups"):

@@ -1,9 +1,13 @@
 """`planllm bench NAME [--quick] [--out bench/results] ...`: run one benchmark, write its table and plot.
 
 NAME is one of quality, openvocab, latency, train, gpu (one module each in training/bench/).
-Each writes `OUT/<name>[-quick].md` (header: machine, date, versions, seeds and the exact
-command) and a PNG plot beside it. --quick is CI-sized (about a minute on two cores); without
-it the benchmark runs at the size recorded in bench/results/.
+Each writes `OUT/<name>[-quick].md` (header: machine, date, versions, code version, seeds and
+the exact command) and a PNG plot beside it. --quick is CI-sized (about a minute on two cores);
+without it the benchmark runs at the size recorded in bench/results/.
+
+Results come only from a commit: a full run refuses a working tree whose tracked files have
+uncommitted changes, unless --allow-dirty, which the results header then marks. --quick runs are
+smoke tests, never published, and run anywhere (their header marks a dirty tree too).
 """
 from __future__ import annotations
 
@@ -30,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         bench.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
         bench.add_argument("--threads", type=int, default=1,
                            help="torch threads of this process (default 1: the machine is shared)")
+        bench.add_argument("--allow-dirty", action="store_true",
+                           help="run although tracked files have uncommitted changes (the results header says so)")
         importlib.import_module(module).add_arguments(bench)
         bench.set_defaults(_parser=bench)
 
@@ -56,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from planllm_ros.model.config import ConfigError as ModelConfigError
+    from training.bench.report import DirtyTreeError, require_committed
     from training.checkpoint import CheckpointError
     from training.config import ConfigError
     from training.datasets.base import DatasetError
@@ -63,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1:
         print(f"planllm bench: --threads must be >= 1, got {args.threads}", file=sys.stderr)
         return 2
+    if not args.quick:
+        try:
+            require_committed(args.allow_dirty)
+        except DirtyTreeError as error:
+            print(f"planllm bench {args.benchmark}: {error}", file=sys.stderr)
+            return 2
     torch.set_num_threads(args.threads)
     command = command_line(args)
     module = importlib.import_module(BENCHMARKS[args.benchmark][0])

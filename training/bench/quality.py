@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from planllm_ros.model.planllm import WEIGHTS_FILE
-from training.bench.report import REPO, Table, bar_plot, mean_std, write_report
+from training.bench.report import REPO, Table, bar_plot, code_version, mean_std, write_report
 from training.bench.runs import (QUICK_OVERRIDES, add_set_argument, VARIANT_TITLES, VARIANTS, closed_set_metrics, run_config,
                                  run_directory, trained_model)
 from training.config import RunConfig, from_tree
@@ -101,20 +101,23 @@ def _weights_digest(run_dir: Path) -> str:
 
 def cached_scores(run_dir: Path, config: RunConfig) -> dict[str, dict[str, float]] | None:
     """The test scores a finished run already has (RUN/bench-quality.json), or None. Valid only
-    for the same training config and the same weights file, so a retrained run is re-scored."""
+    for the same training config, weights file and code version, so a retrained run, or one
+    scored by other code, is re-scored."""
     path = run_dir / SCORES_FILE
     if not path.is_file() or not (run_dir / MODEL_DIR / TRAIN_CONFIG).is_file():
         return None
     saved = json.loads(path.read_text(encoding="utf-8"))
     trained = from_tree(json.loads((run_dir / MODEL_DIR / TRAIN_CONFIG).read_text(encoding="utf-8")), TRAIN_CONFIG)
-    if trained.to_dict() != config.to_dict() or saved.get("weights_sha256") != _weights_digest(run_dir):
+    if (trained.to_dict() != config.to_dict() or saved.get("weights_sha256") != _weights_digest(run_dir)
+            or saved.get("code_version") != code_version()):
         return None
     return saved["scores"]
 
 
 def save_scores(run_dir: Path, scores: dict[str, dict[str, float]]) -> None:
     tmp = run_dir / (SCORES_FILE + ".tmp")
-    tmp.write_text(json.dumps({"weights_sha256": _weights_digest(run_dir), "scores": scores}, indent=1),
+    tmp.write_text(json.dumps({"weights_sha256": _weights_digest(run_dir), "code_version": code_version(),
+                               "scores": scores}, indent=1),
                    encoding="utf-8")
     os.replace(tmp, run_dir / SCORES_FILE)
 

@@ -1,12 +1,16 @@
 """The shared report writer of `planllm bench`: one Markdown file and one PNG per benchmark.
 
 Every results file starts with the same header (what ran, where, when, with which versions,
-seeds and the exact command), so a number in bench/results/ can always be traced to a run and
-reproduced. Tables are plain GitHub Markdown; plots are matplotlib PNGs (Agg: no display).
+seeds, the exact command and the code version), so a number in bench/results/ can always be
+traced to a run and reproduced. A run is reproducible only from a commit, so `planllm bench`
+refuses a working tree with uncommitted changes to tracked files unless told otherwise
+(`require_committed`), and the header of such a run says so in bold. Tables are plain GitHub
+Markdown; plots are matplotlib PNGs (Agg: no display).
 """
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -19,6 +23,11 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 VERSIONED_PACKAGES = ("torch", "transformers", "peft", "onnxruntime", "numpy")
+SOURCE_PACKAGES = ("planllm_ros", "training")  # the code whose version keys results and cached scores
+
+
+class DirtyTreeError(RuntimeError):
+    """The code is not a commit: tracked files have uncommitted changes, or it is no git checkout."""
 
 
 @dataclass
@@ -46,14 +55,48 @@ def mean_std(values: Sequence[float]) -> str:
     return f"{array.mean():.2f} ± {array.std():.2f}"
 
 
-def _git_commit() -> str:
+def _git(repo: Path, *args: str) -> str | None:
+    """stdout of `git args` in `repo`, or None where git fails (no git, not a checkout)."""
     try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return (done.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty else "")
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def uncommitted_files(repo: Path = REPO) -> list[str] | None:
+    """Tracked files of `repo` that differ from its commit ([] = clean; untracked files do not
+    count), or None when `repo` is not a git checkout and nothing can be told."""
+    status = _git(repo, "status", "--porcelain", "--untracked-files=no")
+    return None if status is None else [line[3:] for line in status.splitlines() if line.strip()]
+
+
+def require_committed(allow_dirty: bool, repo: Path = REPO) -> None:
+    """Raise DirtyTreeError unless the code in `repo` is exactly a commit (or `allow_dirty`)."""
+    files = uncommitted_files(repo)
+    if files == [] or allow_dirty:
+        return
+    what = "it is not a git checkout, so its commit is unknown" if files is None else \
+        f"{len(files)} tracked file(s) have uncommitted changes: {', '.join(files[:10])}{' ...' if len(files) > 10 else ''}"
+    raise DirtyTreeError(f"results come only from a commit, but {repo}: {what}. Commit first, or pass "
+                         f"--allow-dirty (the results header then says so)")
+
+
+def code_version(repo: Path = REPO) -> str:
+    """"<commit>+<hash of the sources>": the commit, and a SHA-256 of every .py file of the
+    packages as they are on disk (so uncommitted edits give another version too). Results and
+    cached scores keyed by it are never reused across code changes."""
+    digest = hashlib.sha256()
+    for package in SOURCE_PACKAGES:
+        for path in sorted((repo / package).rglob("*.py")):
+            digest.update(path.relative_to(repo).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    commit = (_git(repo, "rev-parse", "HEAD") or "unknown").strip()
+    return f"{commit}+{digest.hexdigest()[:16]}"
+
+
+def _git_commit(repo: Path = REPO) -> str:
+    commit = (_git(repo, "rev-parse", "--short", "HEAD") or "").strip() or "unknown"
+    return commit + (" (with uncommitted changes)" if uncommitted_files(repo) else "")
 
 
 def _version(package: str) -> str:
@@ -85,7 +128,12 @@ def write_report(path: Path, title: str, command: str, seeds: Sequence[int] | st
     env = environment()
     seeds_text = seeds if isinstance(seeds, str) else ", ".join(str(s) for s in seeds)
     lines = [f"# {title}", "", f"- command: `{command}`", f"- machine: {env['machine']}",
-             f"- date: {env['date']}", f"- versions: {env['versions']}", f"- seeds: {seeds_text}"]
+             f"- date: {env['date']}", f"- versions: {env['versions']}", f"- code version: {code_version()}",
+             f"- seeds: {seeds_text}"]
+    dirty = uncommitted_files()
+    if dirty != []:
+        lines.append("- **NOT FROM A COMMIT**: " + ("not a git checkout" if dirty is None
+                                                    else "uncommitted changes in " + ", ".join(dirty)))
     lines += [f"- {note}" for note in notes]
     if plot is not None:
         lines += ["", f"![{title}]({plot.name})"]
