@@ -14,7 +14,7 @@ import numpy as np
 from training.config import DataConfig, ConfigError
 from training.datasets.base import ProcedureDataset
 
-TABLETOP_SPLITS = ("train", "val", "test", "novel", "paraphrase")
+TABLETOP_SPLITS = ("train", "val", "test", "novel", "paraphrase", "paraphrase-val")
 BENCHMARK_SPLITS = ("train", "val", "test")
 
 

@@ -7,8 +7,15 @@ after its last. Splits draw disjoint episode seeds:
 
 - train / val: the seen tasks (val is carved from the same distribution, other seeds);
 - test: new episodes of the seen tasks; paraphrase: the very same samples as test, but the
-  vocabulary's labels are the paraphrases (open-vocabulary test);
+  vocabulary's labels are the test paraphrases (open-vocabulary test, scored once);
+- paraphrase-val: the very same samples as val, labelled with the second, independently
+  written paraphrase set: the only place open-vocabulary weights are tuned
+  (training/tabletop/paraphrases.py);
 - novel: episodes of the held-out tasks, made of seen steps.
+
+A paraphrase split's descriptions hold the new label alone (no description text, no state
+sentences): whoever brings new labels does not have our descriptions. Richer ones come from
+`planllm describe` run over the new labels, as a user would.
 """
 from __future__ import annotations
 
@@ -21,16 +28,19 @@ import numpy as np
 from tqdm import tqdm
 
 from training.datasets.base import ProcedureDataset, Sample, StepDescription, StepVocabulary
+from training.tabletop.paraphrases import paraphrase_labels
 from training.tabletop.renderer import Scene, make_scene, render
 from training.tabletop.tasks import NOVEL_TASKS, SEEN_TASKS, TASK_INDEX, TASKS
 from training.tabletop.world import STEP_INDEX, STEPS, State, before_after
 
-SPLITS = ("train", "val", "test", "novel", "paraphrase")
+SPLITS = ("train", "val", "test", "novel", "paraphrase", "paraphrase-val")
 # samples per split when num_samples is None: a tiny training config's feature cache builds in
 # a couple of minutes on two cores (the backbone does ~25 images/s there)
-DEFAULT_SAMPLES = {"train": 2400, "val": 300, "test": 600, "novel": 300, "paraphrase": 600}
+DEFAULT_SAMPLES = {"train": 2400, "val": 300, "test": 600, "novel": 300, "paraphrase": 600, "paraphrase-val": 300}
 MAX_HORIZON = 6  # every task's shortest plan has 6 steps, so each task gives windows up to T = 6
-_STREAM = {"train": 0, "val": 1, "test": 2, "paraphrase": 2, "novel": 3}  # paraphrase = test's episodes
+_STREAM = {"train": 0, "val": 1, "test": 2, "novel": 3}
+# paraphrase split -> the split whose episodes it serves, which also names its paraphrase set
+PARAPHRASE_SPLITS = {"paraphrase": "test", "paraphrase-val": "val"}
 
 
 @dataclass(frozen=True)
@@ -63,8 +73,8 @@ def _check(split: str, horizon: int) -> None:
 
 
 def generation_split(split: str) -> str:
-    """The split whose episodes `split` serves (paraphrase serves test's)."""
-    return "test" if split == "paraphrase" else split
+    """The split whose episodes `split` serves (paraphrase serves test's, paraphrase-val val's)."""
+    return PARAPHRASE_SPLITS.get(split, split)
 
 
 def windows(split: str, horizon: int, seed: int, num_samples: int) -> tuple[list[Episode], list[tuple[int, int]]]:
@@ -77,26 +87,26 @@ def windows(split: str, horizon: int, seed: int, num_samples: int) -> tuple[list
     picked: list[tuple[int, int]] = []
     while len(picked) < num_samples:
         i = len(episodes)
-        ep_seed = int(np.random.SeedSequence([seed, _STREAM[split], i]).generate_state(1)[0])
+        ep_seed = int(np.random.SeedSequence([seed, _STREAM[generation_split(split)], i]).generate_state(1)[0])
         episodes.append(make_episode(tasks[i % len(tasks)], ep_seed))
         picked += [(i, k) for k in range(len(episodes[-1].plan) - horizon + 1)]
     return episodes, picked[:num_samples]
 
 
-def vocabulary(paraphrase: bool = False) -> StepVocabulary:
-    """All steps (index = global step id) and all tasks, held-out ones included."""
-    labels = tuple(s.paraphrase if paraphrase else s.label for s in STEPS)
+def vocabulary(paraphrase: bool = False, paraphrase_set: str = "test") -> StepVocabulary:
+    """All steps (index = global step id) and all tasks, held-out ones included; with
+    `paraphrase`, the steps are named by the paraphrase set `paraphrase_set` ("test" or "val")."""
+    labels = paraphrase_labels(paraphrase_set) if paraphrase else tuple(s.label for s in STEPS)
     task_steps = {i: tuple(sorted(STEP_INDEX[k] for k in t.steps)) for i, t in enumerate(TASKS)}
     return StepVocabulary(labels, tuple(t.name for t in TASKS), task_steps)
 
 
-def descriptions(paraphrase: bool = False) -> list[StepDescription]:
-    """One SCHEMA-style description per global step id (label + description + state sentences)."""
-    out = []
-    for step in STEPS:
-        before, after = before_after(step)
-        out.append(StepDescription(step.paraphrase if paraphrase else step.label, step.description, before, after))
-    return out
+def descriptions(paraphrase: bool = False, paraphrase_set: str = "test") -> list[StepDescription]:
+    """One SCHEMA-style description per global step id (label + description + state sentences).
+    With `paraphrase`: the paraphrase alone, since our descriptions come with our labels only."""
+    if paraphrase:
+        return [StepDescription(label, "") for label in paraphrase_labels(paraphrase_set)]
+    return [StepDescription(step.label, step.description, *before_after(step)) for step in STEPS]
 
 
 def write_descriptions_json(path: str | Path) -> Path:
@@ -147,9 +157,11 @@ def load_tabletop(split: str, horizon: int, seed: int = 0, num_samples: int | No
                       np.asarray(episodes[e].plan[k:k + horizon], dtype=np.int64), episodes[e].task,
                       f"tabletop-{name}-s{seed}-e{e}")
                for e, k in picked]
-    paraphrase = split == "paraphrase"
-    return ProcedureDataset("tabletop", split, horizon, samples, vocabulary(paraphrase), descriptions(paraphrase),
-                            observation)  # type: ignore[arg-type]
+    if split in PARAPHRASE_SPLITS:
+        vocab, descs = vocabulary(True, name), descriptions(True, name)
+    else:
+        vocab, descs = vocabulary(), descriptions()
+    return ProcedureDataset("tabletop", split, horizon, samples, vocab, descs, observation)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
