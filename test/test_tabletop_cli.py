@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from planllm_ros.cli import main
+from training.tabletop.tasks import NOVEL_TASKS, TASKS
 
 
 def test_cli_writes_dataset_features_and_preview(tmp_path, capsys):
@@ -19,7 +20,7 @@ def test_cli_writes_dataset_features_and_preview(tmp_path, capsys):
     assert index["split"] == "novel" and index["horizon"] == 4 and len(index["samples"]) == 3
     record = index["samples"][0]
     assert len(record["steps"]) == 4 and record["labels"] == [index["labels"][i] for i in record["steps"]]
-    assert index["tasks"][record["task"]] in {"make a fried egg sandwich", "boil potatoes", "make tomato soup"}
+    assert index["tasks"][record["task"]] in {TASKS[i].name for i in NOVEL_TASKS}
     start = np.asarray(Image.open(out / record["start"]))
     assert start.shape == (224, 224, 3) and start.dtype == np.uint8
     descriptions = json.loads((out / "descriptions.json").read_text())

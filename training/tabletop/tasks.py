@@ -3,11 +3,15 @@
 A task lists its steps and, per step, the steps that must come before it. Optional groups are
 done together or not at all; a choice picks exactly one of its alternatives. An episode's plan
 is a random linear extension of the included steps, so several orders are valid and the middle
-of a plan is not fixed by its two ends. Held-out (novel) tasks reuse only steps of seen tasks.
+of a plan is not fixed by its two ends. Held-out (novel) tasks reuse only steps of seen tasks,
+in combinations no seen task shows: `novel_overlap` gives the share of held-out windows whose
+step sequence a training window can show (0 for the tasks below).
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
@@ -64,6 +68,36 @@ class Task:
             remaining.remove(pick)
         return plan
 
+    def plan_distribution(self) -> dict[tuple[str, ...], Fraction]:
+        """Every plan `sample_plan` can return, with its exact probability.
+
+        Mirrors `included` (each optional group dropped with p = 1/2, one alternative of each
+        choice uniformly) and `sample_plan` (a uniform pick among the ready steps at each
+        position). Linear extensions are therefore not equally likely: a step that is ready
+        early has more chances to be picked early. Exact (rational) so that ceilings and
+        overlap shares computed from it carry no sampling error.
+        """
+        preds = self.predecessors()
+        out: dict[tuple[str, ...], Fraction] = {}
+
+        def extend(plan: tuple[str, ...], remaining: tuple[str, ...], p: Fraction) -> None:
+            if not remaining:
+                out[plan] = out.get(plan, Fraction(0)) + p
+                return
+            ready = [k for k in remaining if not (preds[k] & set(remaining))]
+            for k in ready:
+                extend(plan + (k,), tuple(r for r in remaining if r != k), p / len(ready))
+
+        for drops in itertools.product((False, True), repeat=len(self.optional)):
+            for keeps in itertools.product(*self.choices):
+                dropped = set().union(*(g for g, d in zip(self.optional, drops) if d))
+                dropped |= set().union(*(set(alts) - {k} for alts, k in zip(self.choices, keeps)))
+                p = Fraction(1, 2 ** len(self.optional))
+                for alternatives in self.choices:
+                    p /= len(alternatives)
+                extend((), tuple(k for k in self.steps if k not in dropped), p)
+        return out
+
     def start_state(self) -> State:
         return initial_state(self.objects(), self.init)
 
@@ -73,6 +107,15 @@ class Task:
         for key in plan:
             states.append(apply(states[-1], STEPS[STEP_INDEX[key]]))
         return states
+
+
+def _hand_in_hand(*rounds: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """(steps, after) of two procedures done hand in hand: each round takes one step of each (in
+    either order) and comes after the whole previous round. Three consecutive steps then always
+    mix the two procedures, and no seen task has both, so a held-out window is a new combination
+    of seen steps and never a piece of a seen plan (`novel_overlap` measures it)."""
+    after = {k: prev for prev, now in zip(rounds, rounds[1:]) for k in now}
+    return tuple(k for r in rounds for k in r), after
 
 
 _DRINK_BASE = {"boil_kettle": ("fill_kettle",), "pour_kettle": ("boil_kettle", "take_cup")}
@@ -155,26 +198,50 @@ TASKS: tuple[Task, ...] = (
          {**_POT_BOIL, "pasta_to_pot": ("boil_pot",), "stir_pot": ("pasta_to_pot",), "drain_pot": ("pasta_to_pot", "stir_pot"),
           "pasta_to_plate": ("drain_pot", "take_plate"), "cheese_to_plate": ("slice_cheese", "pasta_to_plate")},
          optional=(("stir_pot",), ("slice_cheese", "cheese_to_plate"))),
-    # held out: new combinations of seen steps
-    Task("make a fried egg sandwich",
-         ("take_plate", "slice_bread", "butter_bread", "bread_to_plate", "pan_to_stove", "heat_pan", "crack_egg",
-          "egg_to_plate"),
-         {"bread_to_plate": ("take_plate", "slice_bread"), "butter_bread": ("slice_bread",), "heat_pan": ("pan_to_stove",),
-          "crack_egg": ("heat_pan",), "egg_to_plate": ("crack_egg", "bread_to_plate", "butter_bread")},
-         optional=(("butter_bread",),), novel=True),
-    Task("boil potatoes",
-         ("peel_potato", "fill_pot", "pot_to_stove", "boil_pot", "potato_to_pot", "drain_pot", "potato_to_bowl",
-          "butter_bowl"),
-         {**_POT_BOIL, "potato_to_pot": ("boil_pot", "peel_potato"), "drain_pot": ("potato_to_pot",),
-          "potato_to_bowl": ("drain_pot",), "butter_bowl": ("potato_to_bowl",)},
-         optional=(("butter_bowl",),), novel=True),
-    Task("make tomato soup",
-         ("dice_tomato", "fill_pot", "pot_to_stove", "boil_pot", "tomato_to_pot", "peel_carrot", "slice_carrot",
-          "carrot_to_pot", "stir_pot"),
-         {**_POT_BOIL, "tomato_to_pot": ("dice_tomato", "boil_pot"), "slice_carrot": ("peel_carrot",),
-          "carrot_to_pot": ("slice_carrot", "boil_pot"), "stir_pot": ("tomato_to_pot", "carrot_to_pot")},
-         optional=(("peel_carrot", "slice_carrot", "carrot_to_pot"),), novel=True),
+    # held out: two seen procedures done hand in hand (see _hand_in_hand)
+    Task("make tea and toast", *_hand_in_hand(
+        ("fill_kettle", "slice_bread"), ("boil_kettle", "toast_bread"), ("take_cup", "take_plate"),
+        ("add_teabag", "butter_bread"), ("pour_kettle", "bread_to_plate"), ("remove_teabag",)), novel=True),
+    Task("wash a cup and serve lemonade", *_hand_in_hand(
+        ("cup_to_sink", "slice_lemon"), ("scrub_cup", "squeeze_lemon"), ("rinse_cup", "fill_jug"),
+        ("dry_cup", "stir_jug"), ("pour_jug",)), init={"cup": {"loc": "table", "clean": "dirty"}}, novel=True),
+    Task("make a warm potato salad", *_hand_in_hand(
+        ("peel_potato", "wash_lettuce"), ("fill_pot", "peel_cucumber"), ("pot_to_stove", "slice_cucumber"),
+        ("boil_pot", "tear_lettuce"), ("potato_to_pot", "cucumber_to_bowl"), ("drain_pot", "dress_salad"),
+        ("potato_to_bowl",), ("toss_salad",)), novel=True),
 )
 TASK_INDEX: dict[str, int] = {t.name: i for i, t in enumerate(TASKS)}
 SEEN_TASKS = tuple(i for i, t in enumerate(TASKS) if not t.novel)
 NOVEL_TASKS = tuple(i for i, t in enumerate(TASKS) if t.novel)
+
+
+def step_windows(plan: tuple[str, ...], horizon: int) -> list[tuple[str, ...]]:
+    """The step sequences of a plan's windows of `horizon` consecutive steps, in order."""
+    return [plan[k:k + horizon] for k in range(len(plan) - horizon + 1)]
+
+
+def seen_windows(horizon: int) -> set[tuple[str, ...]]:
+    """Every step sequence that any window of any plan of any seen task can show in training."""
+    return {w for i in SEEN_TASKS for plan in TASKS[i].plan_distribution() for w in step_windows(plan, horizon)}
+
+
+def overlap_with_seen(tasks: list[Task], horizon: int) -> Fraction:
+    """The share of the windows of a split over `tasks` whose step sequence a training window can show.
+
+    Exact, over every plan of every seen task (so it bounds the overlap with a training split of
+    any size and seed) and weighted as the split sampler draws windows: the tasks in turn, each
+    episode giving all its windows, so this is the share a large split converges to.
+    """
+    seen = seen_windows(horizon)
+    hits = total = Fraction(0)
+    for task in tasks:
+        for plan, p in task.plan_distribution().items():
+            windows = step_windows(plan, horizon)
+            hits += p * sum(w in seen for w in windows)
+            total += p * len(windows)
+    return hits / total
+
+
+def novel_overlap(horizon: int = 3) -> Fraction:
+    """`overlap_with_seen` of the novel split (held-out tasks): 0 for the tasks above."""
+    return overlap_with_seen([TASKS[i] for i in NOVEL_TASKS], horizon)
