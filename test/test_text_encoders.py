@@ -32,7 +32,8 @@ def minilm():
 def test_default_is_minilm_with_its_old_identity(minilm):
     # description-embedding caches and trained models are keyed by this string
     assert minilm.kind == "minilm" and minilm.identity == "minilm:model" and minilm.dim == 384
-    assert minilm.runtime == "sentence-transformers"
+    assert minilm.runtime == "sentence-transformers" and (minilm.weights / "modules.json").is_file()
+    assert 22_000_000 < minilm.num_parameters() < 23_000_000  # all-MiniLM-L6-v2: 22.7 M
 
 
 @pytest.mark.parametrize("kind", sorted(PACKAGED))
@@ -46,7 +47,7 @@ def test_each_installed_kind_gives_unit_vectors_that_rank_a_paraphrase_first(kin
     assert torch.allclose(vectors.norm(dim=1), torch.ones(3), atol=1e-5)
     assert (vectors[0] @ vectors[1]) > (vectors[0] @ vectors[2])
     assert encoder.encode([]).shape == (0, encoder.dim)
-    assert encoder.identity.startswith(f"{kind}:")
+    assert encoder.identity.startswith(f"{kind}:") and encoder.num_parameters() > 10_000_000
 
 
 def test_int8_onnx_minilm_agrees_with_the_float_model(minilm):

@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "latency": ("training.bench.latency", "planner per-stage latency per backend, node end to end over DDS, 30 Hz drops"),
     "train": ("training.bench.train_cost", "training samples/s and peak memory, stage 1 and 2, one vs two processes"),
     "gpu": ("training.bench.gpu", "7B-shaped LLM tokens/s vs the bandwidth floor; graph latency per GPU backend"),
+    "textenc": ("training.bench.text_encoders", "text encoders: label -> paraphrase top-1, open-vocabulary SR ceiling, size, CPU latency"),
 }
 
 

@@ -121,6 +121,7 @@ class TextEncoder:
             self._load_onnx(weights, PACKAGED[kind])
         else:
             self._load_sentence_transformer(weights)
+        self.weights = weights  # what was loaded: a sentence-transformers directory or an ONNX file
         self.identity = f"{kind}:{weights.name}"
 
     def _load_sentence_transformer(self, directory: Path) -> None:
@@ -154,7 +155,17 @@ class TextEncoder:
         self._model = open_clip.create_model(open_clip_model, pretrained=str(checkpoint)).to(self.device).eval()
         self._tokenizer = open_clip.get_tokenizer(open_clip_model)
         self.dim = int(self._model.text_projection.shape[1])
+        self.weights = Path(checkpoint)
         self.identity = f"open_clip:{open_clip_model}:{file_sha256(checkpoint)[:16]}"
+
+    def num_parameters(self) -> int:
+        """Weights of the loaded model (for open_clip, the whole CLIP model the tower belongs to)."""
+        if self.runtime == "onnxruntime":
+            import onnx
+
+            graph = onnx.load(str(self.weights), load_external_data=False).graph
+            return sum(int(np.prod(tensor.dims)) for tensor in graph.initializer)
+        return sum(p.numel() for p in self._model.parameters())
 
     def _encode_onnx(self, texts: Sequence[str]) -> torch.Tensor:
         rows = self._tokenizer.encode_batch(list(texts))
