@@ -1,6 +1,7 @@
-"""Measured difficulty of the tabletop domain: simple planners on the test split.
+"""Measured difficulty of the tabletop domain: simple planners and the exact ceiling on the test split.
 
-    python -m training.tabletop.baselines --out bench/results/tabletop-baselines.md
+    python -m training.tabletop.baselines --train-samples 4800 --test-samples 1000 \
+        --out bench/results/tabletop-baselines.md
 
 Planners (none sees the test labels except where said):
 - first/last + most frequent: a multinomial logistic regression on the (start, goal) features
@@ -13,35 +14,53 @@ Planners (none sees the test labels except where said):
   cosine similarity of [start, goal, goal - start], each L2-normalised (the difference cancels
   what start and goal share -- layout, cloth, light -- and keeps what the steps changed). The
   plain [start, goal] variant is reported too.
-- state oracle (a ceiling, not a planner): reads the true symbolic start and goal states and
-  the task, and answers the most frequent training sequence between exactly those states; what
-  it misses is the ambiguity of the partial orders, which no image-based planner can resolve.
+- the exact ceiling (not a planner one could build from images): the best SR any planner can
+  reach, even one that reads the true symbolic start and goal states. Several step sequences
+  lead from one state pair to another (commuting steps), so it is below 100: it is the sum over
+  (start, goal) state pairs of the largest P(pair, sequence), computed exactly from every plan
+  of every seen task with its probability under the generator and the windows the split
+  sampler takes (`window_distribution`). The planner that reaches it answers that sequence.
+
+Features are the frozen backbone's (training.tabletop.features). A spatial map (L, C) is
+average-pooled to one C-vector here: these planners are baselines on pooled features.
 """
 from __future__ import annotations
 
 import argparse
-import datetime
+import math
 import multiprocessing
 import os
-import platform
+import shlex
+import sys
 import time
 from collections import Counter
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from training.bench.report import DirtyTreeError, Table, require_committed, write_report
 from training.metrics import procedure_metrics
 from training.tabletop.dataset import make_episode, windows
 from training.tabletop.renderer import make_scene, render
-from training.tabletop.tasks import SEEN_TASKS, TASKS
-from training.tabletop.world import STEP_INDEX
+from training.tabletop.tasks import SEEN_TASKS, TASKS, Task, novel_overlap
+from training.tabletop.world import STEP_INDEX, STEPS, State, apply
+
+StateKey = tuple  # a state frozen as its sorted (object, ObjectState) items
+Windows = dict[tuple[StateKey, StateKey], dict[tuple[int, ...], Fraction]]
+
+
+def _pooled(feature: np.ndarray) -> np.ndarray:
+    """One vector per image: a spatial map (L, C) is averaged over its L locations."""
+    feature = np.asarray(feature, dtype=np.float32)
+    return feature.mean(axis=0) if feature.ndim == 2 else feature
 
 
 def _pairs(ds, with_difference: bool = True) -> np.ndarray:
     """(B, 3D) [start, goal, goal - start], each L2-normalised ((B, 2D) without the difference)."""
-    start = np.stack([s.start for s in ds.samples])
-    goal = np.stack([s.goal for s in ds.samples])
+    start = np.stack([_pooled(s.start) for s in ds.samples])
+    goal = np.stack([_pooled(s.goal) for s in ds.samples])
     norm = lambda x: x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-8)  # noqa: E731
     parts = [norm(start), norm(goal)] + ([norm(goal - start)] if with_difference else [])
     return np.concatenate(parts, axis=1).astype(np.float32)
@@ -103,25 +122,82 @@ def oracle_task_random(test, seed: int = 0) -> np.ndarray:
     return np.array(preds, dtype=np.int64)
 
 
-def _state_key(ep, k: int, horizon: int):
-    freeze = lambda state: tuple(sorted(state.items()))  # noqa: E731
-    return ep.task, freeze(ep.states[k]), freeze(ep.states[k + horizon])
+def _freeze(state: State) -> StateKey:
+    return tuple(sorted(state.items()))
 
 
-def state_oracle(split_train: str, split_test: str, horizon: int, seed: int, n_train: int, n_test: int) -> tuple[np.ndarray, np.ndarray]:
-    """(pred, gt) of the symbolic-state ceiling (see module docstring)."""
-    table: dict = {}
-    eps, picked = windows(split_train, horizon, seed, n_train)
-    for e, k in picked:
-        table.setdefault(_state_key(eps[e], k, horizon), Counter())[eps[e].plan[k:k + horizon]] += 1
-    eps, picked = windows(split_test, horizon, seed, n_test)
-    rng = np.random.default_rng(seed)
-    pred, gt = [], []
-    for e, k in picked:
-        seen = table.get(_state_key(eps[e], k, horizon))
-        pred.append(seen.most_common(1)[0][0] if seen else tuple(rng.integers(len(STEP_INDEX), size=horizon)))
-        gt.append(eps[e].plan[k:k + horizon])
+def window_distribution(tasks: list[Task], horizon: int) -> Windows:
+    """P(start state, goal state, step ids) of one window of a split over `tasks`, exactly.
+
+    The split sampler (dataset.windows) takes the tasks in turn and every window of each
+    episode, so a window of plan p of task t has probability P(p | t) / (number of tasks x
+    expected windows per episode). Plans share most of their states, so each (state, step)
+    transition is applied once; each task's window weights are summed as integers over its
+    common denominator.
+    """
+    dists = [task.plan_distribution() for task in tasks]
+    windows_per_episode = sum(p * max(0, len(plan) - horizon + 1) for d in dists for plan, p in d.items()) / len(dists)
+    table: Windows = {}
+    for task, dist in zip(tasks, dists):
+        scale = math.lcm(*(p.denominator for p in dist.values()))
+        states = [task.start_state()]  # index = state id
+        ids = {_freeze(states[0]): 0}
+        after: dict[tuple[int, str], int] = {}  # (state id, step) -> state id
+        counts: Counter = Counter()
+        for plan, p in dist.items():
+            keys = [0]
+            for key in plan:
+                if (keys[-1], key) not in after:
+                    state = apply(states[keys[-1]], STEPS[STEP_INDEX[key]])
+                    if _freeze(state) not in ids:
+                        ids[_freeze(state)] = len(states)
+                        states.append(state)
+                    after[(keys[-1], key)] = ids[_freeze(state)]
+                keys.append(after[(keys[-1], key)])
+            weight = p.numerator * (scale // p.denominator)
+            step_ids = tuple(STEP_INDEX[k] for k in plan)
+            for k in range(len(plan) - horizon + 1):
+                counts[(keys[k], keys[k + horizon], step_ids[k:k + horizon])] += weight
+        frozen = list(ids)
+        norm = scale * len(dists) * windows_per_episode
+        for (first, last, seq), count in counts.items():
+            seqs = table.setdefault((frozen[first], frozen[last]), {})
+            seqs[seq] = seqs.get(seq, Fraction(0)) + count / norm
+    return table
+
+
+def best_sequences(table: Windows) -> dict[tuple[StateKey, StateKey], tuple[int, ...]]:
+    """The most likely step sequence of each state pair: what the ceiling's planner answers."""
+    return {pair: max(seqs, key=seqs.__getitem__) for pair, seqs in table.items()}
+
+
+def exact_ceiling(table: Windows) -> dict[str, float]:
+    """The expected metrics (percent) of the planner that answers `best_sequences`: its SR is the
+    best any planner can reach from the true states, sum over pairs of max P(pair, sequence)."""
+    best = best_sequences(table)
+    entries = [(best[pair], seq, p) for pair, seqs in table.items() for seq, p in seqs.items()]
+    weights = np.array([float(p) for _, _, p in entries])
+    per_entry = [procedure_metrics(np.array([b]), np.array([s])) for b, s, _ in entries]
+    metrics = {name: float(weights @ np.array([m[name] for m in per_entry])) / weights.sum() for name in per_entry[0]}
+    metrics["sr"] = 100.0 * float(sum(max(seqs.values()) for seqs in table.values()))  # exact, not via floats
+    return metrics
+
+
+def state_planner(split: str, horizon: int, seed: int, num_samples: int, table: Windows) -> tuple[np.ndarray, np.ndarray]:
+    """(pred, gt) of the ceiling's planner on the split's real windows (what it scores on these samples)."""
+    best = best_sequences(table)
+    episodes, picked = windows(split, horizon, seed, num_samples)
+    pred = [best[(_freeze(episodes[e].states[k]), _freeze(episodes[e].states[k + horizon]))] for e, k in picked]
+    gt = [episodes[e].plan[k:k + horizon] for e, k in picked]
     return np.array(pred, dtype=np.int64), np.array(gt, dtype=np.int64)
+
+
+def split_overlap(horizon: int, seed: int, n_train: int, n_novel: int) -> float:
+    """Share of the novel split's samples whose step sequence is that of some training sample."""
+    train_eps, train_picked = windows("train", horizon, seed, n_train)
+    trained = {train_eps[e].plan[k:k + horizon] for e, k in train_picked}
+    novel_eps, novel_picked = windows("novel", horizon, seed, n_novel)
+    return sum(novel_eps[e].plan[k:k + horizon] in trained for e, k in novel_picked) / len(novel_picked)
 
 
 def _render_many(count: int) -> tuple[int, float]:
@@ -145,6 +221,10 @@ def render_speed(images: int = 400, processes: int = 2) -> dict[str, float]:
             f"per CPU-second x {processes} cores": processes * done / cpu}
 
 
+CEILING = "exact ceiling: SR-optimal planner reading the true states (expected over the split's windows)"
+CEILING_ON_SPLIT = "the same planner on these test samples"
+
+
 def run_baselines(horizons, seed: int, n_train: int, n_test: int, cache_dir) -> dict[int, dict[str, dict]]:
     from training.tabletop.dataset import load_tabletop
 
@@ -153,46 +233,72 @@ def run_baselines(horizons, seed: int, n_train: int, n_test: int, cache_dir) -> 
         train = load_tabletop("train", horizon, seed, n_train, cache_dir=cache_dir)
         test = load_tabletop("test", horizon, seed, n_test, cache_dir=cache_dir)
         gt = np.stack([s.steps for s in test.samples])
-        ceiling_pred, ceiling_gt = state_oracle("train", "test", horizon, seed, n_train, n_test)
+        table = window_distribution([TASKS[i] for i in SEEN_TASKS], horizon)
         results[horizon] = {
             "first/last (logistic regression) + most frequent sequence": procedure_metrics(first_last_frequent(train, test), gt),
             "oracle-task random order": procedure_metrics(oracle_task_random(test, seed), gt),
             "nearest neighbour over [start, goal, goal - start]": procedure_metrics(nearest_neighbour(train, test), gt),
             "nearest neighbour over [start, goal] only": procedure_metrics(nearest_neighbour(train, test, False), gt),
-            "state oracle (ceiling: true symbolic states + task)": procedure_metrics(ceiling_pred, ceiling_gt),
+            CEILING: exact_ceiling(table),
+            CEILING_ON_SPLIT: procedure_metrics(*state_planner("test", horizon, seed, n_test, table)),
         }
     return results
 
 
-def table(results: dict[int, dict[str, dict]]) -> str:
-    lines = ["| T | planner | SR | mAcc | mIoU (peer, bitwise) | mIoU (set) |", "|---|---|---|---|---|---|"]
+def tables(results: dict[int, dict[str, dict]], n_test: int) -> list[Table]:
+    out = []
     for horizon, rows in results.items():
+        table = Table(f"T={horizon}: test split, {n_test} samples (percent)",
+                      ["planner", "SR", "mAcc", "mIoU (peer, bitwise)", "mIoU (set)"])
         for name, m in rows.items():
-            lines.append(f"| {horizon} | {name} | {m['sr']:.1f} | {m['macc']:.1f} | {m['miou']:.1f} | {m['miou_set']:.1f} |")
-    return "\n".join(lines)
+            table.rows.append([name, *(f"{m[k]:.1f}" for k in ("sr", "macc", "miou", "miou_set"))])
+        out.append(table)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--horizons", type=int, nargs="+", default=[3, 4])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="data seed of every split (default 0)")
     parser.add_argument("--train-samples", type=int, default=None, help="default: the train split's default size")
     parser.add_argument("--test-samples", type=int, default=None, help="default: the test split's default size")
+    parser.add_argument("--novel-samples", type=int, default=None,
+                        help="novel split size for the measured overlap (default: --test-samples)")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--render-images", type=int, default=400, help="images per render-speed measurement")
+    parser.add_argument("--out", type=Path, default=None, help="write the results file here (Markdown)")
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="write --out although tracked files have uncommitted changes (the header says so)")
     args = parser.parse_args(argv)
     from training.tabletop.dataset import DEFAULT_SAMPLES
 
+    if args.out is not None:
+        try:
+            require_committed(args.allow_dirty)
+        except DirtyTreeError as error:
+            print(f"training.tabletop.baselines: {error}", file=sys.stderr)
+            return 2
     torch.set_num_threads(1)  # a shared 2-core box: more threads only spin-wait (L-BFGS makes many tiny calls)
     n_train = args.train_samples or DEFAULT_SAMPLES["train"]
     n_test = args.test_samples or DEFAULT_SAMPLES["test"]
+    n_novel = args.novel_samples or n_test
     results = run_baselines(args.horizons, args.seed, n_train, n_test, args.cache_dir)
+    overlap = [f"T={h}: {100 * float(novel_overlap(h)):.1f} % of the held-out tasks' windows can occur in a training "
+               f"window (exact, any training size and seed); {100 * split_overlap(h, args.seed, n_train, n_novel):.1f} % "
+               f"of {n_novel} novel samples have the steps of one of the {n_train} training samples"
+               for h in args.horizons]
     speed = render_speed(args.render_images)
-    print(f"# {datetime.date.today()} on {platform.node()} ({platform.processor() or platform.machine()}, "
-          f"{multiprocessing.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}); "
-          f"train {n_train} / test {n_test} samples, seed {args.seed}")
-    print(table(results))
-    print("render speed (images/s): " + ", ".join(f"{k}: {v:.0f}" for k, v in speed.items()))
+    notes = [f"splits: train {n_train} and test {n_test} samples of the 12 seen tasks, data seed {args.seed}; "
+             "features: the frozen default backbone (training/tabletop/features.py), average-pooled to one vector",
+             "novel split (held-out tasks, not used here): " + "; ".join(overlap),
+             "render speed (images/s): " + ", ".join(f"{k}: {v:.0f}" for k, v in speed.items())]
+    output = tables(results, n_test)
+    command = shlex.join(["python", "-m", "training.tabletop.baselines", *(argv if argv is not None else sys.argv[1:])])
+    if args.out is not None:
+        print(f"wrote {write_report(args.out, 'Tabletop domain: simple planners and the exact ceiling', command, [args.seed], output, notes)}")
+    for table in output:
+        print(table.markdown() + "\n")
+    print("\n".join(notes))
     return 0
 
 

@@ -80,13 +80,14 @@ class Task:
         preds = self.predecessors()
         out: dict[tuple[str, ...], Fraction] = {}
 
-        def extend(plan: tuple[str, ...], remaining: tuple[str, ...], p: Fraction) -> None:
+        def extend(plan: tuple[str, ...], remaining: tuple[str, ...], p: Fraction, ways: int) -> None:
+            """Add every completion of `plan`; `ways`: the product of the ready-set sizes so far."""
             if not remaining:
-                out[plan] = out.get(plan, Fraction(0)) + p
+                out[plan] = out.get(plan, Fraction(0)) + p / ways
                 return
             ready = [k for k in remaining if not (preds[k] & set(remaining))]
             for k in ready:
-                extend(plan + (k,), tuple(r for r in remaining if r != k), p / len(ready))
+                extend(plan + (k,), tuple(r for r in remaining if r != k), p, ways * len(ready))
 
         for drops in itertools.product((False, True), repeat=len(self.optional)):
             for keeps in itertools.product(*self.choices):
@@ -95,7 +96,7 @@ class Task:
                 p = Fraction(1, 2 ** len(self.optional))
                 for alternatives in self.choices:
                     p /= len(alternatives)
-                extend((), tuple(k for k in self.steps if k not in dropped), p)
+                extend((), tuple(k for k in self.steps if k not in dropped), p, 1)
         return out
 
     def start_state(self) -> State:

@@ -1,0 +1,113 @@
+"""The exact tabletop ceiling (every plan with its probability, every window the split sampler
+takes) against exact small cases and a Monte Carlo run of the real sampler; the baselines on
+pooled spatial features."""
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from training.tabletop import load_tabletop
+from training.tabletop.baselines import (_pooled, best_sequences, exact_ceiling, first_last_frequent, nearest_neighbour,
+                                         split_overlap, state_planner, window_distribution)
+from training.tabletop.dataset import windows
+from training.tabletop.tasks import SEEN_TASKS, TASKS, Task
+
+
+def test_exact_ceiling_small_cases():
+    """Two free steps: from the start to the end state either order is equally likely, so at
+    T=2 the best any planner can do is 1/2; at T=1 every state pair has one step."""
+    toy = Task("toy", ("fill_kettle", "take_cup"), {})
+    assert exact_ceiling(window_distribution([toy], 2))["sr"] == 50.0
+    table = window_distribution([toy], 1)
+    assert len(table) == 4 and all(p == Fraction(1, 4) for seqs in table.values() for p in seqs.values())
+    assert exact_ceiling(table)["sr"] == 100.0
+    # a second task with a longer plan gives more windows per episode: its windows weigh more
+    chain = Task("chain", ("fill_kettle", "boil_kettle", "take_cup"), {"boil_kettle": ("fill_kettle",),
+                                                                        "take_cup": ("boil_kettle",)})
+    both = window_distribution([toy, chain], 2)
+    assert sum(p for seqs in both.values() for p in seqs.values()) == 1
+    # windows: toy 1 per episode, chain 2: the chain's two windows carry 2/3 of the mass
+    assert exact_ceiling(both)["sr"] == pytest.approx(100 * (Fraction(1, 3) * Fraction(1, 2) + Fraction(2, 3)))
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return {h: window_distribution([TASKS[i] for i in SEEN_TASKS], h) for h in (3, 4)}
+
+
+@pytest.mark.parametrize("horizon", [3, 4])
+def test_exact_ceiling_matches_monte_carlo(tables, horizon):
+    """30000 windows drawn by the real split sampler (a data seed no split uses): the ceiling's
+    planner scores the exact ceiling within sampling error, and never sees a state pair or a
+    step sequence the enumeration missed."""
+    table = tables[horizon]
+    assert sum(p for seqs in table.values() for p in seqs.values()) == 1
+    ceiling = exact_ceiling(table)["sr"]
+    episodes, picked = windows("test", horizon, 123, 30_000)
+    best = best_sequences(table)
+    hits = []
+    for e, k in picked:
+        ep = episodes[e]
+        pair = (tuple(sorted(ep.states[k].items())), tuple(sorted(ep.states[k + horizon].items())))
+        assert ep.plan[k:k + horizon] in table[pair]
+        hits.append(best[pair] == ep.plan[k:k + horizon])
+    assert abs(100 * np.mean(hits) - ceiling) < 1.5  # ~3.5 standard errors (windows of one episode correlate)
+    pred, gt = state_planner("test", horizon, 123, 30_000, table)
+    assert 100 * float((pred == gt).all(axis=1).mean()) == pytest.approx(100 * np.mean(hits))
+
+
+def test_ceiling_is_not_data_limited(tables):
+    """What one can learn from 2400 training windows (the most frequent sequence per state pair)
+    stays below the exact ceiling; the exact ceiling is what no planner can beat."""
+    table = tables[3]
+    ceiling = exact_ceiling(table)["sr"]
+    assert 40 < ceiling < 70
+    eps, picked = windows("train", 3, 0, 2400)
+    counts: dict = {}
+    for e, k in picked:
+        key = (tuple(sorted(eps[e].states[k].items())), tuple(sorted(eps[e].states[k + 3].items())))
+        seqs = counts.setdefault(key, {})
+        seqs[eps[e].plan[k:k + 3]] = seqs.get(eps[e].plan[k:k + 3], 0) + 1
+    learned = sum(float(table[pair].get(max(seqs, key=seqs.get), 0)) for pair, seqs in counts.items())
+    assert 100 * learned < ceiling
+
+
+def test_split_overlap_of_the_novel_split():
+    assert split_overlap(3, 0, 600, 200) <= 0.05
+
+
+def test_baselines_pool_spatial_features():
+    """A (L, C) feature map is average-pooled: a map whose locations average to a vector plans
+    exactly like that vector (real samples and labels, random 16-d features for speed)."""
+    spatial = np.arange(12, dtype=np.float16).reshape(3, 4)
+    assert _pooled(spatial).dtype == np.float32 and _pooled(spatial).tolist() == [4.0, 5.0, 6.0, 7.0]
+
+    def with_features(ds, spatial: bool):
+        """Random features on a 1/16 grid (sums and halves are exact in float32), the same for
+        both calls; `spatial`: two locations, vector + offset and vector - offset."""
+        rng, offsets = np.random.default_rng(0), np.random.default_rng(1)
+        samples = []
+        for s in ds.samples:
+            start, goal = (rng.integers(-64, 64, size=16).astype(np.float32) / 16 for _ in range(2))
+            if spatial:
+                offset = offsets.integers(-8, 8, size=16).astype(np.float32) / 4
+                start, goal = np.stack([start + offset, start - offset]), np.stack([goal - offset, goal + offset])
+            samples.append(dataclasses.replace(s, start=start, goal=goal))
+        return dataclasses.replace(ds, samples=samples)
+
+    train = load_tabletop("train", 3, seed=0, num_samples=40, observation="images", progress=False)
+    test = load_tabletop("test", 3, seed=0, num_samples=10, observation="images", progress=False)
+    flat = with_features(train, False), with_features(test, False)
+    maps = with_features(train, True), with_features(test, True)
+    assert maps[0][0].start.shape == (2, 16)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for planner in (nearest_neighbour, first_last_frequent):
+            assert np.array_equal(planner(*maps), planner(*flat))
+    finally:
+        torch.set_num_threads(before)
