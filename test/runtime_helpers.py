@@ -15,11 +15,18 @@ LABELS = ["pick up the cup", "place the cup on the plate", "open the drawer", "c
 TEXT_DIM = 384
 
 
+# MobileNetV2's block-13 map: 196 tokens of 96 channels per image (the tabletop preset's input)
+TOKEN_VISUAL = {"feature_dim": 96, "num_tokens": 196, "backbone": "mobilenet_v2", "layer": 13}
+
+
 def tiny_config(planning: str = "fused", backbone: str | None = "mobilenet_v2", feature_dim: int = 1280,
-                horizon: int = 3) -> PlanLLMConfig:
+                horizon: int = 3, tokens: bool = False) -> PlanLLMConfig:
+    """tokens=False: the one-vector model (the backbone's last map pooled to one 1280-d token, or
+    `feature_dim`-d dataset features); tokens=True: one token per location of block 13's map."""
+    visual = dict(TOKEN_VISUAL) if tokens else {"feature_dim": feature_dim, "backbone": backbone, "pool_tokens": True}
     return PlanLLMConfig.from_dict({
         "horizon": horizon, "hidden_dim": 32, "dropout": 0.0,
-        "visual": {"feature_dim": feature_dim, "backbone": backbone},
+        "visual": visual,
         "qformer": {"num_layers": 1, "num_heads": 2, "hidden_size": 32, "intermediate_size": 64, "dropout": 0.0},
         "llm": {"max_new_tokens": 12, "builtin": {"hidden_size": 32, "num_layers": 1, "num_heads": 2,
                                                   "intermediate_size": 64, "vocab_size": 300},

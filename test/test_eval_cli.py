@@ -51,7 +51,7 @@ def test_table_and_json(run_dir, capsys):
 @pytest.mark.slow
 def test_predictions_do_not_depend_on_the_ground_truth(run_dir):
     loaded = load_for_eval(run_dir)
-    dataset = load_split(loaded.config.data, "test")
+    dataset = load_split(loaded.config.data, "test", loaded.config.visual())
     rng = np.random.default_rng(0)
     shuffled = dataclasses.replace(dataset, samples=[
         dataclasses.replace(s, steps=rng.permutation(loaded.model.config.num_steps)[:3], task=-1) for s in dataset.samples])

@@ -34,7 +34,7 @@ def test_export_a_run_with_metrics_and_descriptions(run_dir, tmp_path):
     assert all(d.strip() for d in card["descriptions"]) and len(card["descriptions"]) == len(card["labels"])
     assert max(card["parity_max_abs_diff"].values()) <= 1e-4
     assert (tmp_path / "model" / "train_config.json").is_file()
-    feats = np.random.default_rng(0).random((2, 1280)).astype(np.float32)
+    feats = np.random.default_rng(0).random((2, 196, 96)).astype(np.float32)  # the preset's block-13 token maps
     plans = [Planner.from_dir(tmp_path / "model", backend=b).plan(feats[0], feats[1]) for b in ("torch", "onnxruntime")]
     assert plans[0].step_ids == plans[1].step_ids
 

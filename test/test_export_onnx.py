@@ -47,7 +47,8 @@ def test_exported_folder_and_model_card(exported):
     card = read_model_card(exported)
     assert card["labels"] == LABELS and card["horizon"] == 3
     assert np.allclose(np.asarray(card["transition"]).sum(axis=1), 1.0, atol=1e-6)
-    assert set(card["parity_max_abs_diff"]) == {"encoder.visual_tokens", "encoder.step_tokens", "heads.logits"}
+    assert set(card["parity_max_abs_diff"]) == {"encoder.visual_tokens", "encoder.state_tokens", "encoder.step_tokens",
+                                                "heads.logits"}
     assert max(card["parity_max_abs_diff"].values()) <= PARITY
     assert {"onnx/encoder.onnx", "onnx/heads.onnx", "model.safetensors", "llm/model.safetensors"} <= set(card["files"])
     assert verify_files(exported, card) == []
@@ -104,6 +105,20 @@ def test_variants_export_and_plan(tmp_path, planning):
     feats = np.random.default_rng(0).random((2, 1280)).astype(np.float32)
     plans = [Planner.from_dir(tmp_path / "out", backend=b).plan(feats[0], feats[1]) for b in ("torch", "onnxruntime")]
     assert plans[0].step_ids == plans[1].step_ids
+
+
+def test_token_model_encoder_graph_matches_torch(tmp_path):
+    """The block-13 token model: (B, 196, 96) token maps in, start/goal/change tokens out."""
+    source = save_tiny_model(tmp_path / "model", tiny_config(tokens=True))
+    card = export_model(source, tmp_path / "out")
+    assert max(card["parity_max_abs_diff"].values()) <= PARITY
+    encoder = onnx.load(str(tmp_path / "out" / "onnx" / "encoder.onnx"))
+    start = next(i for i in encoder.graph.input if i.name == "start")
+    assert [d.dim_value for d in start.type.tensor_type.shape.dim[1:]] == [196, 96]
+    image = np.random.default_rng(1).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    plans = [Planner.from_dir(tmp_path / "out", backend=b).plan(image, image[:, ::-1].copy())
+             for b in ("torch", "onnxruntime")]
+    assert plans[0].step_ids == plans[1].step_ids and np.allclose(plans[0].scores, plans[1].scores, atol=PARITY)
 
 
 def test_export_errors_name_the_problem(trained, exported, tmp_path):

@@ -202,11 +202,11 @@ def test_llm_plan_likelihood_is_what_asc_trains_and_reranking_uses_it(batch):
     model.set_stage(2)
     model.eval()
     start, goal, steps = batch
-    visual_tokens, step_tokens = model.encode_states(start, goal)
+    _, state_tokens, step_tokens = model.encode_states(start, goal)
     truth = [[LABELS[i] for i in row] for row in steps.tolist()]
     with torch.no_grad():
-        likelihood = model.llm.plan_log_likelihood(visual_tokens, step_tokens, truth)  # K = 1
-        _, asc = model.llm(visual_tokens, step_tokens, [format_plan(plan) for plan in truth])
+        likelihood = model.llm.plan_log_likelihood(state_tokens, step_tokens, truth)  # K = 1
+        _, asc = model.llm(state_tokens, step_tokens, [format_plan(plan) for plan in truth])
     tokens = sum(len(model.llm._target_row(format_plan(plan))) for plan in truth)
     assert likelihood.shape == (B, 1)
     assert float(-likelihood.sum() / tokens) == pytest.approx(float(asc), rel=1e-5)  # ASC = mean token NLL
@@ -215,7 +215,7 @@ def test_llm_plan_likelihood_is_what_asc_trains_and_reranking_uses_it(batch):
     probs = model(start, goal).logits.softmax(-1)
     viterbi_ids = viterbi(probs, transition)
     assert (model.decode(probs, start, goal, transition) == viterbi_ids).all()  # llm_weight 0: plain Viterbi
-    paths, sd_scores, llm_scores = model.rerank_scores(probs, visual_tokens, step_tokens, transition)
+    paths, sd_scores, llm_scores = model.rerank_scores(probs, state_tokens, step_tokens, transition)
     assert paths.shape == (B, 10, T) and (paths[:, 0] == viterbi_ids).all()
     model.config.decoding.llm_weight = 1e6  # the LLM alone picks among Viterbi's candidates
     reranked = model.decode(probs, start, goal, transition)
@@ -270,19 +270,48 @@ def test_bad_inputs_get_clear_errors(batch):
         PlanLLM(tiny_config(num_steps=5), torch.randn(6, TEXT_DIM), LABELS)
 
 
-def test_state_change_adds_the_projected_feature_difference_to_the_goal_token(batch):
-    start, goal, _ = batch
-    with_change, without = make_model().eval(), make_model(visual={"state_change": False}).eval()
+def test_visual_tokens_are_start_goal_and_change_per_location_with_position_and_role():
+    tokens, channels = 5, FEATURE_DIM
+    with_change = make_model(visual={"num_tokens": tokens}).eval()
+    without = make_model(visual={"num_tokens": tokens, "state_change": False}).eval()
+    start, goal = torch.randn(2, tokens, channels), torch.randn(2, tokens, channels)
     visual = with_change.visual
-    x0, xT = visual.encode_pair(start, goal)
-    assert torch.allclose(x0, visual.projection(start))
-    assert torch.allclose(xT, visual.projection(goal) + visual.change(goal - start))
-    assert without.visual.change is None and not any(".change." in k for k in without.state_dict())
-    assert torch.allclose(without.visual.encode_pair(start, goal)[1], without.visual.projection(goal))
-    # the change term is trained from stage 1 on, like the rest of the visual encoder
-    assert all(p.requires_grad for p in visual.change.parameters())
+    out = visual(start, goal)
+    assert out.shape == (2, 3 * tokens, 32)
+    x0, xT, delta = out.split(tokens, dim=1)
+    assert torch.allclose(x0, visual.projection(start) + visual.position + visual.role[0])
+    assert torch.allclose(xT, visual.projection(goal) + visual.position + visual.role[1])
+    assert torch.allclose(delta, visual.change(goal - start) + visual.position + visual.role[2])
+    assert without.visual(start, goal).shape == (2, 2 * tokens, 32) and without.visual.change is None
+    assert not any(".change." in k for k in without.state_dict())
+    # the LLM reads one mean token per role; the interaction keeps the layout
+    _, state_tokens, _ = with_change.encode_states(start, goal)
+    assert state_tokens.shape == (2, 3, 32)
+    assert all(p.requires_grad for p in visual.change.parameters())  # trained from stage 1 on
     with pytest.raises(ValueError, match="same shape"):
-        visual.encode_pair(start, goal[:2])
+        visual(start, goal[:1])
+    with pytest.raises(ValueError, match="5 tokens"):
+        visual(start[:, :4], goal[:, :4])
+
+
+def test_the_interaction_mixes_roles_within_a_location_only():
+    model = make_model(visual={"num_tokens": 4}).eval()
+    start, goal = torch.randn(1, 4, FEATURE_DIM), torch.randn(1, 4, FEATURE_DIM)
+    base = model.interaction(model.visual(start, goal), 3)
+    moved_goal = goal.clone()
+    moved_goal[:, 2] = torch.randn(FEATURE_DIM)  # change the goal at location 2 only
+    moved = model.interaction(model.visual(start, moved_goal), 3)
+    changed = (moved - base).abs().amax(-1).view(3, 4) > 1e-5  # (role, location)
+    assert changed[:, 2].all() and not changed[:, [0, 1, 3]].any()
+
+
+def test_pooling_the_tokens_reproduces_the_one_vector_model():
+    pooled = make_model(visual={"num_tokens": 1, "pool_tokens": True}).eval()
+    start, goal = torch.randn(2, 6, FEATURE_DIM), torch.randn(2, 6, FEATURE_DIM)
+    from_tokens = pooled(start, goal).logits
+    from_vectors = pooled(start.mean(1), goal.mean(1)).logits  # what a one-vector feature dataset gives
+    assert torch.allclose(from_tokens, from_vectors, atol=1e-5)
+    assert pooled.visual(start, goal).shape == (2, 3, 32)
 
 
 def test_no_mim_variant_refuses_stage_one():
@@ -338,13 +367,14 @@ def test_qformer_initialised_from_a_local_blip2_checkpoint(tmp_path):
 
 
 def test_uint8_images_go_through_the_frozen_backbone_which_is_never_saved():
-    config = tiny_config(visual={"feature_dim": 1280, "backbone": "mobilenet_v2"}, variant={"use_llm": False})
+    config = tiny_config(visual={"feature_dim": 96, "num_tokens": 196, "backbone": "mobilenet_v2", "layer": 13},
+                         variant={"use_llm": False})
     torch.manual_seed(0)
     model = PlanLLM(config, torch.randn(len(LABELS), TEXT_DIM), LABELS)
     images = torch.randint(0, 256, (2, 48, 64, 3), dtype=torch.uint8)
     from_images = model.predict(images, images.flip(0), captions=False)
     features = model.visual.backbone(images)
-    assert features.shape == (2, 1280)
+    assert features.shape == (2, 196, 96)  # block 13's 14x14 map, one token per location
     assert torch.allclose(model.predict(features, features.flip(0), captions=False).probs, from_images.probs, atol=1e-5)
     assert not any(k.startswith("visual.backbone.") for k in model.trainable_state_dict())
     model.set_stage(1)

@@ -56,7 +56,7 @@ def test_bundled_model_plans_the_test_split_at_its_recorded_sr(bundled):
 
     path, card = bundled
     config = from_tree(json.loads((path / "train_config.json").read_text()), "train_config.json")
-    dataset = load_split(config.data, card["metrics"]["split"])
+    dataset = load_split(config.data, card["metrics"]["split"], config.visual())
     assert len(dataset) == card["metrics"]["samples"]
     planner = Planner.from_dir(path, backend="onnxruntime", captions=False)
     pred = np.array([planner.plan(s.start, s.goal).step_ids for s in dataset.samples])

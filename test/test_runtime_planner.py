@@ -73,7 +73,7 @@ def test_open_vocabulary_labels_come_from_the_given_list(planner):
     (np.zeros((64, 64), dtype=np.uint8), "HxWx3 uint8"),
     (np.zeros((64, 64, 4), dtype=np.uint8), "HxWx3 uint8"),
     (np.zeros((0, 64, 3), dtype=np.uint8), "empty image"),
-    (np.zeros(512, dtype=np.float32), "1280-d"),
+    (np.zeros(512, dtype=np.float32), r"takes \(1280,\) features"),
     (np.full(1280, np.nan, dtype=np.float32), "NaN"),
     (np.zeros(1280, dtype=np.int64), "HxWx3 uint8"),
     ([0.0] * 1280, "numpy array or torch tensor"),
@@ -82,6 +82,19 @@ def test_bad_observations_are_refused_clearly(planner, bad, message):
     with pytest.raises(PlannerError, match=message) as info:
         planner.plan(bad, features())
     assert "start" in str(info.value)
+
+
+def test_token_models_take_images_or_token_maps(tmp_path):
+    directory = save_tiny_model(tmp_path / "tokens", tiny_config(tokens=True))
+    planner = Planner.from_dir(directory, captions=False)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    from_images = planner.plan(image, image[::-1].copy())
+    tokens = [planner.backbone()(torch.from_numpy(x)).squeeze(0).numpy() for x in (image, image[::-1].copy())]
+    assert tokens[0].shape == (196, 96)
+    assert planner.plan(*tokens).step_ids == from_images.step_ids
+    with pytest.raises(PlannerError, match=r"takes \(196, 96\) features"):
+        planner.plan(tokens[0][0], tokens[1][0])  # one token is not a token map
 
 
 def test_wrong_horizon_and_bad_labels(planner):

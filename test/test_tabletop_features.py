@@ -20,7 +20,8 @@ def _files(folder):
 
 def test_features_are_cached_and_rebuilt_when_the_key_changes(tmp_path):
     ds = load_tabletop("train", 3, seed=0, num_samples=4, cache_dir=tmp_path, progress=False)
-    assert ds.observation == "features" and ds[0].start.shape == (1280,) and ds[0].start.dtype == np.float32
+    # the default backbone block is the last one: its 7x7 map of 1280 channels, float16
+    assert ds.observation == "features" and ds[0].start.shape == (49, 1280) and ds[0].start.dtype == np.float16
     (first,) = _files(tmp_path)
     stamp = (tmp_path / first).stat().st_mtime_ns
     again = load_tabletop("train", 3, seed=0, num_samples=4, cache_dir=tmp_path, progress=False)
@@ -32,12 +33,14 @@ def test_features_are_cached_and_rebuilt_when_the_key_changes(tmp_path):
     load_tabletop("train", 3, seed=1, num_samples=4, cache_dir=tmp_path, progress=False)
     load_tabletop("train", 4, seed=0, num_samples=4, cache_dir=tmp_path, progress=False)
     load_tabletop("train", 3, seed=0, num_samples=5, cache_dir=tmp_path, progress=False)
-    assert len(_files(tmp_path)) == 4, "seed, horizon and size each key their own cache file"
+    block13 = load_tabletop("train", 3, seed=0, num_samples=4, cache_dir=tmp_path, layer=13, progress=False)
+    assert block13[0].start.shape == (196, 96)  # the tabletop preset's 14x14 map
+    assert len(_files(tmp_path)) == 5, "seed, horizon, size and backbone block each key their own cache file"
 
     # paraphrase serves test's samples, so it shares test's cache
     load_tabletop("test", 3, seed=0, num_samples=3, cache_dir=tmp_path, progress=False)
     load_tabletop("paraphrase", 3, seed=0, num_samples=3, cache_dir=tmp_path, progress=False)
-    assert len(_files(tmp_path)) == 5
+    assert len(_files(tmp_path)) == 6
 
     # a file whose stored identity does not match its key (stale or foreign) is rebuilt
     with np.load(tmp_path / first) as data:
@@ -49,13 +52,15 @@ def test_features_are_cached_and_rebuilt_when_the_key_changes(tmp_path):
 
 def test_cache_key_covers_backbone_weights_and_generator(tmp_path):
     ident = {"split": "train", "seed": 0, "num_samples": 4, "horizon": 3}
-    base = cache_identity("mobilenet_v2", "aaaa", ident)
+    backbone = {"backbone": "mobilenet_v2", "weights_hash": "aaaa", "layer": 13}
+    base = cache_identity(backbone, ident)
     assert base["generator"] == generator_hash() and len(base["generator"]) == 16
     paths = {cache_path(tmp_path, base),
-             cache_path(tmp_path, cache_identity("mobilenet_v2", "bbbb", ident)),
-             cache_path(tmp_path, cache_identity("open_clip", "aaaa", ident)),
+             cache_path(tmp_path, cache_identity({**backbone, "weights_hash": "bbbb"}, ident)),
+             cache_path(tmp_path, cache_identity({**backbone, "backbone": "open_clip"}, ident)),
+             cache_path(tmp_path, cache_identity({**backbone, "layer": 18}, ident)),
              cache_path(tmp_path, {**base, "generator": "0" * 16})}
-    assert len(paths) == 4
+    assert len(paths) == 5
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    dataset: str = "tabletop"  # tabletop | crosstask | coin | niv
+    dataset: str = "tabletop"  # tabletop | crosstask | coin | niv | episodes (imported by `planllm data episodes`)
     horizon: int = 3
     root: str | None = None  # benchmarks: the annotation root (e.g. ../shared/data/crosstask)
     features_dir: str | None = None  # benchmarks: per-video feature files
@@ -98,6 +98,12 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "data": dataclasses.asdict(self.data),
                 "train": dataclasses.asdict(self.train), "model": copy.deepcopy(self.model)}
+
+    def visual(self):
+        """The model's VisualConfig (defaults filled in): which backbone and block the features come from."""
+        from planllm_ros.model.config import PlanLLMConfig
+
+        return PlanLLMConfig.from_dict(self.model_config_dict(0)).visual
 
     def model_config_dict(self, num_steps: int) -> dict[str, Any]:
         """The PlanLLMConfig dict with the data-derived fields filled in."""
@@ -236,8 +242,8 @@ def _build(cls, values: Any, where: str):
 def _validate(config: RunConfig, source: str) -> None:
     data, train = config.data, config.train
     checks = [
-        (data.dataset in ("tabletop", "crosstask", "coin", "niv"),
-         f"data.dataset must be tabletop, crosstask, coin or niv, got {data.dataset!r}"),
+        (data.dataset in ("tabletop", "crosstask", "coin", "niv", "episodes"),
+         f"data.dataset must be tabletop, crosstask, coin, niv or episodes, got {data.dataset!r}"),
         (isinstance(data.horizon, int) and data.horizon >= 1, f"data.horizon must be an integer >= 1, got {data.horizon!r}"),
         (0.0 < data.val_fraction < 1.0, f"data.val_fraction must be in (0, 1), got {data.val_fraction!r}"),
         (len(train.stages) > 0 and all(s in (1, 2) for s in train.stages) and train.stages == sorted(set(train.stages)),

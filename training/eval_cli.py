@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
                     raise ConfigError(f"--set {assignment!r}: eval only changes data.* keys")
                 apply_override(tree, assignment)
             loaded = dataclasses.replace(loaded, config=from_tree(tree, "--set"))
-        dataset = load_split(loaded.config.data, args.split)
+        dataset = load_split(loaded.config.data, args.split, loaded.config.visual())
         result = evaluate(loaded, dataset, args.decode, args.batch_size)
     except (ConfigError, CheckpointError, DatasetError) as error:
         print(f"planllm eval: {error}", file=sys.stderr)

@@ -44,7 +44,7 @@ def run_one(config_name: str, overrides: list[str], out: Path, threads: int = 1)
         train(config, out, resume=(out / "checkpoint").exists())
         seconds = time.monotonic() - started
     loaded = load_for_eval(out)
-    test = load_split(loaded.config.data, "test")
+    test = load_split(loaded.config.data, "test", loaded.config.visual())
     result = evaluate(loaded, test, "viterbi")
     result["llm_weight"] = loaded.model.config.decoding.llm_weight if loaded.model.reranks_with_llm else None
     if result["llm_weight"]:

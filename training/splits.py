@@ -3,7 +3,8 @@
 Model selection only ever sees "val"; test splits are for `planllm eval`. The tabletop world
 generates its own disjoint "val" episodes; for the benchmarks (whose releases have only train
 and test lists) "val" is a seeded carve of whole train *videos* (`data.val_fraction`), so no
-video contributes windows to both train and val.
+video contributes windows to both train and val. Imported episode datasets (training.episodes)
+are carved the same way from their episodes; their test split is the episodes they hold out.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import dataclasses
 
 import numpy as np
 
+from planllm_ros.model.config import VisualConfig
 from training.config import DataConfig, ConfigError
 from training.datasets.base import ProcedureDataset
 
@@ -36,12 +38,12 @@ def carve_videos(dataset: ProcedureDataset, fraction: float, seed: int) -> tuple
             dataclasses.replace(dataset, split="val", samples=carved))
 
 
-def _load_tabletop(data: DataConfig, split: str) -> ProcedureDataset:
+def _load_tabletop(data: DataConfig, split: str, visual: VisualConfig) -> ProcedureDataset:
     from training.tabletop import load_tabletop
 
     samples = data.train_samples if split == "train" else data.eval_samples
-    return load_tabletop(split, data.horizon, seed=data.seed, num_samples=samples,
-                         observation=data.observation, cache_dir=data.cache_dir)
+    return load_tabletop(split, data.horizon, seed=data.seed, num_samples=samples, observation=data.observation,
+                         cache_dir=data.cache_dir, backbone=visual.backbone or "mobilenet_v2", layer=visual.layer)
 
 
 def _load_benchmark(data: DataConfig, split: str) -> ProcedureDataset:
@@ -66,11 +68,29 @@ def _load_benchmark(data: DataConfig, split: str) -> ProcedureDataset:
     return train
 
 
-def load_split(data: DataConfig, split: str) -> ProcedureDataset:
-    """One split of the configured dataset; raises ConfigError for a split it does not have."""
+def _load_episodes(data: DataConfig, split: str, visual: VisualConfig) -> ProcedureDataset:
+    from training.episodes import backbone_arguments, load_episodes
+
+    if not data.root:
+        raise ConfigError("data.dataset=episodes needs data.root: a folder written by `planllm data episodes import`")
+    dataset = load_episodes(data.root, "test" if split == "test" else "train", data.horizon, backbone_arguments(visual))
+    if split == "test":
+        return dataset
+    train, val = carve_videos(dataset, data.val_fraction, data.seed)
+    return val if split == "val" else train
+
+
+def load_split(data: DataConfig, split: str, visual: VisualConfig | None = None) -> ProcedureDataset:
+    """One split of the configured dataset; raises ConfigError for a split it does not have.
+    `visual` (the model's, RunConfig.visual()) says which backbone block rendered datasets take
+    their features from; None: the VisualConfig defaults."""
     if split not in available_splits(data):
         raise ConfigError(f"data.dataset={data.dataset} has no split {split!r}; expected one of {available_splits(data)}")
-    dataset = _load_tabletop(data, split) if data.dataset == "tabletop" else _load_benchmark(data, split)
+    visual = visual or VisualConfig()
+    if data.dataset == "episodes":
+        dataset = _load_episodes(data, split, visual)
+    else:
+        dataset = _load_tabletop(data, split, visual) if data.dataset == "tabletop" else _load_benchmark(data, split)
     if len(dataset) == 0:
         raise ConfigError(f"{data.dataset} split {split!r} has no samples at horizon {data.horizon}")
     return dataset

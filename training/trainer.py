@@ -154,8 +154,8 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.ctx = ctx or distributed.Context()
         self.is_main = self.ctx.is_main
-        self.train_set = load_split(config.data, "train")
-        self.val_set = load_split(config.data, "val")
+        self.train_set = load_split(config.data, "train", config.visual())
+        self.val_set = load_split(config.data, "val", config.visual())
         self.transition = transition_matrix(self.train_set.sequences(), self.train_set.vocab.num_steps)
         self.model = build_model(config, self.train_set, self.ctx.device)
         if self.model.config.variant.use_llm:
@@ -401,10 +401,10 @@ class Trainer:
         paths, sd_scores, llm_scores, truth = [], [], [], []
         for batch in self._batches(list(range(len(self.val_set))), self.val_set):
             batch = self._to_device(batch)
-            visual_tokens, step_tokens = model.encode_states(batch["start"], batch["goal"])
-            hidden = model.llm(visual_tokens, step_tokens)[0] if model.uses_fusion else None
+            visual_tokens, state_tokens, step_tokens = model.encode_states(batch["start"], batch["goal"])
+            hidden = model.llm(state_tokens, step_tokens)[0] if model.uses_fusion else None
             probs = model.decode_steps(visual_tokens, step_tokens, hidden).float().softmax(-1)
-            found = model.rerank_scores(probs, visual_tokens, step_tokens, transition)
+            found = model.rerank_scores(probs, state_tokens, step_tokens, transition)
             for collected, value in zip((paths, sd_scores, llm_scores), found):
                 collected.extend(value)
             truth.append(batch["steps"].cpu().numpy())

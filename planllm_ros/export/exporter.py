@@ -79,7 +79,7 @@ def _load_training_checkpoint(directory: Path) -> Source:
 
     checkpoint = load_checkpoint(directory)
     config = from_tree(checkpoint.config, str(directory / "config.json"))
-    train_set = load_split(config.data, "train")
+    train_set = load_split(config.data, "train", config.visual())
     model = build_model(config, train_set, torch.device("cpu"))
     weights = checkpoint.state.get("best_weights") or checkpoint.weights
     model.load_trainable_state_dict(weights)
@@ -108,7 +108,7 @@ def _real_batches(source: Source, count: int) -> list[dict[str, torch.Tensor]]:
         return []
     from training.splits import load_split
 
-    dataset = load_split(source.run_config.data, "val")
+    dataset = load_split(source.run_config.data, "val", source.run_config.visual())
     samples = dataset.samples[:count]
     return [{"start": torch.from_numpy(np.stack([s.start for s in samples])).float(),
              "goal": torch.from_numpy(np.stack([s.goal for s in samples])).float()}]
@@ -120,7 +120,7 @@ def _descriptions(source: Source, labels: list[str]) -> list[str]:
         return [""] * len(labels)
     from training.splits import load_split
 
-    dataset = load_split(source.run_config.data, "val")
+    dataset = load_split(source.run_config.data, "val", source.run_config.visual())
     if list(dataset.vocab.labels) != labels:
         raise ExportError(f"{source.path}: the training data's step labels no longer match the model's")
     return [d.text() for d in dataset.descriptions]
@@ -130,7 +130,7 @@ def _evaluate(out: Path, run_config, split: str) -> dict[str, Any]:
     from training.evaluate import evaluate, load_for_eval
     from training.splits import load_split
 
-    result = evaluate(load_for_eval(out), load_split(run_config.data, split))
+    result = evaluate(load_for_eval(out), load_split(run_config.data, split, run_config.visual()))
     return {"split": split, "samples": result["samples"], "decode": result["decode"],
             "closed": result["closed"], "open": result["open"]}
 

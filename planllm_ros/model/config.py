@@ -19,18 +19,24 @@ class ConfigError(ValueError):
 
 @dataclass
 class VisualConfig:
-    """Visual state encoder E_v = p_v(f_v(.)) (Eq. 1).
+    """Visual state encoder E_v = p_v(f_v(.)) (Eq. 1) over sets of visual tokens.
 
-    feature_dim: size of f_v's output (precomputed dataset features or the backbone's).
-    backbone: frozen image backbone run on uint8 image inputs ("mobilenet_v2", "open_clip");
-    None means the model only accepts precomputed features.
-    state_change: add p_delta(f_v(goal) - f_v(start)) to the goal embedding (see
-    VisualStateEncoder.encode_pair); not in the paper, on by default because it doubled test SR
-    on the tabletop world, for every variant alike (bench/results/tabletop-quality.md).
+    An observation is a set of `num_tokens` tokens of `feature_dim` channels: the frozen
+    backbone's spatial map at block `layer` (planllm_ros/model/backbone.py), or one token for
+    precomputed per-second dataset features (S3D). backbone: the frozen image backbone run on
+    uint8 image inputs ("mobilenet_v2", "open_clip"); None means the model takes features only.
+    pool_tokens: average each observation's tokens into one before projecting (the one-vector
+    model; it then accepts any number of input tokens).
+    state_change: add per-location change tokens p_delta(f_v(goal) - f_v(start)) beside the
+    start and goal tokens (VisualStateEncoder). Not in the paper: frozen features are dominated
+    by the scene, which start and goal share; what the steps did is in the difference.
     """
 
     feature_dim: int = 1280
+    num_tokens: int = 1
     backbone: str | None = "mobilenet_v2"
+    layer: int = -1
+    pool_tokens: bool = False
     state_change: bool = True
     backbone_checkpoint: str | None = None
     open_clip_model: str = "ViT-B-32"
@@ -169,6 +175,7 @@ class PlanLLMConfig:
     num_steps: int = 0  # 0: set from the step labels the model is built with
     hidden_dim: int = 128
     dropout: float = 0.1
+    init_std: float = 0.02  # std of the normal init of every learned query, position and role embedding
     visual: VisualConfig = field(default_factory=VisualConfig)
     text: TextConfig = field(default_factory=TextConfig)
     qformer: QFormerConfig = field(default_factory=QFormerConfig)
@@ -198,6 +205,9 @@ class PlanLLMConfig:
                 f"hidden_dim ({self.hidden_dim}) must be positive and divisible by heads.num_heads "
                 f"({self.heads.num_heads})"
             )
+        if self.visual.feature_dim < 1 or self.visual.num_tokens < 1:
+            raise ConfigError(f"visual.feature_dim and visual.num_tokens must be >= 1, got "
+                              f"{self.visual.feature_dim} and {self.visual.num_tokens}")
         if self.variant.planning not in PLANNING_MODES:
             raise ConfigError(f"variant.planning must be one of {PLANNING_MODES}, got {self.variant.planning!r}")
         if self.variant.planning == "llm_only" and not self.variant.use_llm:

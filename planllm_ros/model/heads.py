@@ -41,9 +41,9 @@ class CrossAttentionBlock(nn.Module):
 class StepDecoder(nn.Module):
     """r^SD = CrossAtten(q^SD_1..T, [x0v, xTv, x^q]) (Eq. 11)."""
 
-    def __init__(self, hidden_dim: int, horizon: int, config: HeadsConfig):
+    def __init__(self, hidden_dim: int, horizon: int, config: HeadsConfig, init_std: float):
         super().__init__()
-        self.queries = nn.Parameter(torch.randn(horizon, hidden_dim) * 0.02)
+        self.queries = nn.Parameter(torch.randn(horizon, hidden_dim) * init_std)
         self.block = CrossAttentionBlock(hidden_dim, config)
 
     def forward(self, memory: torch.Tensor) -> torch.Tensor:

@@ -5,8 +5,10 @@ production), or the built-in tiny Llama with a BPE tokenizer trained on the step
 own weights are frozen; stage 2 adds LoRA (peft) when the variant trains the LLM.
 
 Prompt (soft tokens in angle brackets, projected into the LLM's embedding space):
-    <s>Start: <x0v> Goal: <xTv> Steps: <x^q_1> ... <x^q_T> Plan:
-h_t is the LLM's last hidden state at the position of <x^q_t>. Training appends the ground
+    <s>Start: <x0v> Goal: <xTv> Change: <dv> Steps: <x^q_1> ... <x^q_T> Plan:
+where <x0v>, <xTv> and <dv> are the mean start, goal and change tokens of the state interaction
+(" Change:" only for models with change tokens). As in BLIP-2, the LLM reads the image through
+the Q-Former's T step tokens; the three summaries tell it what the two states look like. h_t is the LLM's last hidden state at the position of <x^q_t>. Training appends the ground
 truth written as one sentence, " 1. slice the tomato. 2. add salt.</s>", and L_ASC is the LM
 loss on those tokens only. The LM is causal, so h (taken inside the prompt) never sees the
 appended ground truth: training and inference compute h identically.
@@ -25,7 +27,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 from planllm_ros.model.config import LLMConfig
 from planllm_ros.model.tokenizer import train_bpe_tokenizer
 
-PROMPT_SEGMENTS = ("Start:", " Goal:", " Steps:", " Plan:")
+ROLE_SEGMENTS = ("Start:", " Goal:", " Change:")  # one per state token role, in VisualStateEncoder's order
+PROMPT_SEGMENTS = (*ROLE_SEGMENTS, " Steps:", " Plan:")
 _NUMBERED = re.compile(r"(?:^|\s)\d+\s*[.)](?:\s+|$)")
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -112,11 +115,12 @@ def load_local_llm(path: str | Path, dtype: str):
 class LLMBranch(nn.Module):
     """Projection into the LLM, the prompt with soft tokens, h_1..T, L_ASC and captions."""
 
-    def __init__(self, config: LLMConfig, hidden_dim: int, horizon: int, step_labels: Sequence[str],
+    def __init__(self, config: LLMConfig, hidden_dim: int, horizon: int, num_roles: int, step_labels: Sequence[str],
                  llm_dir: str | Path | None = None, train_plans: Sequence[Sequence[int]] | None = None):
         super().__init__()
         self.config = config
         self.horizon = horizon
+        self.num_roles = num_roles
         source = llm_dir or config.path
         if source is not None:
             self.model, self.tokenizer = load_local_llm(source, config.dtype)
@@ -125,13 +129,13 @@ class LLMBranch(nn.Module):
         self.model.requires_grad_(False)
         self.lora_applied = False
         width = self.model.get_input_embeddings().embedding_dim
-        self.projection = nn.Linear(hidden_dim, width)  # [x0v, xTv, x^q] -> LLM input space
+        self.projection = nn.Linear(hidden_dim, width)  # state summaries and x^q -> LLM input space
         self.hidden_out = nn.Linear(width, hidden_dim)  # h -> the heads' width
-        self._segments = [self.tokenizer(s, add_special_tokens=False)["input_ids"] for s in PROMPT_SEGMENTS]
-        bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
-        self._bos = bos
-        # positions of the soft tokens: <x0v> after segment 0, <xTv> after 1, <x^q> after 2
-        first_step = len(bos) + len(self._segments[0]) + 1 + len(self._segments[1]) + 1 + len(self._segments[2])
+        segments = (*ROLE_SEGMENTS[:num_roles], " Steps:", " Plan:")
+        self._segments = [self.tokenizer(s, add_special_tokens=False)["input_ids"] for s in segments]
+        self._bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
+        # one soft token after each role segment, then the T step tokens after " Steps:"
+        first_step = len(self._bos) + sum(len(s) + 1 for s in self._segments[:num_roles]) + len(self._segments[num_roles])
         self.step_positions = list(range(first_step, first_step + horizon))
 
     def apply_lora(self) -> None:
@@ -154,20 +158,24 @@ class LLMBranch(nn.Module):
         tensor = torch.tensor(list(ids), dtype=torch.long, device=embedding.weight.device)
         return embedding(tensor).unsqueeze(0).expand(batch, -1, -1)
 
-    def prompt_embeddings(self, visual_tokens: torch.Tensor, step_tokens: torch.Tensor) -> torch.Tensor:
-        """(B, 2, H), (B, T, H) -> inputs_embeds (B, P, d) of the prompt."""
-        batch = visual_tokens.shape[0]
+    def prompt_embeddings(self, state_tokens: torch.Tensor, step_tokens: torch.Tensor) -> torch.Tensor:
+        """(B, R, H) state summaries, (B, T, H) step tokens -> inputs_embeds (B, P, d) of the prompt."""
+        batch, roles = state_tokens.shape[:2]
+        if roles != self.num_roles:
+            raise ValueError(f"expected {self.num_roles} state tokens per sample, got {roles}")
         dtype = self.model.get_input_embeddings().weight.dtype
-        soft = self.projection(torch.cat([visual_tokens, step_tokens], dim=1)).to(dtype)
+        soft = self.projection(torch.cat([state_tokens, step_tokens], dim=1)).to(dtype)
         seg = [self._embed_ids(s, batch) for s in self._segments]
-        parts = [self._embed_ids(self._bos, batch), seg[0], soft[:, 0:1], seg[1], soft[:, 1:2], seg[2],
-                 soft[:, 2:], seg[3]]
+        parts = [self._embed_ids(self._bos, batch)]
+        for role in range(roles):
+            parts += [seg[role], soft[:, role:role + 1]]
+        parts += [seg[roles], soft[:, roles:], seg[roles + 1]]
         return torch.cat(parts, dim=1)
 
-    def forward(self, visual_tokens: torch.Tensor, step_tokens: torch.Tensor,
+    def forward(self, state_tokens: torch.Tensor, step_tokens: torch.Tensor,
                 targets: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """h_1..T (B, T, hidden_dim) and, with `targets` (one formatted plan per sample), L_ASC."""
-        prompt = self.prompt_embeddings(visual_tokens, step_tokens)
+        prompt = self.prompt_embeddings(state_tokens, step_tokens)
         batch, prompt_len = prompt.shape[:2]
         inputs, mask, labels = prompt, torch.ones(batch, prompt_len, dtype=torch.long, device=prompt.device), None
         if targets is not None:
@@ -177,15 +185,15 @@ class LLMBranch(nn.Module):
         return self.hidden_out(hidden), (out.loss.float() if labels is not None else None)
 
     @torch.no_grad()
-    def plan_log_likelihood(self, visual_tokens: torch.Tensor, step_tokens: torch.Tensor,
+    def plan_log_likelihood(self, state_tokens: torch.Tensor, step_tokens: torch.Tensor,
                             plans: Sequence[Sequence[str]]) -> torch.Tensor:
         """log p(plan sentence | prompt) summed over its tokens, for K candidate plans (each a
         list of T step texts) of every sample: (B, K). What ASC trains the LLM to make large
         for the true plan; PlanLLM.decode uses it to re-rank closed-set candidates."""
-        batch, k = visual_tokens.shape[0], len(plans) // visual_tokens.shape[0]
+        batch, k = state_tokens.shape[0], len(plans) // state_tokens.shape[0]
         if k * batch != len(plans) or k == 0:
             raise ValueError(f"expected K plans per sample for {batch} samples, got {len(plans)} plans")
-        prompt = self.prompt_embeddings(visual_tokens, step_tokens).repeat_interleave(k, dim=0)
+        prompt = self.prompt_embeddings(state_tokens, step_tokens).repeat_interleave(k, dim=0)
         inputs, mask, labels = self._append_targets(prompt, [format_plan(plan) for plan in plans])
         logits = self.model(inputs_embeds=inputs, attention_mask=mask).logits[:, :-1].float()
         targets = labels[:, 1:]
@@ -228,9 +236,9 @@ class LLMBranch(nn.Module):
         return ids, mask
 
     @torch.no_grad()
-    def generate_captions(self, visual_tokens: torch.Tensor, step_tokens: torch.Tensor) -> list[list[str]]:
+    def generate_captions(self, state_tokens: torch.Tensor, step_tokens: torch.Tensor) -> list[list[str]]:
         """Greedy free-form plan O (Eq. 10), parsed into T captions per sample."""
-        prompt = self.prompt_embeddings(visual_tokens, step_tokens)
+        prompt = self.prompt_embeddings(state_tokens, step_tokens)
         mask = torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device)
         tokens = self.model.generate(
             inputs_embeds=prompt, attention_mask=mask, max_new_tokens=self.config.max_new_tokens,

@@ -75,20 +75,20 @@ class PlanLLM(nn.Module):
         variant, hidden, horizon = config.variant, config.hidden_dim, config.horizon
         self.register_buffer("description_embeddings", description_embeddings.detach().float().clone())
 
-        self.visual = VisualStateEncoder(config.visual, hidden, config.dropout)
-        self.interaction = StateInteraction(hidden, config.heads.num_heads, config.dropout)
+        self.visual = VisualStateEncoder(config.visual, hidden, config.dropout, config.init_std)
+        self.interaction = StateInteraction(hidden, config.heads.num_heads, config.heads.ffn_mult, config.dropout)
         if variant.use_mim:
-            self.qformer = MIMQFormer(config.qformer, hidden, horizon, text_dim)
+            self.qformer = MIMQFormer(config.qformer, hidden, horizon, text_dim, config.init_std)
             self.contrast_visual = nn.Linear(hidden, hidden)
             self.contrast_step = nn.Linear(hidden, hidden)
             self.contrast_text = nn.Linear(text_dim, hidden)
         else:  # no MIM: the LLM and the decoder get T learnable step tokens in place of x^q
-            self.step_tokens = nn.Parameter(torch.randn(horizon, hidden) * 0.02)
+            self.step_tokens = nn.Parameter(torch.randn(horizon, hidden) * config.init_std)
         if variant.use_llm:
-            self.llm = LLMBranch(config.llm, hidden, horizon, self.step_labels, llm_dir=llm_dir,
-                                 train_plans=train_plans)
+            self.llm = LLMBranch(config.llm, hidden, horizon, self.visual.num_roles, self.step_labels,
+                                 llm_dir=llm_dir, train_plans=train_plans)
         if variant.planning != "llm_only":
-            self.step_decoder = StepDecoder(hidden, horizon, config.heads)
+            self.step_decoder = StepDecoder(hidden, horizon, config.heads, config.init_std)
             if self.uses_fusion:
                 self.knowledge_fusion = CrossAttentionBlock(hidden, config.heads)
             self.step_refiner = StepRefiner(hidden, text_dim, n, config.heads)
@@ -134,15 +134,17 @@ class PlanLLM(nn.Module):
         return True
 
     # ----------------------------------------------------------------- forward
-    def encode_states(self, start: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[x0v, xTv] (B, 2, H) and the step tokens x^q (B, T, H): the input-only part."""
-        visual_tokens = self.interaction(*self.visual.encode_pair(start, goal))
+    def encode_states(self, start: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The input-only part: visual tokens [x0v, xTv(, change)] (B, R*L, H), their per-role
+        means (B, R, H) for the LLM prompt, and the step tokens x^q (B, T, H)."""
+        visual_tokens = self.interaction(self.visual(start, goal), self.visual.num_roles)
+        state_tokens = self.visual.summarize(visual_tokens)
         if self.config.variant.use_mim:
-            return visual_tokens, self.qformer(visual_tokens)
-        return visual_tokens, self.step_tokens.unsqueeze(0).expand(visual_tokens.shape[0], -1, -1)
+            return visual_tokens, state_tokens, self.qformer(visual_tokens)
+        return visual_tokens, state_tokens, self.step_tokens.unsqueeze(0).expand(visual_tokens.shape[0], -1, -1)
 
     def forward(self, start: torch.Tensor, goal: torch.Tensor, steps: torch.Tensor | None = None) -> PlanLLMOutput:
-        visual_tokens, step_tokens = self.encode_states(start, goal)
+        visual_tokens, state_tokens, step_tokens = self.encode_states(start, goal)
         losses: dict[str, torch.Tensor] = {}
         if steps is not None:
             steps = steps.to(self.description_embeddings.device).long()
@@ -159,13 +161,13 @@ class PlanLLM(nn.Module):
         if self.config.variant.use_llm and (train_llm or self.uses_fusion):
             targets = [format_plan([self.step_labels[i] for i in row]) for row in steps.tolist()] if train_llm else None
             with torch.set_grad_enabled(torch.is_grad_enabled() and self.stage == 2):
-                hidden, asc = self.llm(visual_tokens, step_tokens, targets)
+                hidden, asc = self.llm(state_tokens, step_tokens, targets)
             if asc is not None:
                 losses["asc"] = asc
         captions, logits = None, None
         if self.config.variant.planning == "llm_only":
             if steps is None:  # with steps only the losses are wanted: greedy generation would dominate training
-                captions = self.llm.generate_captions(visual_tokens, step_tokens)
+                captions = self.llm.generate_captions(state_tokens, step_tokens)
                 logits = self.caption_logits(captions)
         else:
             logits = self.decode_steps(visual_tokens, step_tokens, hidden)
@@ -253,7 +255,7 @@ class PlanLLM(nn.Module):
             texts = out.captions
             if texts is None:
                 texts = ([[] for _ in range(probs.shape[0])] if not (captions and self.config.variant.use_llm)
-                         else self.llm.generate_captions(*self.encode_states(start, goal)))
+                         else self.llm.generate_captions(*self.encode_states(start, goal)[1:]))
         finally:
             self.train(was_training)
         return Prediction(step_ids=torch.as_tensor(ids, dtype=torch.long), probs=probs.cpu(), captions=texts)
@@ -265,7 +267,7 @@ class PlanLLM(nn.Module):
         return variant.use_llm and variant.planning != "llm_only" and self.config.decoding.llm_weight > 0
 
     def decode(self, probs: torch.Tensor, start: torch.Tensor, goal: torch.Tensor, transition=None,
-               decode: str = "viterbi", visual_tokens: torch.Tensor | None = None,
+               decode: str = "viterbi", state_tokens: torch.Tensor | None = None,
                step_tokens: torch.Tensor | None = None) -> np.ndarray:
         """(B, T, N) step probabilities -> (B, T) ids: argmax, Viterbi, or (config.decoding.llm_weight
         > 0) Viterbi's best candidates re-ranked with the LLM. The LLM reads the same prompt as for
@@ -277,14 +279,14 @@ class PlanLLM(nn.Module):
             return argmax_decode(probs)
         if not self.reranks_with_llm:
             return viterbi(probs, transition)
-        if visual_tokens is None or step_tokens is None:
-            visual_tokens, step_tokens = self.encode_states(start, goal)
-        paths, sd_scores, llm_scores = self.rerank_scores(probs, visual_tokens, step_tokens, transition)
+        if state_tokens is None or step_tokens is None:
+            _, state_tokens, step_tokens = self.encode_states(start, goal)
+        paths, sd_scores, llm_scores = self.rerank_scores(probs, state_tokens, step_tokens, transition)
         best = (sd_scores + self.config.decoding.llm_weight * llm_scores).argmax(axis=1)
         return paths[np.arange(len(paths)), best]
 
     @torch.no_grad()
-    def rerank_scores(self, probs: torch.Tensor, visual_tokens: torch.Tensor, step_tokens: torch.Tensor,
+    def rerank_scores(self, probs: torch.Tensor, state_tokens: torch.Tensor, step_tokens: torch.Tensor,
                       transition) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Candidates (B, K, T), their Viterbi scores (B, K) and LLM log-likelihoods (B, K); the
         trainer chooses decoding.llm_weight from these on the validation split."""
@@ -294,7 +296,7 @@ class PlanLLM(nn.Module):
         paths = np.stack([p[:k] for p, _ in found])
         sd_scores = np.stack([s[:k] for _, s in found])
         plans = [[self.step_labels[i] for i in path] for row in paths for path in row]
-        llm_scores = self.llm.plan_log_likelihood(visual_tokens, step_tokens, plans).cpu().double().numpy()
+        llm_scores = self.llm.plan_log_likelihood(state_tokens, step_tokens, plans).cpu().double().numpy()
         return paths, sd_scores, llm_scores
 
     # ----------------------------------------------------------------- checkpoints

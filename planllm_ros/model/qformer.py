@@ -1,8 +1,8 @@
-"""MIM Q-Former (Eq. 5): T learnable step queries read the two visual state tokens.
+"""MIM Q-Former (Eq. 5): T learnable step queries read the visual tokens of start, goal and change.
 
 `transformers.Blip2QFormerModel` does the work, used the way BLIP-2 uses it:
 - unimodal pass (training and inference): only the T queries go in; they self-attend and
-  cross-attend to the image tokens [x0v, xTv] -> x^q_1..T. Nothing from the ground truth
+  cross-attend to the visual tokens [x0v, xTv(, change)] -> x^q_1..T. Nothing from the ground truth
   enters this pass, so it is the only one run at inference.
 - matching pass (training only, the VLM loss): the queries are concatenated with T "text"
   tokens, the ground-truth step description embeddings y_{a_1..T} of some sample (projected,
@@ -58,7 +58,7 @@ def _blip2_qformer_tensors(directory: Path) -> dict[str, torch.Tensor]:
 class MIMQFormer(nn.Module):
     """Step queries over image tokens -> x^q (B, T, hidden_dim); plus the VLM matching head."""
 
-    def __init__(self, config: QFormerConfig, hidden_dim: int, horizon: int, text_dim: int):
+    def __init__(self, config: QFormerConfig, hidden_dim: int, horizon: int, text_dim: int, init_std: float):
         super().__init__()
         if config.checkpoint:
             qconfig = _blip2_qformer_config(Path(config.checkpoint))
@@ -73,9 +73,9 @@ class MIMQFormer(nn.Module):
         self.qformer = Blip2QFormerModel(qconfig)
         width = qconfig.hidden_size
         self.image_in = nn.Linear(hidden_dim, qconfig.encoder_hidden_size)
-        self.queries = nn.Parameter(torch.randn(horizon, width) * 0.02)
+        self.queries = nn.Parameter(torch.randn(horizon, width) * init_std)
         self.text_in = nn.Linear(text_dim, width)
-        self.text_position = nn.Parameter(torch.randn(horizon, width) * 0.02)
+        self.text_position = nn.Parameter(torch.randn(horizon, width) * init_std)
         self.out = nn.Linear(width, hidden_dim)
         self.match_head = nn.Linear(width, 1)
         if config.checkpoint:
@@ -98,14 +98,14 @@ class MIMQFormer(nn.Module):
                 self.queries.copy_(tokens[:horizon])
 
     def forward(self, visual_tokens: torch.Tensor) -> torch.Tensor:
-        """[x0v, xTv] (B, 2, H) -> x^q (B, T, H). Inference path: queries + image only."""
+        """Visual tokens (B, M, H) -> x^q (B, T, H). Inference path: queries + image only."""
         batch = visual_tokens.shape[0]
         queries = self.queries.unsqueeze(0).expand(batch, -1, -1)
         out = self.qformer(query_embeds=queries, encoder_hidden_states=self.image_in(visual_tokens))
         return self.out(out.last_hidden_state)
 
     def match_logits(self, visual_tokens: torch.Tensor, step_text: torch.Tensor) -> torch.Tensor:
-        """VLM head: image tokens (P, 2, H) paired with step-text embeddings (P, T, E) -> (P,)
+        """VLM head: visual tokens (P, M, H) paired with step-text embeddings (P, T, E) -> (P,)
         logits of "this step sequence belongs to these start/goal states"."""
         pairs, horizon = step_text.shape[:2]
         queries = self.queries.unsqueeze(0).expand(pairs, -1, -1)

@@ -2,8 +2,9 @@
 every backend.
 
 The model is cut around the LLM, which runs in torch in every backend:
-- "encoder": start, goal features (B, D) -> visual_tokens [x0v, xTv] (B, 2, H), step_tokens
-  x^q (B, T, H): visual projection, state interaction, Q-Former (Eq. 1, 4, 5).
+- "encoder": start, goal features (B, L, C) -> visual_tokens [x0v, xTv(, change)] (B, R*L, H),
+  state_tokens (their per-role means, B, R, H), step_tokens x^q (B, T, H): visual projection,
+  state interaction, Q-Former (Eq. 1, 4, 5).
 - LLM (torch): prompt with the soft tokens -> llm_hidden h (B, T, H) and captions (Eq. 9-10).
 - "heads": visual_tokens, step_tokens (, llm_hidden when the model fuses) -> logits (B, T, N):
   step decoder, knowledge fusion, step refiner (Eq. 11-13). The description embeddings are
@@ -25,13 +26,13 @@ def graph_names(model) -> tuple[str, ...]:
 
 class EncoderGraph(nn.Module):
     input_names = ("start", "goal")
-    output_names = ("visual_tokens", "step_tokens")
+    output_names = ("visual_tokens", "state_tokens", "step_tokens")
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
-    def forward(self, start: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, start: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.model.encode_states(start, goal)
 
 

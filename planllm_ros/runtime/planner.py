@@ -117,9 +117,15 @@ class Planner:
     def feature_dim(self) -> int:
         return int(self.model.config.visual.feature_dim)
 
+    @property
+    def feature_shape(self) -> str:
+        """The feature input this model takes, for messages: "(C,)" or "(L, C)"."""
+        visual = self.model.config.visual
+        return f"({self.feature_dim},)" if visual.num_tokens == 1 else f"({visual.num_tokens}, {self.feature_dim})"
+
     # ------------------------------------------------------------------ inputs
     def _check_observation(self, value, name: str) -> np.ndarray:
-        """An HxWx3 uint8 RGB image or a (D,) float feature vector, as a numpy array."""
+        """An HxWx3 uint8 RGB image, or float features: (C,) for one token, (L, C) for a token set."""
         if isinstance(value, torch.Tensor):
             value = value.detach().cpu().numpy()
         if not isinstance(value, np.ndarray):
@@ -128,15 +134,17 @@ class Planner:
             if min(value.shape[:2]) < 1:
                 raise PlannerError(f"{name}: empty image of shape {value.shape}")
             return value
-        if value.ndim == 1 and np.issubdtype(value.dtype, np.floating):
-            if value.shape[0] != self.feature_dim:
-                raise PlannerError(f"{name}: feature vector has {value.shape[0]} values, this model takes "
-                                   f"{self.feature_dim}-d features")
+        if value.ndim in (1, 2) and np.issubdtype(value.dtype, np.floating):
+            visual = self.model.config.visual
+            tokens = value.reshape(-1, value.shape[-1])
+            if tokens.shape[1] != self.feature_dim or not (visual.pool_tokens or len(tokens) == visual.num_tokens):
+                raise PlannerError(f"{name}: features of shape {value.shape}, this model takes {self.feature_shape} "
+                                   f"features of its {visual.backbone or 'dataset'} backbone")
             if not np.isfinite(value).all():
-                raise PlannerError(f"{name}: feature vector contains NaN or infinite values")
-            return value.astype(np.float32)
+                raise PlannerError(f"{name}: features contain NaN or infinite values")
+            return tokens.astype(np.float32)
         raise PlannerError(
-            f"{name}: expected an HxWx3 uint8 RGB image or a ({self.feature_dim},) float feature vector, "
+            f"{name}: expected an HxWx3 uint8 RGB image or {self.feature_shape} float features, "
             f"got shape {value.shape} dtype {value.dtype}"
         )
 
@@ -151,25 +159,25 @@ class Planner:
         if visual.backbone is None:
             raise PlannerError(
                 f"this model was trained on precomputed {self.feature_dim}-d features and records no image "
-                f"backbone (visual.backbone is null): pass ({self.feature_dim},) feature vectors, not images"
+                f"backbone (visual.backbone is null): pass {self.feature_shape} features, not images"
             )
         checkpoint = self.backbone_checkpoint or visual.backbone_checkpoint
         try:
-            backbone = build_backbone(visual.backbone, checkpoint, visual.open_clip_model)
+            backbone = build_backbone(visual.backbone, checkpoint, visual.open_clip_model, visual.layer)
         except (FileNotFoundError, ValueError) as error:
             raise PlannerError(
                 f"this model's {self.feature_dim}-d features come from the {visual.backbone!r} backbone, whose "
                 f"weights are not available here ({error}); configure them with backbone_checkpoint=PATH "
-                f"(CLI: --backbone-checkpoint) or pass precomputed {visual.backbone} feature vectors"
+                f"(CLI: --backbone-checkpoint) or pass precomputed {visual.backbone} features"
             ) from error
-        if backbone.out_dim != self.feature_dim:
-            raise PlannerError(f"backbone {visual.backbone!r} gives {backbone.out_dim}-d features, "
-                               f"the model takes {self.feature_dim}-d")
+        if backbone.out_dim != self.feature_dim or not (visual.pool_tokens or backbone.num_tokens == visual.num_tokens):
+            raise PlannerError(f"backbone {visual.backbone!r} gives {backbone.num_tokens} tokens of {backbone.out_dim} "
+                               f"channels, the model takes {self.feature_shape} features")
         self._backbone = backbone.to(self.device)
         return self._backbone
 
     def _features(self, observations: list[np.ndarray]) -> list[torch.Tensor]:
-        """(1, D) float features per observation; images go through the backbone (each size
+        """(1, L, C) float features per observation; images go through the backbone (each size
         is resized by the backbone itself)."""
         out = []
         for obs in observations:
@@ -201,14 +209,14 @@ class Planner:
         logits = None
         if variant.planning != "llm_only":
             if model.uses_fusion:
-                tokens["llm_hidden"], _ = model.llm(tokens["visual_tokens"], tokens["step_tokens"])
+                tokens["llm_hidden"], _ = model.llm(tokens["state_tokens"], tokens["step_tokens"])
             logits = self.backend.run(HEADS, tokens)["logits"]
         timings["heads"] = self._ms(mark)
 
         mark = time.perf_counter()
         captions: list[str] = []
         if self.captions or variant.planning == "llm_only":
-            captions = model.llm.generate_captions(tokens["visual_tokens"], tokens["step_tokens"])[0]
+            captions = model.llm.generate_captions(tokens["state_tokens"], tokens["step_tokens"])[0]
         if logits is None:
             logits = model.caption_logits([captions])
         timings["captions"] = self._ms(mark)
@@ -217,7 +225,7 @@ class Planner:
         probs = logits.float().softmax(-1)
         ids = model.decode(probs, start_features, goal_features, self.transition,
                            "viterbi" if self.transition is not None else "argmax",
-                           visual_tokens=tokens["visual_tokens"], step_tokens=tokens["step_tokens"])[0]
+                           state_tokens=tokens["state_tokens"], step_tokens=tokens["step_tokens"])[0]
         probs = probs[0].cpu().numpy()
         timings["decode"] = self._ms(mark)
         open_labels = None

@@ -54,7 +54,7 @@ def test_sets(config) -> dict[str, tuple[object, list[str]]]:
     """{setting: (dataset with ground-truth ids, candidate label texts)}."""
     from training.tabletop import vocabulary
 
-    test, novel = load_split(config.data, "test"), load_split(config.data, "novel")
+    test, novel = load_split(config.data, "test", config.visual()), load_split(config.data, "novel", config.visual())
     paraphrases = list(vocabulary(paraphrase=True).labels)
     return {"closed": (test, list(test.vocab.labels)), "paraphrase": (test, paraphrases),
             "novel": (novel, list(novel.vocab.labels)),

@@ -84,7 +84,7 @@ def measure(args: argparse.Namespace) -> dict[tuple[str, int, str, str], list[di
                     scores = cached_scores(run_dir, config)
                     if scores is None:
                         loaded = trained_model(config, run_dir)
-                        test = load_split(config.data, "test")
+                        test = load_split(config.data, "test", config.visual())
                         scores = {decode: closed_set_metrics(loaded, test, decode) for decode in DECODES}
                         save_scores(run_dir, scores)
                     for decode in DECODES:

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
     args.epochs = args.epochs or (1 if args.quick else 6)
     config = run_config("tabletop-tiny", overrides(args.quick, 1, args.epochs, args.seed))
     for split in ("train", "val"):  # build the feature cache once, so no measured process computes it
-        load_split(config.data, split)
+        load_split(config.data, split, config.visual())
     results = []
     with tempfile.TemporaryDirectory(prefix="planllm-train-bench-") as tmp:
         for stage in args.stages:

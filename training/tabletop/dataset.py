@@ -130,12 +130,12 @@ def render_frames(episodes: list[Episode], keys: list[tuple[int, int]], progress
 
 def load_tabletop(split: str, horizon: int, seed: int = 0, num_samples: int | None = None,
                   observation: str = "features", cache_dir: str | Path | None = None,
-                  backbone: str = "mobilenet_v2", progress: bool = True) -> ProcedureDataset:
+                  backbone: str = "mobilenet_v2", layer: int = -1, progress: bool = True) -> ProcedureDataset:
     """The tabletop dataset of one split and horizon.
 
     observation="images": start/goal are (224, 224, 3) uint8 (the camera path; frames shared by
-    windows of one episode are one array). observation="features": 1280-d features of the frozen
-    default backbone, read from (or written to) the feature cache in `cache_dir`.
+    windows of one episode are one array). observation="features": the frozen backbone's token
+    map at block `layer`, (L, C) float16, read from (or written to) the feature cache in `cache_dir`.
     """
     _check(split, horizon)
     if observation not in ("features", "images"):
@@ -148,7 +148,7 @@ def load_tabletop(split: str, horizon: int, seed: int = 0, num_samples: int | No
     else:
         from training.tabletop.features import cached_features
 
-        feats = cached_features(episodes, keys, backbone=backbone, cache_dir=cache_dir, progress=progress,
+        feats = cached_features(episodes, keys, backbone=backbone, layer=layer, cache_dir=cache_dir, progress=progress,
                                 identity={"split": generation_split(split), "seed": seed,
                                           "num_samples": num_samples, "horizon": horizon})
         observed = dict(zip(keys, feats))
