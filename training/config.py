@@ -27,15 +27,12 @@ from typing import Any
 
 import yaml
 
+from planllm_ros.config_tree import ConfigError, build
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("data", "train", "model", "name")
 DERIVED_MODEL_KEYS = {"horizon": "data.horizon", "num_steps": "the dataset's vocabulary"}
-_SCALARS = {"int": int, "float": float, "bool": bool, "str": str}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-class ConfigError(ValueError):
-    """A config file or override is wrong; the message names the file / key and the fault."""
 
 
 @dataclass
@@ -216,35 +213,12 @@ def _expand_env(value: Any, where: str) -> Any:
     return _ENV.sub(substitute, value)
 
 
-def _build(cls, values: Any, where: str):
-    """A dataclass from a dict, rejecting unknown keys by name."""
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {values!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")
-    kwargs = {}
-    for name, value in values.items():
-        kind = fields[name].type
-        if kind == "StageConfig":
-            value = _build(StageConfig, value, f"{where}.{name}")
-        elif kind == "float" and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        elif kind in _SCALARS and not (type(value) is _SCALARS[kind]):
-            raise ConfigError(f"{where}.{name}: expected {kind}, got {value!r}")
-        kwargs[name] = value
-    return cls(**kwargs)
-
-
 def _validate(config: RunConfig, source: str) -> None:
     data, train = config.data, config.train
     checks = [
         (data.dataset in ("tabletop", "crosstask", "coin", "niv", "episodes"),
          f"data.dataset must be tabletop, crosstask, coin, niv or episodes, got {data.dataset!r}"),
-        (isinstance(data.horizon, int) and data.horizon >= 1, f"data.horizon must be an integer >= 1, got {data.horizon!r}"),
+        (data.horizon >= 1, f"data.horizon must be >= 1, got {data.horizon!r}"),
         (0.0 < data.val_fraction < 1.0, f"data.val_fraction must be in (0, 1), got {data.val_fraction!r}"),
         (len(train.stages) > 0 and all(s in (1, 2) for s in train.stages) and train.stages == sorted(set(train.stages)),
          f"train.stages must be [1, 2], [1] or [2], got {train.stages!r}"),
@@ -270,15 +244,20 @@ def from_tree(tree: dict[str, Any], source: str = "config") -> RunConfig:
     unknown = sorted(set(tree) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"{source}: unknown top-level key(s) {unknown}; expected {list(SECTIONS)} (and `extends`)")
-    train_values = dict(tree.get("train") or {})
     config = RunConfig(
-        data=_build(DataConfig, tree.get("data"), f"{source}: data"),
-        train=_build(TrainConfig, train_values, f"{source}: train"),
+        data=build(DataConfig, _section(tree, "data"), f"{source}: data"),
+        train=build(TrainConfig, _section(tree, "train"), f"{source}: train"),
         model=dict(tree.get("model") or {}),
         name=str(tree.get("name", "planllm")),
     )
     _validate(config, source)
     return config
+
+
+def _section(tree: dict[str, Any], name: str) -> Any:
+    """A top-level section; absent or empty (`train:` with nothing under it) means all defaults."""
+    value = tree.get(name)
+    return {} if value is None else value
 
 
 def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

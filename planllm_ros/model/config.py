@@ -1,20 +1,19 @@
 """One dataclass tree configures a PlanLLM model; it is saved (as JSON) inside every checkpoint.
 
 `PlanLLMConfig.from_dict(config.to_dict())` round-trips exactly, through JSON or YAML. Unknown
-keys raise `ConfigError` naming the key and where it was, so a typo in a YAML file is caught
-at load time instead of silently falling back to a default.
+keys and values of the wrong type raise `ConfigError` naming the key path
+(planllm_ros.config_tree), so a typo in a YAML file is caught at load time instead of silently
+falling back to a default.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import Any
+
+from planllm_ros.config_tree import ConfigError, build
 
 PLANNING_MODES = ("fused", "llm_only", "step_only")
-
-
-class ConfigError(ValueError):
-    """A model configuration is malformed; the message names the offending key."""
 
 
 @dataclass
@@ -86,7 +85,7 @@ class BuiltinLLMConfig:
     rebuilding from the same config, labels and training plans gives the same LLM.
 
     pretrain_steps > 0: before stage 1, train it as a plain causal LM on the training split's
-    plans written as sentences (llm.pretrain_on_plans). Vicuna arrives knowing language and how
+    plans written as sentences (training/llm_pretrain.py). Vicuna arrives knowing language and how
     procedures go; a randomly initialised stand-in knows nothing, and LoRA on a random network
     cannot make up for that. On the tabletop world this took open-vocabulary SR from about 2%
     to about 17% (bench/results/tabletop-quality.md)."""
@@ -190,7 +189,7 @@ class PlanLLMConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PlanLLMConfig":
-        config = _build(cls, data, "config")
+        config = build(cls, data, "config")
         config.validate()
         return config
 
@@ -218,23 +217,3 @@ class PlanLLMConfig:
         if self.llm.dtype not in ("float32", "float16", "bfloat16"):
             raise ConfigError(f"llm.dtype must be float32, float16 or bfloat16, got {self.llm.dtype!r}")
 
-
-def _build(cls, data: Any, where: str):
-    """Instantiate dataclass `cls` from a dict, recursing into nested dataclasses."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}")
-    kwargs = {}
-    for key, value in data.items():
-        kind = hints[key]
-        if dataclasses.is_dataclass(kind):
-            kwargs[key] = _build(kind, value, f"{where}.{key}")
-        elif isinstance(value, list):
-            kwargs[key] = list(value)
-        else:
-            kwargs[key] = value
-    return cls(**kwargs)
