@@ -9,11 +9,18 @@ A config has four sections:
     name:   a label for logs
 
 `extends: other.yaml` (path relative to the file, or a config name) deep-merges the file over
-another, so the per-dataset presets share one tiny and one vicuna7b base. Overrides name a dotted
-key; a key whose first part is not data/train/model/name belongs to the model, so
-`--set variant.use_mim=false` is `model.variant.use_mim=false`. Values are parsed as YAML
-(`true`, `3`, `1e-4`, `[2]`). Strings may use `${ENV_VAR}`; an unset variable is an error that
-names the key (e.g. the Vicuna directory: `export VICUNA_DIR=...` or `--set llm.path=DIR`).
+another, so the presets share one tiny and one vicuna7b base (`_tiny.yaml`, `_vicuna7b.yaml`).
+The benchmark presets have no file of their own: `<dataset>-<base>` (crosstask, coin or niv;
+tiny or vicuna7b) is `_<base>.yaml`, then `_benchmark.yaml`, then name=<dataset>-<base>,
+data.dataset=<dataset>, data.root=${<DATASET>_ROOT} and data.features_dir=${<DATASET>_FEATURES}
+(`benchmark_preset`); `preset_names()` lists every name.
+
+Overrides name a dotted key; a key whose first part is not data/train/model/name belongs to the
+model, so `--set variant.use_mim=false` is `model.variant.use_mim=false`. Values are parsed as
+YAML (`true`, `3`, `1e-4`, `[2]`). Strings may use `${ENV_VAR}`; an unset variable is an error
+that names the key (e.g. the Vicuna directory: `export VICUNA_DIR=...` or `--set llm.path=DIR`).
+Sections are built and type-checked by planllm_ros.config_tree, whose ConfigError this module
+raises for every fault.
 """
 from __future__ import annotations
 
@@ -32,6 +39,8 @@ from planllm_ros.config_tree import ConfigError, build
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("data", "train", "model", "name")
 DERIVED_MODEL_KEYS = {"horizon": "data.horizon", "num_steps": "the dataset's vocabulary"}
+BENCHMARKS = ("crosstask", "coin", "niv")  # each has a <dataset>-<base> preset for every base
+BASES = ("tiny", "vicuna7b")  # training/configs/_<base>.yaml
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -117,18 +126,37 @@ def _deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def config_path(name_or_path: str | Path) -> Path:
-    """A config name (`tabletop-tiny`) or a YAML path -> the file."""
+def preset_names() -> list[str]:
+    """Every config name `load_config` takes: the files in CONFIG_DIR and the benchmark presets."""
+    files = {p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("_")}
+    return sorted(files | {f"{dataset}-{base}" for dataset in BENCHMARKS for base in BASES})
+
+
+def benchmark_preset(dataset: str, base: str) -> dict[str, Any]:
+    """The raw tree of `<dataset>-<base>`: _<base>.yaml, _benchmark.yaml over it, then the dataset's
+    name and its two path variables (e.g. ${CROSSTASK_ROOT}, ${CROSSTASK_FEATURES})."""
+    variable = dataset.upper()
+    named = {"name": f"{dataset}-{base}",
+             "data": {"dataset": dataset, "root": f"${{{variable}_ROOT}}", "features_dir": f"${{{variable}_FEATURES}}"}}
+    tree = _deep_merge(load_yaml_tree(CONFIG_DIR / f"_{base}.yaml"), load_yaml_tree(CONFIG_DIR / "_benchmark.yaml"))
+    return _deep_merge(tree, named)
+
+
+def load_tree(name_or_path: str | Path, _seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], str]:
+    """The raw tree (`extends` followed, nothing expanded) of a config name or YAML path, and the
+    file or preset it came from, for error messages."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        return path
-    candidate = CONFIG_DIR / f"{name_or_path}.yaml"
-    if not candidate.is_file():
-        names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("_"))
-        raise ConfigError(f"unknown config {str(name_or_path)!r}: expected a YAML path or one of {names}")
-    return candidate
+        return load_yaml_tree(path, _seen), str(path)
+    name = str(name_or_path)
+    if (CONFIG_DIR / f"{name}.yaml").is_file():
+        return load_yaml_tree(CONFIG_DIR / f"{name}.yaml", _seen), str(CONFIG_DIR / f"{name}.yaml")
+    dataset, _, base = name.partition("-")
+    if dataset in BENCHMARKS and base in BASES:
+        return benchmark_preset(dataset, base), f"{name} ({CONFIG_DIR / f'_{base}.yaml'} + _benchmark.yaml)"
+    raise ConfigError(f"unknown config {name!r}: expected a YAML path or one of {preset_names()}")
 
 
 def load_yaml_tree(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -145,8 +173,9 @@ def load_yaml_tree(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     parent = tree.pop("extends", None)
     if parent is None:
         return tree
-    parent_path = path.parent / parent if (path.parent / parent).is_file() else config_path(parent)
-    return _deep_merge(load_yaml_tree(parent_path, (*_seen, path)), tree)
+    sibling = path.parent / parent
+    parent_tree = load_yaml_tree(sibling, (*_seen, path)) if sibling.is_file() else load_tree(parent, (*_seen, path))[0]
+    return _deep_merge(parent_tree, tree)
 
 
 def apply_override(tree: dict[str, Any], assignment: str) -> None:
@@ -262,8 +291,7 @@ def _section(tree: dict[str, Any], name: str) -> Any:
 
 def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Load a config by name or path, apply `key=value` overrides, validate."""
-    path = config_path(name_or_path)
-    tree = load_yaml_tree(path)
+    tree, source = load_tree(name_or_path)
     for assignment in overrides:
         apply_override(tree, assignment)
-    return from_tree(tree, str(path))
+    return from_tree(tree, source)

@@ -12,11 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-from training.config import CONFIG_DIR, ConfigError, load_config
+from training.config import ConfigError, load_config, preset_names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("_")))
+    names = ", ".join(preset_names())
     parser.add_argument("--config", required=True, help=f"a config name ({names}) or a YAML file")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set variant.use_mim=false --set train.stages=[2]")
