@@ -50,6 +50,7 @@ VICUNA_7B = {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers
              "num_key_value_heads": 32, "vocab_size": 32000, "max_position_embeddings": 4096}
 TINY = {"hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 2, "num_attention_heads": 4,
         "num_key_value_heads": 4, "vocab_size": 512, "max_position_embeddings": 512}
+PRECISION_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # train.precision -> llm.dtype
 CAP_RESERVE_S = 8.0  # a part stops starting new work this long before its cap, to leave time to exit
 NO_GPU = "no GPU was available where this was measured"
 CARRY_NOTE = ("optional: MobileNetV2 image inputs for the planner part need torchvision and the MobileNetV2 weights "
@@ -292,24 +293,24 @@ def train_steps(ctx: Context, model, precision: str, steps: int, run) -> dict[st
     train = run.train
     prompt = prompt_length(run.data.horizon)
     width = prompt + int(run.model["llm"]["max_new_tokens"])
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    dtype = getattr(torch, PRECISION_DTYPES[precision])
     generator = torch.Generator().manual_seed(0)
     embeds = (torch.randn(train.batch_size, width, model.config.hidden_size, generator=generator) * 0.02).to(
-        ctx.device, dtype)
+        ctx.device, model.get_input_embeddings().weight.dtype)  # the prompt comes in the LLM's dtype
     labels = torch.randint(0, model.config.vocab_size, (train.batch_size, width), generator=generator)
     labels[:, :prompt] = -100
     labels = labels.to(ctx.device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=train.stage2.lr, weight_decay=train.stage2.weight_decay)
-    cuda = ctx.device == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda and precision == "fp16")
+    autocast = ctx.device == "cuda" and precision != "fp32"  # as the trainer: no autocast on the CPU
+    scaler = torch.amp.GradScaler("cuda", enabled=autocast and precision == "fp16")
     model.train()
     skipped, loss = 0, torch.zeros(())
 
     def step() -> None:
         nonlocal skipped, loss
         for _ in range(train.grad_accum):
-            with torch.autocast(ctx.device, dtype=dtype, enabled=cuda):
+            with torch.autocast(ctx.device, dtype=dtype, enabled=autocast):
                 loss = model(inputs_embeds=embeds, labels=labels).loss / train.grad_accum
             scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
@@ -322,7 +323,7 @@ def train_steps(ctx: Context, model, precision: str, steps: int, run) -> dict[st
 
     ctx.timed(step)  # warm-up: kernels, allocator, optimizer state
     times = ctx.repeat(step, steps)
-    return {"seconds": float(np.median(times)), "steps": len(times) + 1, "loss": float(loss.detach()) * train.grad_accum,
+    return {"seconds": float(np.median(times)), "timed": len(times), "loss": float(loss.detach()) * train.grad_accum,
             "skipped": skipped}
 
 
@@ -340,9 +341,9 @@ def part_train(ctx: Context) -> None:
     for precision in ("bf16", "fp16"):
         ctx.check(f"the {precision} steps")
         reset_peak(ctx)
-        model = lora_model(ctx, {"bf16": torch.bfloat16, "fp16": torch.float16}[precision], lora)
+        model = lora_model(ctx, getattr(torch, PRECISION_DTYPES[precision]), lora)
         result = train_steps(ctx, model, precision, 3 if ctx.quick else 6, run)
-        ctx.row(f"{precision}: samples/s (median step of {result['steps']}, the first untimed)",
+        ctx.row(f"{precision}: samples/s (median of {result['timed']} timed steps after 1 warm-up step)",
                 f"{samples / result['seconds']:.1f}")
         ctx.row(f"{precision}: peak memory (GB)", peak_memory_gb(ctx))
         ctx.row(f"{precision}: last loss; steps the GradScaler skipped", f"{result['loss']:.3f}; {result['skipped']}")
@@ -370,23 +371,27 @@ def part_merge(ctx: Context) -> None:
     dtype_name = run.model["llm"]["dtype"]
     dtype = getattr(torch, dtype_name)
     model = lora_model(ctx, dtype, run.model["llm"]["lora"])
-    steps = train_steps(ctx, model, "bf16" if dtype == torch.bfloat16 else "fp16", 1, run)["steps"]
+    precision = {name: key for key, name in PRECISION_DTYPES.items()}[dtype_name]
+    steps = train_steps(ctx, model, precision, 1, run)["timed"] + 1
     ctx.row("adapters", f"LoRA after {steps} stage-2 steps, LLM in {dtype_name} (the preset's llm.dtype)")
     ctx.check("merge_lora")
     atol = merge_atol(dtype)
-    merged = {}
-    seconds = ctx.timed(lambda: merged.setdefault("llm", merge_lora(model.eval(), atol=atol)))
+    ctx.sync()
+    began = time.perf_counter()
+    merged = merge_lora(model.eval(), atol=atol)
+    ctx.sync()
+    seconds = time.perf_counter() - began
     ctx.row(f"merge_lora, logits checked within {atol:.3g} (s)", f"{seconds:.2f}")
     ctx.emit(note=f"merge: merge_lora's logits check ran with atol={atol:.3g} (8 rounding steps of {dtype_name}); its "
                   "default 1e-4 holds in float32 only, and a correct half-precision merge exceeds it")
     ctx.check("save_llm")
     tokenizer = train_bpe_tokenizer(["".join(PROMPT_SEGMENTS)], 300)  # the 7B tokenizer is not on the machine
     with tempfile.TemporaryDirectory(prefix="planllm-gpu-merge-") as tmp:
-        seconds = ctx.timed(lambda: save_llm(merged["llm"], tokenizer, tmp))
+        seconds = ctx.timed(lambda: save_llm(merged, tokenizer, tmp))
         size = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file()) / 1e9
         ctx.row("save_llm: safetensors + tokenizer (s)", f"{seconds:.2f}")
         ctx.row("saved size (GB)", f"{size:.3g}")
-        del merged["llm"], model
+        del merged, model
         reset_peak(ctx)
         ctx.check("loading it back")
         began = time.perf_counter()
