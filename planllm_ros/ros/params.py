@@ -1,5 +1,10 @@
 """The planner node's parameters: one table of names, defaults, descriptions and rules.
 
+PARAMS is the only place a default is decided. config/planllm.yaml and launch/planllm.launch.xml
+repeat some of them (a params file and an XML argument cannot import this table) and must hold
+exactly these values; launch/planllm.launch.py reads them from here. test/test_ros_param_defaults.py
+checks all three.
+
 rclpy enforces types, ranges and read-only from the descriptors; `check` adds what a descriptor
 cannot say (choices, device syntax, a readable labels file, parameters that only take effect
 at configure). The node runs `check` at start-up and in its set-parameters callback.
