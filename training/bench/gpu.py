@@ -265,7 +265,8 @@ def part_decode(ctx: Context, cache: str = "dynamic") -> None:
     ctx.row("share of the bandwidth floor (goal: >= 70 %)", f"{100.0 * rate / floor:.0f} %")
     ctx.row("peak memory (GB)", peak_memory_gb(ctx))
     ctx.emit(plot=[f"decode ({cache} cache)", rate])
-    ctx.emit(plot=["bandwidth floor", floor])
+    if cache == "dynamic":
+        ctx.emit(plot=["bandwidth floor", floor])
 
 
 def part_decode_static(ctx: Context) -> None:
@@ -489,7 +490,7 @@ def child_main(argv: list[str] | None = None) -> int:
     try:
         CHILD_PARTS[args.child](ctx)
     except CapReached as reached:
-        ctx.emit(note=f"{args.child}: its {args.cap:.0f} s cap came before {reached}: the rest of the part was skipped")
+        ctx.emit(capped=str(reached))
     except Exception as error:  # reported in the results file; the traceback goes to stderr
         ctx.emit(error=f"{type(error).__name__}: {error}".splitlines()[0][:300])
         raise
@@ -515,10 +516,13 @@ def run_part(name: str, cap_s: float, options: list[str], results: Path) -> tupl
     seconds = time.monotonic() - began
     records = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()] if results.exists() else []
     errors = [r["error"] for r in records if "error" in r]
+    capped = [r["capped"] for r in records if "capped" in r]
     if code is None:
         status = f"stopped by its {cap_s:.0f} s cap (the rest of the part did not run)"
     elif code != 0:
         status = f"failed after {seconds:.0f} s: " + (errors[0] if errors else f"exit code {code}")
+    elif capped:
+        status = f"cut short by its {cap_s:.0f} s cap after {seconds:.0f} s: skipped from {capped[0]} on"
     else:
         status = f"done in {seconds:.0f} s"
     print(f"planllm bench gpu: part {name}: {status}", flush=True)
