@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 def build(cls: type[T], values: Any, where: str) -> T:
     """An instance of dataclass `cls` from the mapping `values`; missing keys keep their defaults.
 
-    `where` names the tree in error messages (e.g. "config" or "crosstask-tiny.yaml: train");
+    `where` names the tree in error messages (e.g. "config" or "tabletop-tiny.yaml: train");
     nested keys are appended to it with dots.
     """
     if not isinstance(values, dict):
