@@ -7,6 +7,8 @@ import importlib
 
 # tool name -> (module exposing add_arguments(parser) and run(args), one-line help)
 TOOLS: dict[str, tuple[str, str]] = {
+    "episodes": ("training.episodes.cli", "your own annotated recordings: validate, preview, import, stats"),
+    "samples": ("training.datasets.samples", "write a few real observations (.npz) for export parity and int8 calibration"),
     "simulate": ("training.datasets.simulate", "write simulated per-video features for a benchmark dataset"),
     "stats": ("training.datasets.stats", "count the samples of a benchmark dataset per split"),
     "tabletop": ("training.tabletop.cli", "generate the procedural tabletop dataset (images, features, preview)"),
