@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from planllm_ros.cli import main
+from training.bench.report import code_version
 
 pytestmark = pytest.mark.slow
 CELL = re.compile(r"^(\d+\.\d\d) ± (\d+\.\d\d)$")
@@ -68,6 +69,13 @@ def test_quality_quick(work: Path) -> None:
     assert rows((again / "quality-quick.md").read_text(), "viterbi decoding")["Full (fused, progressive)"][0] == "42.00 ± 0.00"
     saved["weights_sha256"] = "0" * 64  # as if the run had been retrained: scored afresh
     scores.write_text(json.dumps(saved))
+    assert main(["bench", "quality", "--quick", "--variants", "full", "--out", str(again),
+                 "--work-dir", str(work / "runs")]) == 0
+    assert json.loads(scores.read_text())["scores"]["viterbi"]["sr"] != 42.0
+    saved = json.loads(scores.read_text())
+    assert saved["code_version"] == code_version()
+    saved["scores"]["viterbi"]["sr"], saved["code_version"] = 42.0, "0" * 40 + "+" + "0" * 16
+    scores.write_text(json.dumps(saved))  # as if scored by other code: scored afresh
     assert main(["bench", "quality", "--quick", "--variants", "full", "--out", str(again),
                  "--work-dir", str(work / "runs")]) == 0
     assert json.loads(scores.read_text())["scores"]["viterbi"]["sr"] != 42.0
