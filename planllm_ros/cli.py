@@ -14,7 +14,7 @@ import sys
 # itself never imports them.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "data": ("training.data_cli", "build, simulate and inspect datasets (tabletop, CrossTask, COIN, NIV)"),
-    "describe": ("planllm_ros.model.describe", "expand step labels into SCHEMA-format descriptions with a local LLM"),
+    "describe": ("training.describe", "expand step labels into SCHEMA-format descriptions with a local LLM"),
     "train": ("training.train_cli", "train a PlanLLM model (stage 1 and stage 2) from a YAML config"),
     "eval": ("training.eval_cli", "evaluate a checkpoint and print SR / mAcc / mIoU tables"),
     "export": ("planllm_ros.export.cli", "merge LoRA and export a checkpoint to ONNX (+ TensorRT)"),

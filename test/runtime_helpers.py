@@ -9,6 +9,7 @@ from safetensors.torch import save_file
 
 from planllm_ros.model.config import PlanLLMConfig
 from planllm_ros.model.planllm import PlanLLM
+from training.stages import set_stage
 
 LABELS = ["pick up the cup", "place the cup on the plate", "open the drawer", "close the drawer",
           "wipe the table", "put the sponge in the sink"]
@@ -43,7 +44,7 @@ def build_tiny_model(config: PlanLLMConfig | None = None, seed: int = 0, stage: 
     embeddings = torch.nn.functional.normalize(torch.randn(len(LABELS), TEXT_DIM), dim=-1)
     model = PlanLLM(config or tiny_config(), embeddings, LABELS)
     if stage == 2 and model.config.variant.use_llm:
-        model.set_stage(2)
+        set_stage(model, 2)
         with torch.no_grad():
             for name, param in model.llm.model.named_parameters():
                 if "lora_B" in name:

@@ -1,11 +1,11 @@
-"""Latency measurement (what `planllm bench` and bench/results/latency-cpu.md use): exact
+"""Latency measurement (what `planllm bench latency` uses): exact
 percentiles, and a real measurement of a tiny planner."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from planllm_ros.runtime.latency import STAGES, measure_latency, percentile_table
+from training.bench.latency import STAGES, measure_latency, percentile_table
 from planllm_ros.runtime.planner import Planner
 from runtime_helpers import save_tiny_model
 

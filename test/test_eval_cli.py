@@ -10,7 +10,12 @@ import pytest
 
 from planllm_ros.cli import main
 from training.config import load_config
-from training.evaluate import format_table, load_for_eval, predict_split
+import torch
+from torch.utils.data import DataLoader
+
+from planllm_ros.model.pipeline import plan_batch
+from training.datasets.base import collate, transition_matrix
+from training.evaluate import format_table, ground_truth_leak, load_for_eval
 from training.splits import load_split
 from training.trainer import train
 
@@ -44,20 +49,56 @@ def test_table_and_json(run_dir, capsys):
     assert main(["eval", "--checkpoint", str(run_dir / "model"), "--split", "paraphrase", "--decode", "argmax", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["split"] == "paraphrase" and result["decode"] == "argmax"
-    for family in ("closed", "open"):
-        assert all(0.0 <= result[family][m] <= 100.0 for m in ("sr", "macc", "miou", "miou_set"))
+    assert result["closed"] is None  # new labels: only open vocabulary can be scored
+    assert all(0.0 <= result["open"][m] <= 100.0 for m in ("sr", "macc", "miou", "miou_set"))
 
 
 @pytest.mark.slow
-def test_predictions_do_not_depend_on_the_ground_truth(run_dir):
+def test_no_ground_truth_reaches_the_model_through_evaluate(run_dir):
+    """Closed set, captions and open vocabulary (the paraphrase split retrieves against new
+    labels) stay the same when every sample's steps and task are replaced by random values."""
+    loaded = load_for_eval(run_dir)
+    for split in ("test", "paraphrase"):
+        assert ground_truth_leak(loaded, load_split(loaded.config.data, split, loaded.config.visual())) == []
+
+
+@pytest.mark.slow
+def test_the_leak_check_fails_a_model_that_reads_the_labels(run_dir):
+    """Negative control: a model whose step logits also see the ground truth (as the authors'
+    release feeds the true captions at evaluation) must be caught."""
     loaded = load_for_eval(run_dir)
     dataset = load_split(loaded.config.data, "test", loaded.config.visual())
-    rng = np.random.default_rng(0)
-    shuffled = dataclasses.replace(dataset, samples=[
-        dataclasses.replace(s, steps=rng.permutation(loaded.model.config.num_steps)[:3], task=-1) for s in dataset.samples])
-    ids, captions = predict_split(loaded.model, dataset, loaded.transition, "viterbi", batch_size=5)
-    ids2, captions2 = predict_split(loaded.model, shuffled, loaded.transition, "viterbi", batch_size=5)
-    assert np.array_equal(ids, ids2) and captions == captions2
+
+    class ReadsTheLabels:
+        def __init__(self, graphs, steps):
+            self.graphs, self.steps = graphs, steps
+
+        def run(self, graph, inputs):
+            out = self.graphs.run(graph, inputs)
+            if graph == "heads":
+                out["logits"] = out["logits"] + 50.0 * torch.nn.functional.one_hot(self.steps, out["logits"].shape[-1])
+            return out
+
+    def leaky_predictions(loaded, dataset, decode):
+        ids = []
+        for batch in DataLoader(dataset, batch_size=5, collate_fn=collate):
+            graphs = ReadsTheLabels(loaded.graphs, batch["steps"])
+            ids.append(plan_batch(loaded.model, graphs, batch["start"], batch["goal"], loaded.transition,
+                                  decode=decode, captions=False).step_ids)
+        return {"closed": np.concatenate(ids), "open": None, "captions": []}
+
+    assert ground_truth_leak(loaded, dataset, predict=leaky_predictions) == ["closed"]
+
+
+@pytest.mark.slow
+def test_evaluation_decodes_with_the_transition_matrix_of_the_train_split(run_dir):
+    """Built from train alone: the train + test windows would give another matrix."""
+    loaded = load_for_eval(run_dir)
+    train_set, test = (load_split(loaded.config.data, s, loaded.config.visual()) for s in ("train", "test"))
+    steps = train_set.vocab.num_steps
+    assert np.array_equal(loaded.transition.astype(np.float32),
+                          transition_matrix(train_set.sequences(), steps).astype(np.float32))
+    assert not np.allclose(loaded.transition, transition_matrix(train_set.sequences() + test.sequences(), steps))
 
 
 def test_table_marks_missing_families():

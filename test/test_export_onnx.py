@@ -15,7 +15,7 @@ from planllm_ros.cli import main as planllm
 from planllm_ros.export.exporter import ExportError, export_model
 from planllm_ros.export.model_card import read_model_card, verify_files
 from planllm_ros.export.onnx_export import ParityError, check_parity, encoder_inputs, export_onnx
-from planllm_ros.export.tensorrt_build import tensorrt_unavailable_reason
+from planllm_ros.runtime.backends.tensorrt_engines import tensorrt_unavailable_reason
 from planllm_ros.model.planllm import PlanLLM
 from planllm_ros.runtime.errors import PlannerError
 from planllm_ros.runtime.planner import Planner
@@ -47,8 +47,8 @@ def test_exported_folder_and_model_card(exported):
     card = read_model_card(exported)
     assert card["labels"] == LABELS and card["horizon"] == 3
     assert np.allclose(np.asarray(card["transition"]).sum(axis=1), 1.0, atol=1e-6)
-    assert set(card["parity_max_abs_diff"]) == {"encoder.visual_tokens", "encoder.state_tokens", "encoder.step_tokens",
-                                                "heads.logits"}
+    assert set(card["parity_max_abs_diff"]) == {"backbone.tokens", "encoder.visual_tokens", "encoder.state_tokens",
+                                                "encoder.step_tokens", "heads.logits"}
     assert max(card["parity_max_abs_diff"].values()) <= PARITY
     assert {"onnx/encoder.onnx", "onnx/heads.onnx", "model.safetensors", "llm/model.safetensors"} <= set(card["files"])
     assert verify_files(exported, card) == []
@@ -100,7 +100,7 @@ def test_variants_export_and_plan(tmp_path, planning):
     source = save_tiny_model(tmp_path / "model", tiny_config(planning=planning))
     card = export_model(source, tmp_path / "out")
     graphs = sorted(p.stem for p in (tmp_path / "out" / "onnx").glob("*.onnx"))
-    assert graphs == (["encoder"] if planning == "llm_only" else ["encoder", "heads"])
+    assert graphs == (["backbone", "encoder"] if planning == "llm_only" else ["backbone", "encoder", "heads"])
     assert max(card["parity_max_abs_diff"].values()) <= PARITY
     feats = np.random.default_rng(0).random((2, 1280)).astype(np.float32)
     plans = [Planner.from_dir(tmp_path / "out", backend=b).plan(feats[0], feats[1]) for b in ("torch", "onnxruntime")]

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from planllm_ros.export.tensorrt_build import EngineCache, EngineKey, tensorrt_unavailable_reason
+from planllm_ros.runtime.backends.tensorrt_engines import EngineCache, EngineKey, tensorrt_unavailable_reason
 from planllm_ros.model.hashing import file_sha256
 
 

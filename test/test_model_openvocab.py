@@ -9,6 +9,7 @@ from planllm_ros.model.descriptions import embed_descriptions
 from planllm_ros.model.openvocab import retrieve_labels
 from planllm_ros.model.planllm import PlanLLM
 from planllm_ros.model.text_encoder import TextEncoder
+from training.stages import set_stage
 
 LABELS = ["slice the tomato", "add salt", "pour water", "stir the soup"]
 
@@ -49,7 +50,7 @@ def test_llm_only_planning_retrieves_captions_against_the_labels(encoder):
     torch.manual_seed(0)
     model = PlanLLM(config, embed_descriptions(LABELS, encoder), LABELS)
     model.attach_text_encoder(encoder)
-    model.set_stage(2)
+    set_stage(model, 2)
     start, goal, steps = torch.randn(3, 8), torch.randn(3, 8), torch.tensor([[0, 1], [2, 3], [1, 2]])
     out = model(start, goal, steps)
     assert set(out.losses) == {"vlc", "vlm", "mim", "asc", "total"}  # no step decoder, no L_SD

@@ -13,7 +13,10 @@ from transformers import Blip2QFormerConfig, Blip2QFormerModel
 from planllm_ros.model.config import PlanLLMConfig
 from planllm_ros.model.decoding import viterbi
 from planllm_ros.model.llm import build_builtin_llm, format_plan, parse_plan
+from planllm_ros.model.pipeline import decode_steps
 from planllm_ros.model.planllm import PlanLLM
+from training.llm_pretrain import pretrain_builtin_llm
+from training.stages import set_stage
 from training.datasets.base import Sample, collate
 
 LABELS = ["slice the tomato", "add salt", "pour water", "stir the soup", "open the lid", "close the lid"]
@@ -48,7 +51,7 @@ def grads(module: torch.nn.Module) -> dict[str, bool]:
 
 def test_stage1_only_mim_and_no_gradient_into_the_llm(batch):
     model = make_model()
-    model.set_stage(1)
+    set_stage(model, 1)
     out = model(*batch)
     assert out.logits.shape == (B, T, len(LABELS))
     assert set(out.losses) == {"vlc", "vlm", "mim", "total"}
@@ -63,7 +66,7 @@ def test_stage1_only_mim_and_no_gradient_into_the_llm(batch):
 
 def test_stage2_all_losses_lora_gets_gradients_base_llm_does_not(batch):
     model = make_model()
-    model.set_stage(2)
+    set_stage(model, 2)
     out = model(*batch)
     assert set(out.losses) == {"vlc", "vlm", "mim", "asc", "sd", "total"}
     expected = out.losses["mim"] + out.losses["asc"] + out.losses["sd"]  # Eq. 15 with unit weights
@@ -82,7 +85,7 @@ def test_stage2_all_losses_lora_gets_gradients_base_llm_does_not(batch):
 
 def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(batch):
     model = make_model(dropout=0.0, heads={"dropout": 0.0}, qformer={"dropout": 0.0})
-    model.set_stage(2)
+    set_stage(model, 2)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     history = []
     for _ in range(20):
@@ -96,7 +99,7 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(batch):
 
 def test_save_load_round_trip_gives_identical_predictions(batch, tmp_path):
     model = make_model()
-    model.set_stage(2)
+    set_stage(model, 2)
     with torch.no_grad():  # move LoRA away from its zero init so the adapters matter
         for name, param in model.llm.model.named_parameters():
             if "lora_B" in name:
@@ -114,7 +117,7 @@ def test_save_load_round_trip_gives_identical_predictions(batch, tmp_path):
 
 def test_trainable_state_dict_excludes_frozen_llm_and_restores_a_rebuilt_model(batch):
     model = make_model(seed=3)
-    model.set_stage(2)
+    set_stage(model, 2)
     state = model.trainable_state_dict()
     assert any("lora_" in k for k in state) and not any(k.startswith("llm.model.") and "lora_" not in k for k in state)
     rebuilt = make_model(seed=7)  # other init: everything must come from the state dict
@@ -132,7 +135,7 @@ def test_leak_nothing_from_the_ground_truth_reaches_predictions(batch, llm_weigh
     """Shuffle the test labels (the steps of every sample, and the dataset's label texts):
     predictions and logits must not move."""
     model = make_model(decoding={"llm_weight": llm_weight})
-    model.set_stage(2)
+    set_stage(model, 2)
     model.eval()
     start, goal, steps = batch
     rng = np.random.default_rng(0)
@@ -170,7 +173,7 @@ def test_viterbi_decoding_uses_the_transition_matrix(batch):
 ])
 def test_variants_build_train_and_predict(batch, overrides, terms):
     model = make_model(**overrides)
-    model.set_stage(2)
+    set_stage(model, 2)
     out = model(*batch)
     assert set(out.losses) == terms and torch.isfinite(out.losses["total"])
     out.losses["total"].backward()
@@ -185,7 +188,7 @@ def test_variants_build_train_and_predict(batch, overrides, terms):
 
 def test_llm_only_generates_captions_at_inference_but_not_for_losses(batch, monkeypatch):
     model = make_model(variant={"planning": "llm_only"})
-    model.set_stage(2)
+    set_stage(model, 2)
     calls = []
     generate = model.llm.generate_captions
     monkeypatch.setattr(model.llm, "generate_captions", lambda *a: calls.append(1) or generate(*a))
@@ -199,7 +202,7 @@ def test_llm_only_generates_captions_at_inference_but_not_for_losses(batch, monk
 
 def test_llm_plan_likelihood_is_what_asc_trains_and_reranking_uses_it(batch):
     model = make_model(seed=3)
-    model.set_stage(2)
+    set_stage(model, 2)
     model.eval()
     start, goal, steps = batch
     _, state_tokens, step_tokens = model.encode_states(start, goal)
@@ -214,25 +217,31 @@ def test_llm_plan_likelihood_is_what_asc_trains_and_reranking_uses_it(batch):
     transition = torch.full((len(LABELS), len(LABELS)), 1.0 / len(LABELS))
     probs = model(start, goal).logits.softmax(-1)
     viterbi_ids = viterbi(probs, transition)
-    assert (model.decode(probs, start, goal, transition) == viterbi_ids).all()  # llm_weight 0: plain Viterbi
-    paths, sd_scores, llm_scores = model.rerank_scores(probs, state_tokens, step_tokens, transition)
-    assert paths.shape == (B, 10, T) and (paths[:, 0] == viterbi_ids).all()
+    ids, none = decode_steps(model, probs, state_tokens, step_tokens, transition)
+    assert (ids == viterbi_ids).all() and none is None  # llm_weight 0: plain Viterbi, no LLM pass
+    _, candidates = decode_steps(model, probs, state_tokens, step_tokens, transition, keep_candidates=True)
+    assert candidates.paths.shape == (B, 10, T) and (candidates.paths[:, 0] == viterbi_ids).all()
+    assert (candidates.choose(0.0) == viterbi_ids).all()
     model.config.decoding.llm_weight = 1e6  # the LLM alone picks among Viterbi's candidates
-    reranked = model.decode(probs, start, goal, transition)
-    assert (reranked == paths[np.arange(B), llm_scores.argmax(1)]).all()
+    reranked, _ = decode_steps(model, probs, state_tokens, step_tokens, transition)
+    assert (reranked == candidates.paths[np.arange(B), candidates.llm_scores.argmax(1)]).all()
     assert (model.predict(start, goal, transition).step_ids.numpy() == reranked).all()
-    assert (model.decode(probs, start, goal, transition, decode="argmax") == probs.argmax(-1).numpy()).all()
+    argmax_ids, _ = decode_steps(model, probs, state_tokens, step_tokens, transition, decode="argmax")
+    assert (argmax_ids == probs.argmax(-1).numpy()).all()
 
 
 def test_builtin_llm_pretrains_on_the_training_plans_deterministically():
     plans = [[0, 1, 2], [3, 4, 5], [0, 1, 2], [2, 3, 1]]
-    config = tiny_config(llm={"builtin": {"pretrain_steps": 30, "pretrain_batch_size": 8}}).llm
-    with pytest.raises(ValueError, match="needs the training plans"):
-        build_builtin_llm(config, LABELS, T)
-    model, tokenizer = build_builtin_llm(config, LABELS, T, plans)
-    again, _ = build_builtin_llm(config, LABELS, T, plans)
+    pretrained = {"builtin": {"pretrain_steps": 30, "pretrain_batch_size": 8}}
+    with pytest.raises(ValueError, match="needs training plans"):
+        pretrain_builtin_llm(make_model(llm=pretrained), [])
+    first, second = make_model(llm=pretrained, seed=1), make_model(llm=pretrained, seed=2)
+    assert pretrain_builtin_llm(first, plans) is not None and pretrain_builtin_llm(second, plans) is not None
+    assert pretrain_builtin_llm(make_model(), plans) is None  # pretrain_steps 0: nothing to do
+    model, tokenizer, again = first.llm.model, first.llm.tokenizer, second.llm.model
     random_init, _ = build_builtin_llm(tiny_config().llm, LABELS, T)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert not any(p.requires_grad for p in model.parameters())  # frozen again: only LoRA trains later
     text = tokenizer(" " + format_plan([LABELS[i] for i in plans[0]]), return_tensors="pt")["input_ids"]
 
     def loss(llm) -> float:
@@ -316,7 +325,7 @@ def test_pooling_the_tokens_reproduces_the_one_vector_model():
 
 def test_no_mim_variant_refuses_stage_one():
     with pytest.raises(ValueError, match="use_mim"):
-        make_model(variant={"use_mim": False}).set_stage(1)
+        set_stage(make_model(variant={"use_mim": False}), 1)
 
 
 def test_plan_sentence_format_and_robust_parse():
@@ -335,7 +344,7 @@ def test_llama_and_tokenizer_from_a_local_directory(batch, tmp_path):
     model = make_model(llm={"path": str(tmp_path / "llama")})
     assert type(model.llm.base_model()).__name__ == "LlamaForCausalLM"
     assert torch.equal(model.llm.model.get_input_embeddings().weight, llm.get_input_embeddings().weight)
-    model.set_stage(2)
+    set_stage(model, 2)
     model(*batch).losses["total"].backward()
     start, goal, _ = batch
     before = model.predict(start, goal)
@@ -377,5 +386,5 @@ def test_uint8_images_go_through_the_frozen_backbone_which_is_never_saved():
     assert features.shape == (2, 196, 96)  # block 13's 14x14 map, one token per location
     assert torch.allclose(model.predict(features, features.flip(0), captions=False).probs, from_images.probs, atol=1e-5)
     assert not any(k.startswith("visual.backbone.") for k in model.trainable_state_dict())
-    model.set_stage(1)
+    set_stage(model, 1)
     assert not any(p.requires_grad for p in model.visual.backbone.parameters())

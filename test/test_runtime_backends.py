@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from planllm_ros.export.exporter import export_model
-from planllm_ros.export.tensorrt_build import EngineCache, tensorrt_unavailable_reason
+from planllm_ros.runtime.backends.tensorrt_engines import EngineCache, tensorrt_unavailable_reason
 from planllm_ros.runtime.backends.base import BackendError
 from planllm_ros.runtime.backends.ort_backend import execution_providers
 from planllm_ros.runtime.planner import Planner

@@ -109,12 +109,12 @@ def test_feature_model_refuses_images_saying_what_is_missing(tmp_path):
     s3d = save_tiny_model(tmp_path / "s3d", tiny_config(backbone="s3d", feature_dim=512))
     planner = Planner.from_dir(s3d)
     image = np.zeros((32, 32, 3), dtype=np.uint8)
-    with pytest.raises(PlannerError, match=r"'s3d' backbone.*backbone_checkpoint"):
+    with pytest.raises(PlannerError, match=r"'s3d' backbone, which this package cannot run: pass \(512,\) features"):
         planner.plan(image, image)
     plan = planner.plan(rng.random(512).astype(np.float32), rng.random(512).astype(np.float32))
     assert len(plan.step_ids) == 3
     features_only = save_tiny_model(tmp_path / "features", tiny_config(backbone=None, feature_dim=512))
-    with pytest.raises(PlannerError, match="precomputed 512-d features"):
+    with pytest.raises(PlannerError, match="precomputed 512-d features and records no image backbone"):
         Planner.from_dir(features_only).plan(image, image)
 
 

@@ -26,7 +26,7 @@ def test_cli_writes_dataset_features_and_preview(tmp_path, capsys):
     descriptions = json.loads((out / "descriptions.json").read_text())
     assert "make tea" in descriptions
     with np.load(out / "features.npz") as feats:
-        assert feats["start"].shape == (3, 1280) and feats["goal"].shape == (3, 1280)
+        assert feats["start"].shape == (3, 196, 96) and feats["goal"].shape == (3, 196, 96)
         assert feats["steps"].tolist() == [r["steps"] for r in index["samples"]]
     sheet = Image.open(preview)
     assert sheet.width >= 2 * 224 and sheet.height >= 224

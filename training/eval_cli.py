@@ -1,8 +1,11 @@
-"""`planllm eval --checkpoint DIR [--split test|val|novel|paraphrase] [--decode viterbi|argmax] [--json]`.
+"""`planllm eval --checkpoint DIR [--split test|val|novel|paraphrase] [--decode viterbi|argmax]
+[--backend torch|onnxruntime|tensorrt] [--card] [--json]`.
 
-DIR is a run directory from `planllm train` (its model/ is used) or such a model directory. The
-dataset comes from the config saved with the model; `--set data.KEY=VALUE` points it elsewhere
-(e.g. another features directory). Prints closed-set and open-vocabulary SR / mAcc / mIoU.
+DIR is a run directory from `planllm train` (its model/ is used) or a model folder (trained or
+exported). The dataset comes from the config saved with the model; `--set data.KEY=VALUE` points
+it elsewhere (e.g. another features directory). Prints closed-set and open-vocabulary SR / mAcc
+/ mIoU, computed by the inference pipeline the robot runs; `--backend onnxruntime` scores an
+exported folder's ONNX graphs (int8 included), and `--card` records the result in its model card.
 """
 from __future__ import annotations
 
@@ -23,17 +26,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="change the data section of the saved config, e.g. --set data.eval_samples=200")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"), default="torch",
+                        help="what runs the graphs: the model's torch modules, or an exported folder's ONNX graphs")
+    parser.add_argument("--card", action="store_true",
+                        help="record the metrics in the exported folder's model card (under the split name, plus the "
+                             "backend when it is not torch)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
 
 
 def run(args: argparse.Namespace) -> int:
+    from planllm_ros.export.model_card import ModelCardError, add_metrics
+    from planllm_ros.runtime.errors import PlannerError
     from training.checkpoint import CheckpointError
     from training.datasets.base import DatasetError
     from training.evaluate import evaluate, format_table, load_for_eval
     from training.splits import load_split
 
     try:
-        loaded = load_for_eval(args.checkpoint, args.device)
+        loaded = load_for_eval(args.checkpoint, args.device, args.backend)
         if args.overrides:
             tree = loaded.config.to_dict()
             for assignment in args.overrides:
@@ -42,8 +52,12 @@ def run(args: argparse.Namespace) -> int:
                 apply_override(tree, assignment)
             loaded = dataclasses.replace(loaded, config=from_tree(tree, "--set"))
         dataset = load_split(loaded.config.data, args.split, loaded.config.visual())
-        result = evaluate(loaded, dataset, args.decode, args.batch_size)
-    except (ConfigError, CheckpointError, DatasetError) as error:
+        result = {**evaluate(loaded, dataset, args.decode, args.batch_size), "backend": args.backend}
+        if args.card:
+            name = args.split if args.backend == "torch" else f"{args.split} {args.backend}"
+            add_metrics(loaded.path, name, {k: result[k] for k in ("split", "samples", "decode", "backend", "closed",
+                                                                   "open")})
+    except (ConfigError, CheckpointError, DatasetError, PlannerError, ModelCardError) as error:
         print(f"planllm eval: {error}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=1) if args.json else format_table(result))

@@ -1,29 +1,34 @@
 """Evaluate a trained model on one split: closed-set and open-vocabulary metrics.
 
-Only the start and goal observations reach the model (`predict(start, goal, ...)`); the ground
-truth is used afterwards, to score. Closed set: the model's T step ids (Viterbi with the *train*
-transition matrix saved beside the model, or argmax). Open vocabulary: the LLM's T captions are
-matched to the split's own label texts with the frozen text encoder (for the tabletop
-"paraphrase" split these are paraphrased labels under the same ids). Metric families: see
+Predictions come from the inference pipeline the robot runs (planllm_ros.model.pipeline), with
+the model's own torch modules or, for an exported folder, a runtime backend (ONNX Runtime,
+TensorRT). Only the start and goal observations reach the model; the ground truth is used
+afterwards, to score. Closed set: the model's T step ids (Viterbi with the *train* transition
+matrix saved in the model folder, or argmax), scored only when the split's label list is the
+model's own (same labels, same order). Open vocabulary: the LLM's T captions retrieved
+against the split's own label texts with the frozen text encoder (for the tabletop
+"paraphrase" splits these are paraphrased labels of the same steps). Metric families: see
 training.metrics (SR, mAcc, peer bitwise mIoU, set mIoU).
 """
 from __future__ import annotations
 
-import json
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
+from planllm_ros.model.folder import TRAIN_CONFIG_FILE, ModelFolderError, load_train_config, load_transition
+from planllm_ros.model.graphs import GraphRunner, TorchGraphs
+from planllm_ros.model.openvocab import LabelIndex
+from planllm_ros.model.pipeline import PlanBatch, plan_batch
 from training.checkpoint import CheckpointError
 from training.config import RunConfig, from_tree
 from training.datasets.base import ProcedureDataset, collate
 from training.metrics import procedure_metrics
-from training.trainer import MODEL_DIR, TRAIN_CONFIG, TRANSITION_FILE
+from training.trainer import MODEL_DIR
 
 METRICS = ("sr", "macc", "miou", "miou_set")
 METRIC_TITLES = {"sr": "SR", "macc": "mAcc", "miou": "mIoU (peer, bitwise)", "miou_set": "mIoU (set)"}
@@ -33,60 +38,94 @@ METRIC_TITLES = {"sr": "SR", "macc": "mAcc", "miou": "mIoU (peer, bitwise)", "mi
 class EvalModel:
     model: Any  # PlanLLM
     config: RunConfig
-    transition: torch.Tensor
+    transition: np.ndarray  # the train transition matrix saved with the model
     path: Path
+    graphs: GraphRunner  # what runs the model's graphs: its torch modules or a runtime backend
 
 
-def load_for_eval(path: str | Path, device: str = "cpu") -> EvalModel:
-    """A run directory (uses RUN/model) or a model directory written by the trainer."""
+def load_for_eval(path: str | Path, device: str = "cpu", backend: str = "torch") -> EvalModel:
+    """A run directory (uses RUN/model) or a model folder written by the trainer (or exported).
+    backend: torch (the model's own modules) or a runtime backend over the folder's exported
+    graphs (onnxruntime, tensorrt)."""
     from planllm_ros.model.planllm import PlanLLM
 
     path = Path(path)
     model_dir = path / MODEL_DIR if (path / MODEL_DIR).is_dir() else path
-    for name in (TRAIN_CONFIG, TRANSITION_FILE):
-        if not (model_dir / name).is_file():
-            raise CheckpointError(f"{model_dir} is not a trained model directory: {name} is missing "
-                                  f"(pass a run directory written by `planllm train`, or its model/ folder)")
     try:
-        config = from_tree(json.loads((model_dir / TRAIN_CONFIG).read_text(encoding="utf-8")), str(model_dir / TRAIN_CONFIG))
-        transition = load_file(str(model_dir / TRANSITION_FILE))["transition"]
-    except (json.JSONDecodeError, KeyError, OSError) as error:
-        raise CheckpointError(f"{model_dir}: cannot read {TRAIN_CONFIG} / {TRANSITION_FILE} ({error})") from error
-    model = PlanLLM.from_pretrained(model_dir).to(device).eval()
-    return EvalModel(model, config, transition, model_dir)
+        tree = load_train_config(model_dir)
+        if tree is None:
+            raise CheckpointError(f"{model_dir} is not a trained model directory: {TRAIN_CONFIG_FILE} is missing "
+                                  f"(pass a run directory written by `planllm train`, or its model/ folder)")
+        config = from_tree(tree, str(model_dir / TRAIN_CONFIG_FILE))
+        model = PlanLLM.from_pretrained(model_dir, device).eval()
+        transition = load_transition(model_dir, model.config.num_steps)
+    except ModelFolderError as error:
+        raise CheckpointError(str(error)) from error
+    if transition is None:
+        raise CheckpointError(f"{model_dir} holds no train transition matrix")
+    if backend == "torch":
+        graphs: GraphRunner = TorchGraphs(model)
+    else:
+        from planllm_ros.runtime.backends import load_backend
+
+        graphs = load_backend(backend, model, model_dir, device)
+    return EvalModel(model, config, transition, model_dir, graphs)
 
 
-@torch.no_grad()
-def predict_split(model, dataset: ProcedureDataset, transition: torch.Tensor, decode: str,
-                  batch_size: int = 64, captions: bool = True) -> tuple[np.ndarray, list[list[str]]]:
-    """(step ids (B, T), captions per sample) from start/goal only."""
-    ids, texts = [], []
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
-        prediction = model.predict(batch["start"], batch["goal"], transition=transition, decode=decode, captions=captions)
-        ids.append(torch.as_tensor(prediction.step_ids).cpu().numpy())
-        texts.extend(prediction.captions if captions else [])
-    return np.concatenate(ids).astype(np.int64), texts
+def predict_split(loaded: EvalModel, dataset: ProcedureDataset, decode: str = "viterbi", batch_size: int = 64,
+                  captions: bool = True, labels: LabelIndex | None = None) -> list[PlanBatch]:
+    """The pipeline's output for every batch of `dataset`, from start/goal only."""
+    return [plan_batch(loaded.model, loaded.graphs, batch["start"], batch["goal"], loaded.transition,
+                       decode=decode, captions=captions, labels=labels)
+            for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)]
+
+
+def step_ids(batches: list[PlanBatch]) -> np.ndarray:
+    return np.concatenate([b.step_ids for b in batches]).astype(np.int64)
+
+
+def predictions(loaded: EvalModel, dataset: ProcedureDataset, decode: str = "viterbi",
+                batch_size: int = 64) -> dict[str, Any]:
+    """What the model predicts for `dataset` from start/goal only: closed-set ids, captions and,
+    for models with an LLM, the captions retrieved against the split's own label texts."""
+    model = loaded.model
+    has_llm = bool(model.config.variant.use_llm)
+    labels = LabelIndex(list(dataset.vocab.labels), model.text_encoder()) if has_llm else None
+    batches = predict_split(loaded, dataset, decode, batch_size, captions=has_llm, labels=labels)
+    return {"closed": step_ids(batches),
+            "open": np.concatenate([b.open_vocab_ids for b in batches]) if has_llm else None,
+            "captions": [c for b in batches for c in b.captions]}
 
 
 def evaluate(loaded: EvalModel, dataset: ProcedureDataset, decode: str = "viterbi",
              batch_size: int = 64) -> dict[str, Any]:
-    """{"closed": metrics | None, "open": metrics | None, plus what was evaluated}."""
-    from planllm_ros.model.openvocab import retrieve_labels
-
+    """{"closed": metrics | None, "open": metrics | None, plus what was evaluated}. Closed-set
+    metrics need the split's label list to be the model's own, in the same order."""
     model = loaded.model
     gt = np.stack(dataset.sequences()).astype(np.int64)
-    same_vocab = dataset.vocab.num_steps == len(model.step_labels)
-    has_llm = bool(model.config.variant.use_llm)
-    pred, captions = predict_split(model, dataset, loaded.transition, decode, batch_size, captions=has_llm)
-    closed = procedure_metrics(pred, gt) if same_vocab else None
-    opened = None
-    if has_llm:
-        flat = [c for sample in captions for c in sample]
-        retrieved = np.asarray(retrieve_labels(flat, list(dataset.vocab.labels), model.text_encoder()), dtype=np.int64)
-        opened = procedure_metrics(retrieved.reshape(gt.shape), gt)
+    own_labels = list(dataset.vocab.labels) == list(model.step_labels)
+    if not own_labels and not model.config.variant.use_llm:
+        raise CheckpointError(f"{dataset.name}/{dataset.split} names its steps differently from the model, which has "
+                              f"no LLM to plan with new labels: nothing to score")
+    predicted = predictions(loaded, dataset, decode, batch_size)
+    closed = procedure_metrics(predicted["closed"], gt) if own_labels else None
+    opened = procedure_metrics(predicted["open"], gt) if predicted["open"] is not None else None
     return {"dataset": dataset.name, "split": dataset.split, "horizon": dataset.horizon, "samples": len(dataset),
-            "decode": decode, "closed": closed, "open": opened,
-            "example_captions": captions[:3]}
+            "decode": decode, "closed": closed, "open": opened, "example_captions": predicted["captions"][:3]}
+
+
+def ground_truth_leak(loaded: EvalModel, dataset: ProcedureDataset, decode: str = "viterbi", seed: int = 0,
+                      predict=predictions) -> list[str]:
+    """Run `predict` (evaluation's own `predictions` by default) on `dataset` and on a copy whose
+    ground truth (every sample's steps and task) is replaced by random values, and name the
+    predictions that differ: empty when nothing derived from the ground truth reaches the model."""
+    rng = np.random.default_rng(seed)
+    scrambled = dataclasses.replace(dataset, samples=[
+        dataclasses.replace(s, steps=rng.integers(0, dataset.vocab.num_steps, s.steps.shape), task=-1)
+        for s in dataset.samples])
+    honest, other = predict(loaded, dataset, decode), predict(loaded, scrambled, decode)
+    changed = [k for k in ("closed", "open") if honest[k] is not None and not np.array_equal(honest[k], other[k])]
+    return changed + (["captions"] if honest["captions"] != other["captions"] else [])
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -101,4 +140,6 @@ def format_table(result: dict[str, Any]) -> str:
             [f"{values[m]:.2f}".rjust(w) for m, w in zip(METRICS, widths)]
         lines.append(f"{label:<16}" + "  ".join(cells))
     lines.append("mIoU (peer, bitwise): the published tables' element-wise bitwise AND/OR of ids; mIoU (set): set IoU.")
+    lines.append("closed set: only on splits with the model's own label list; open vocabulary: captions retrieved "
+                 "against the split's labels.")
     return "\n".join(lines)

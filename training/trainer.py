@@ -1,16 +1,18 @@
 """The progressive two-stage trainer (paper Eq. 15, DESIGN §2).
 
 Stage 1 freezes the LLM and the backbones and trains with L_MIM; stage 2 switches LoRA on and
-trains L_MIM + L_ASC + L_SD. `model.set_stage` decides what is trainable and which loss terms
-the forward pass returns; this file only optimises `losses["total"]` over the parameters that
-require a gradient. `train.stages: [2]` is one-stage training; the ablations are model switches.
+trains L_MIM + L_ASC + L_SD. `training.stages.set_stage` decides what is trainable and which
+loss terms the forward pass returns; this file only optimises `losses["total"]` over the
+parameters that require a gradient. `train.stages: [2]` is one-stage training; the ablations
+are model switches. Validation and the choice of the re-ranking weight run the inference
+pipeline the robot runs (planllm_ros.model.pipeline).
 
 Per stage: AdamW (per-parameter-name learning rates through `lr_overrides`), linear warm-up then
 cosine decay, gradient accumulation, gradient clipping, bf16/fp16 autocast on GPU (fp16 with a
 GradScaler), DDP when started by torchrun. Every `eval_every` optimiser steps (or once per
 epoch) the model is scored on the validation split and a resumable checkpoint is written; the
 best validation weights of a stage are restored at its end, and the final model directory
-(`OUT/model`, `PlanLLM.save_pretrained` + train_config.json + the train transition matrix) holds
+(`OUT/model`, a model folder: planllm_ros.model.folder) holds
 the best weights of the last stage.
 
 Resuming is exact: the epoch's sample order is a function of (seed, epoch), the checkpoint
@@ -20,7 +22,6 @@ optimiser, scheduler and scaler state, the best weights so far and the best scor
 from __future__ import annotations
 
 import copy
-import json
 import math
 import random
 import time
@@ -31,24 +32,26 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
+from planllm_ros.model.folder import save_train_config, save_transition
+from planllm_ros.model.graphs import TorchGraphs
+from planllm_ros.model.pipeline import plan_batch
 from training import distributed
 from training.checkpoint import CheckpointError, install_directory, load_checkpoint, save_checkpoint, temporary_sibling
 from training.config import RunConfig, StageConfig, from_tree
 from training.datasets.base import ProcedureDataset, collate, transition_matrix
+from training.llm_pretrain import pretrain_builtin_llm
 from training.logging_utils import RunLogger
 from training.metrics import procedure_metrics
 from training.splits import load_split
+from training.stages import set_stage
 
 CHECKPOINT_DIR = "checkpoint"
 MODEL_DIR = "model"
-TRAIN_CONFIG = "train_config.json"
-TRANSITION_FILE = "transition.safetensors"
 
 
 def effective_stages(config: RunConfig, use_mim: bool) -> list[int]:
@@ -63,8 +66,9 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(config: RunConfig, dataset: ProcedureDataset, device: torch.device):
-    """A freshly initialised PlanLLM for `dataset`'s vocabulary (seeded: the same config and data
-    always give the same initial weights, which resuming relies on)."""
+    """A freshly initialised PlanLLM for `dataset`'s vocabulary, its built-in LLM pretrained on
+    the dataset's plans (seeded: the same config and data always give the same initial
+    weights, which resuming relies on), at stage 1's trainable parameters."""
     from planllm_ros.model.config import PlanLLMConfig
     from planllm_ros.model.descriptions import embed_descriptions
     from planllm_ros.model.planllm import PlanLLM
@@ -73,10 +77,14 @@ def build_model(config: RunConfig, dataset: ProcedureDataset, device: torch.devi
     model_config = PlanLLMConfig.from_dict(config.model_config_dict(dataset.vocab.num_steps))
     text = model_config.text
     encoder = TextEncoder(text.encoder, text.checkpoint, text.open_clip_model)
-    embeddings = embed_descriptions([d.text() for d in dataset.descriptions], encoder, cache_dir=config.data.cache_dir)
+    texts = [d.text() for d in dataset.descriptions]
+    embeddings = embed_descriptions(texts, encoder, cache_dir=config.data.cache_dir)
     seed_everything(config.train.seed)
-    plans = [[int(i) for i in steps] for steps in dataset.sequences()]
-    return PlanLLM(model_config, embeddings, list(dataset.vocab.labels), train_plans=plans).to(device)
+    model = PlanLLM(model_config, embeddings, list(dataset.vocab.labels), texts)
+    pretrain_builtin_llm(model, [[int(i) for i in steps] for steps in dataset.sequences()])
+    if model_config.variant.use_mim:
+        set_stage(model, 1)
+    return model.to(device)
 
 
 def _rng_state(ctx: distributed.Context) -> dict[str, Any]:
@@ -185,7 +193,7 @@ class Trainer:
             )
         state = checkpoint.state
         self.progress = Progress(**state["progress"])
-        self.model.set_stage(self.stages[self.progress.stage_index])
+        set_stage(self.model, self.stages[self.progress.stage_index])
         self.model.load_trainable_state_dict({k: v.to(self.ctx.device) for k, v in checkpoint.weights.items()})
         _set_rng_state(self.ctx, state["rng"])  # after set_stage: the state is the one saved after it
         self.best_weights = state.get("best_weights")
@@ -224,7 +232,6 @@ class Trainer:
         loss_sums: dict[str, float] = {}
         count = 0
         preds, gts = [], []
-        transition = torch.as_tensor(self.transition, dtype=torch.float32)
         for batch in self._batches(indices, self.val_set):
             batch = self._to_device(batch)
             with self._autocast():
@@ -233,9 +240,9 @@ class Trainer:
             for name, value in out.losses.items():
                 loss_sums[name] = loss_sums.get(name, 0.0) + float(value) * n
             count += n
-            prediction = self.model.predict(batch["start"], batch["goal"], transition=transition,
-                                            decode=self.config.train.decode, captions=False)
-            preds.append(torch.as_tensor(prediction.step_ids).cpu().long())
+            prediction = plan_batch(self.model, TorchGraphs(self.model), batch["start"], batch["goal"], self.transition,
+                                    decode=self.config.train.decode, captions=False)
+            preds.append(torch.as_tensor(prediction.step_ids).long())
             gts.append(batch["steps"].cpu())
         names = sorted(loss_sums)
         totals = distributed.all_reduce_sum(self.ctx, torch.tensor([loss_sums[n] for n in names] + [count]))
@@ -282,7 +289,7 @@ class Trainer:
     def _train_stage(self, stage_number: int) -> None:
         train = self.config.train
         stage = train.stage(stage_number)
-        self.model.set_stage(stage_number)
+        set_stage(self.model, stage_number)
         self.model.train()
         optimizer = torch.optim.AdamW(_param_groups(self.model, stage), weight_decay=stage.weight_decay)
         total_steps = stage.epochs * self._steps_per_epoch()
@@ -367,7 +374,7 @@ class Trainer:
             self.logger.plot_stage(stage_number)
         last = self.progress.stage_index == len(self.stages) - 1
         if not last:
-            self.model.set_stage(self.stages[self.progress.stage_index + 1])
+            set_stage(self.model, self.stages[self.progress.stage_index + 1])
         self.progress = Progress(stage_index=self.progress.stage_index + (0 if last else 1),
                                  global_step=self.progress.global_step, finished=last)
         self.best_weights = None
@@ -393,25 +400,19 @@ class Trainer:
         (the smallest on ties; candidates and both scores are computed once). None when the model
         has nothing to re-rank with or no weights are configured."""
         model, weights = self.model, sorted(self.config.train.llm_weights)
-        variant = model.config.variant
-        if not weights or not variant.use_llm or variant.planning == "llm_only" or self.config.train.decode != "viterbi":
+        if not weights or not model.can_rerank or self.config.train.decode != "viterbi":
             return None
         model.eval()
-        transition = torch.as_tensor(self.transition, dtype=torch.float32)
-        paths, sd_scores, llm_scores, truth = [], [], [], []
+        graphs, candidates, truth = TorchGraphs(model), [], []
         for batch in self._batches(list(range(len(self.val_set))), self.val_set):
             batch = self._to_device(batch)
-            visual_tokens, state_tokens, step_tokens = model.encode_states(batch["start"], batch["goal"])
-            hidden = model.llm(state_tokens, step_tokens)[0] if model.uses_fusion else None
-            probs = model.decode_steps(visual_tokens, step_tokens, hidden).float().softmax(-1)
-            found = model.rerank_scores(probs, state_tokens, step_tokens, transition)
-            for collected, value in zip((paths, sd_scores, llm_scores), found):
-                collected.extend(value)
+            out = plan_batch(model, graphs, batch["start"], batch["goal"], self.transition, captions=False,
+                             keep_candidates=True)
+            candidates.append(out.candidates)
             truth.append(batch["steps"].cpu().numpy())
         truth = np.concatenate(truth)
-        rows = np.arange(len(truth))
-        success = {w: float(np.mean((np.stack(paths)[rows, (np.stack(sd_scores) + w * np.stack(llm_scores)).argmax(1)]
-                                     == truth).all(1))) * 100 for w in weights}
+        success = {w: float(np.mean((np.concatenate([c.choose(w) for c in candidates]) == truth).all(1))) * 100
+                   for w in weights}
         best = max(weights, key=lambda w: (success[w], -w))
         model.config.decoding.llm_weight = best
         self.logger.log(self.stages[-1], self.progress.epoch, self.progress.global_step, "val",
@@ -421,11 +422,11 @@ class Trainer:
         return best
 
     def save_model(self, path: Path) -> Path:
-        """`save_pretrained` + the training config + the train transition matrix, atomically."""
+        """The model folder: `save_pretrained` + the training config + the train transition matrix, atomically."""
         tmp = temporary_sibling(path)
         self.model.save_pretrained(tmp)
-        (tmp / TRAIN_CONFIG).write_text(json.dumps(self.config.to_dict(), indent=1), encoding="utf-8")
-        save_file({"transition": torch.as_tensor(self.transition, dtype=torch.float32)}, str(tmp / TRANSITION_FILE))
+        save_train_config(tmp, self.config.to_dict())
+        save_transition(tmp, self.transition)
         return install_directory(tmp, path)
 
 

@@ -1,18 +1,16 @@
-"""`planllm export`: a trained model in, a deployable model folder out.
+"""`planllm export`: a model folder in, a deployable model folder out.
 
-Steps: load the source (a `planllm train` run or model directory, a resumable training
-checkpoint, or any PlanLLM.save_pretrained folder) -> merge LoRA into the LLM -> save the
-merged model (config, labels, weights, llm/ with its tokenizer, the train transition matrix)
--> export the graphs to ONNX -> reload the folder and check ONNX Runtime against torch on
-random and (when the training config is known) real samples -> optionally evaluate on a split
-and build TensorRT engines -> write the model card (hashes of every file).
-
-This is an offline tool: it may import `training` (configs, datasets, checkpoints, metrics);
-the runtime never does.
+Steps: load the source (a `planllm train` run directory, whose model/ is used, or any model
+folder: planllm_ros.model.folder) -> merge LoRA into the LLM -> save the merged folder (config,
+labels, descriptions, weights, llm/ with its tokenizer, the train transition matrix, the training
+config) -> export the graphs to ONNX -> reload the folder and check ONNX Runtime against torch
+on random inputs and, when given, real samples -> optionally quantize the backbone graph to int8
+(calibrated on real images) and build TensorRT engines -> write the model card (hashes of every
+file). It depends on the folder format and the model only, never on the trainer; evaluation
+metrics are added to the card by `planllm eval --card`.
 """
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +18,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 from planllm_ros.export.merge import merge_lora
 from planllm_ros.export.model_card import write_model_card
-from planllm_ros.export.onnx_export import check_parity, encoder_inputs, export_onnx
-from planllm_ros.runtime.planner import TRANSITION_FILE, load_transition
+from planllm_ros.export.onnx_export import check_parity, export_onnx, graph_differences, random_observations
+from planllm_ros.model.folder import (ModelFolderError, is_model_folder, load_train_config, load_transition,
+                                      save_train_config, save_transition)
 
-TRAIN_CONFIG = "train_config.json"
-PARITY_SAMPLES = 8
+RUN_MODEL_DIR = "model"  # where `planllm train` writes the model folder inside a run directory
 
 
 class ExportError(RuntimeError):
@@ -39,57 +36,32 @@ class ExportError(RuntimeError):
 class Source:
     model: Any  # PlanLLM
     transition: np.ndarray | None
-    run_config: Any | None  # training.config.RunConfig when the source recorded one
+    train_config: dict | None  # the training config saved with the model, when there is one
     path: Path
-    kind: str  # "trained model" | "training checkpoint" | "saved model"
 
 
 def load_source(path: str | Path) -> Source:
-    """Whatever `planllm train` or PlanLLM.save_pretrained wrote, as a model on the CPU."""
-    from planllm_ros.model.planllm import CONFIG_FILE, PlanLLM
-    from training.checkpoint import STATE_JSON, WEIGHTS
+    """A run directory (its model/) or a model folder, as a model on the CPU."""
+    from planllm_ros.model.planllm import PlanLLM
 
     path = Path(path)
     if not path.is_dir():
         raise ExportError(f"--checkpoint {path}: no such directory")
-    model_dir = path / "model" if (path / "model" / TRAIN_CONFIG).is_file() else path
-    if (model_dir / TRAIN_CONFIG).is_file():
-        from training.evaluate import load_for_eval
-
-        loaded = load_for_eval(model_dir)
-        return Source(loaded.model, loaded.transition.double().numpy(), loaded.config, model_dir, "trained model")
-    checkpoint_dir = path / "checkpoint" if (path / "checkpoint" / WEIGHTS).is_file() else path
-    if (checkpoint_dir / WEIGHTS).is_file() and (checkpoint_dir / STATE_JSON).is_file():
-        return _load_training_checkpoint(checkpoint_dir)
-    if (path / CONFIG_FILE).is_file():
-        model = PlanLLM.from_pretrained(path).eval()
-        return Source(model, load_transition(path, model.config.num_steps), None, path, "saved model")
-    raise ExportError(f"--checkpoint {path}: not a `planllm train` run, model directory, training checkpoint "
-                      f"or PlanLLM.save_pretrained folder (no {TRAIN_CONFIG}, {WEIGHTS} or {CONFIG_FILE})")
-
-
-def _load_training_checkpoint(directory: Path) -> Source:
-    """A resumable checkpoint: rebuild the model from its config and train split (labels and
-    descriptions), then load its best weights so far (else its current weights)."""
-    from training.checkpoint import load_checkpoint
-    from training.config import from_tree
-    from training.datasets.base import transition_matrix
-    from training.splits import load_split
-    from training.trainer import build_model
-
-    checkpoint = load_checkpoint(directory)
-    config = from_tree(checkpoint.config, str(directory / "config.json"))
-    train_set = load_split(config.data, "train", config.visual())
-    model = build_model(config, train_set, torch.device("cpu"))
-    weights = checkpoint.state.get("best_weights") or checkpoint.weights
-    model.load_trainable_state_dict(weights)
-    transition = transition_matrix(train_set.sequences(), train_set.vocab.num_steps)
-    return Source(model.eval(), transition, config, directory, "training checkpoint")
+    model_dir = path / RUN_MODEL_DIR if is_model_folder(path / RUN_MODEL_DIR) else path
+    if not is_model_folder(model_dir):
+        raise ExportError(f"--checkpoint {path}: not a `planllm train` run or a model folder (no config.json "
+                          f"in it or in its {RUN_MODEL_DIR}/); an interrupted run writes its model folder when "
+                          f"resumed to the end with `planllm train --resume`")
+    try:
+        model = PlanLLM.from_pretrained(model_dir).eval()
+        return Source(model, load_transition(model_dir, model.config.num_steps), load_train_config(model_dir), model_dir)
+    except (ModelFolderError, FileNotFoundError, KeyError, ValueError) as error:
+        raise ExportError(f"--checkpoint {path}: {error}") from error
 
 
 def merge_and_save(source: Source, out: Path) -> None:
-    """Fold LoRA into the LLM and save the folder the runtime loads (PlanLLM.save_pretrained
-    layout). A local-path LLM (e.g. Vicuna) is written merged into out/llm/."""
+    """Fold LoRA into the LLM and save the folder the runtime loads. A local-path LLM (e.g.
+    Vicuna) is written merged into out/llm/."""
     model = source.model
     if model.config.variant.use_llm:
         model.llm.model = merge_lora(model.llm.model)
@@ -97,52 +69,34 @@ def merge_and_save(source: Source, out: Path) -> None:
         model.config.llm.path = None  # the merged LLM lives in out/llm/, not at the original path
     model.save_pretrained(out)
     if source.transition is not None:
-        save_file({"transition": torch.as_tensor(source.transition, dtype=torch.float32)}, str(out / TRANSITION_FILE))
-    if source.run_config is not None:
-        (out / TRAIN_CONFIG).write_text(json.dumps(source.run_config.to_dict(), indent=1))
+        save_transition(out, source.transition)
+    if source.train_config is not None:
+        save_train_config(out, source.train_config)
 
 
-def _real_batches(source: Source, count: int) -> list[dict[str, torch.Tensor]]:
-    """A few real validation samples (feature observations) for the parity check."""
-    if source.run_config is None or source.run_config.data.observation != "features":
-        return []
-    from training.splits import load_split
-
-    dataset = load_split(source.run_config.data, "val", source.run_config.visual())
-    samples = dataset.samples[:count]
-    return [{"start": torch.from_numpy(np.stack([s.start for s in samples])).float(),
-             "goal": torch.from_numpy(np.stack([s.goal for s in samples])).float()}]
-
-
-def _descriptions(source: Source, labels: list[str]) -> list[str]:
-    """The description text behind each step's embedding, from the training data when known."""
-    if source.run_config is None:
-        return [""] * len(labels)
-    from training.splits import load_split
-
-    dataset = load_split(source.run_config.data, "val", source.run_config.visual())
-    if list(dataset.vocab.labels) != labels:
-        raise ExportError(f"{source.path}: the training data's step labels no longer match the model's")
-    return [d.text() for d in dataset.descriptions]
+def read_samples(path: str | Path) -> dict[str, torch.Tensor]:
+    """Real start/goal observations for parity and int8 calibration: an .npz with `start` and
+    `goal` arrays (uint8 images (N, H, W, 3) or features), as `planllm data samples` writes."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            start, goal = data["start"], data["goal"]
+    except (OSError, KeyError, ValueError) as error:
+        raise ExportError(f"--samples {path}: expected an .npz file with 'start' and 'goal' arrays ({error})") from error
+    if start.shape != goal.shape or len(start) == 0:
+        raise ExportError(f"--samples {path}: 'start' {start.shape} and 'goal' {goal.shape} must match and be non-empty")
+    return {"start": torch.from_numpy(start), "goal": torch.from_numpy(goal)}
 
 
-def _evaluate(out: Path, run_config, split: str) -> dict[str, Any]:
-    from training.evaluate import evaluate, load_for_eval
-    from training.splits import load_split
-
-    result = evaluate(load_for_eval(out), load_split(run_config.data, split, run_config.visual()))
-    return {"split": split, "samples": result["samples"], "decode": result["decode"],
-            "closed": result["closed"], "open": result["open"]}
-
-
-def export_model(checkpoint: str | Path, out: str | Path, name: str | None = None, eval_split: str | None = None,
-                 tensorrt: bool = False, fp16: bool = False, overwrite: bool = False) -> dict:
-    """Run every export step; returns the model card."""
+def export_model(checkpoint: str | Path, out: str | Path, name: str | None = None, samples: str | Path | None = None,
+                 int8: bool = False, tensorrt: bool = False, fp16: bool = False, overwrite: bool = False) -> dict:
+    """Run every export step; returns the model card. `samples`: real observations (.npz) for
+    the parity check and, with `int8`, the backbone's calibration images."""
+    from planllm_ros.model.graphs import takes_images
     from planllm_ros.model.planllm import PlanLLM
 
     out = Path(out)
     if tensorrt:
-        from planllm_ros.export.tensorrt_build import tensorrt_unavailable_reason
+        from planllm_ros.runtime.backends.tensorrt_engines import tensorrt_unavailable_reason
 
         reason = tensorrt_unavailable_reason()
         if reason:
@@ -151,34 +105,43 @@ def export_model(checkpoint: str | Path, out: str | Path, name: str | None = Non
         if not overwrite:
             raise ExportError(f"--out {out} exists: pass --overwrite to replace it")
         shutil.rmtree(out)
+    real = read_samples(samples) if samples is not None else None
     source = load_source(checkpoint)
-    if eval_split and source.run_config is None:
-        raise ExportError(f"--eval-split needs the training config, and {source.path} has none")
-    config_before = source.model.config.to_dict()
+    if int8 and not (takes_images(source.model) and real is not None and real["start"].dtype == torch.uint8):
+        raise ExportError("--int8 quantizes the image backbone: it needs a model that takes images and --samples "
+                          "holding uint8 training images to calibrate on")
+    llm_path = source.model.config.llm.path
     merge_and_save(source, out)
     export_onnx(source.model, out)
 
     reloaded = PlanLLM.from_pretrained(out).eval()
     generator = torch.Generator().manual_seed(0)
-    batches = [encoder_inputs(reloaded, 1, generator), encoder_inputs(reloaded, 4, generator)]
-    parity = check_parity(reloaded, out, batches + _real_batches(source, PARITY_SAMPLES))
-    metrics = _evaluate(out, source.run_config, eval_split) if eval_split else {}
+    batches = [random_observations(reloaded, 1, generator), random_observations(reloaded, 4, generator)]
+    if real is not None:
+        batches.append({k: v[:8] for k, v in real.items()})
+    parity = check_parity(reloaded, out, batches)
+    quantized = None
+    if int8:
+        from planllm_ros.export.quantize import quantize_backbone
+
+        images = torch.cat([real["start"], real["goal"]]).numpy()
+        quantized = {**quantize_backbone(reloaded, out, images),
+                     "max_abs_diff": graph_differences(reloaded, out, batches[-1:])}
     engines = _build_engines(out, reloaded, fp16) if tensorrt else None
-    labels = list(reloaded.step_labels)
     return write_model_card(
-        out, name=name or out.name, config=reloaded.config.to_dict(), labels=labels,
-        descriptions=_descriptions(source, labels), transition=source.transition, metrics=metrics,
-        source={"path": str(source.path), "kind": source.kind, "llm_path": config_before["llm"]["path"],
-                "tensorrt_engines": engines},
+        out, name=name or out.name, config=reloaded.config.to_dict(), labels=list(reloaded.step_labels),
+        descriptions=reloaded.step_descriptions or [""] * len(reloaded.step_labels), transition=source.transition,
+        metrics={}, source={"path": str(source.path), "llm_path": llm_path, "tensorrt_engines": engines,
+                            "int8": quantized},
         parity=parity,
     )
 
 
 def _build_engines(out: Path, model, fp16: bool) -> dict[str, str]:
     """Build (or find cached) TensorRT engines for this GPU; {graph: engine file}."""
-    from planllm_ros.export.tensorrt_build import EngineCache, build_engine, current_key
+    from planllm_ros.model.graphs import graph_names
     from planllm_ros.runtime.backends.base import onnx_path
-    from planllm_ros.runtime.graphs import graph_names
+    from planllm_ros.runtime.backends.tensorrt_engines import EngineCache, build_engine, current_key
 
     cache, engines = EngineCache(), {}
     for graph in graph_names(model):

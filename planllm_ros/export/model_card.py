@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from planllm_ros.model.folder import CARD_JSON, CARD_MD, write_text_atomic
 from planllm_ros.model.hashing import file_sha256
 
-CARD_JSON = "model_card.json"
-CARD_MD = "MODEL_CARD.md"
 FORMAT_VERSION = 1
 
 
@@ -58,8 +57,24 @@ def write_model_card(directory: str | Path, *, name: str, config: dict[str, Any]
         "config": config,
         "files": file_hashes(directory),
     }
-    (directory / CARD_JSON).write_text(json.dumps(card, indent=1))
-    (directory / CARD_MD).write_text(_markdown(card))
+    _write(directory, card)
+    return card
+
+
+def _write(directory: Path, card: dict) -> None:
+    write_text_atomic(directory / CARD_JSON, json.dumps(card, indent=1))
+    write_text_atomic(directory / CARD_MD, _markdown(card))
+
+
+def add_metrics(directory: str | Path, name: str, metrics: dict[str, Any]) -> dict:
+    """Record evaluation metrics under `name` (e.g. "test", "val onnxruntime") in an exported
+    folder's card; the file hashes stay valid (the card files are not hashed)."""
+    directory = Path(directory)
+    card = read_model_card(directory)
+    if card is None:
+        raise ModelCardError(f"{directory} has no {CARD_JSON}: export it first (`planllm export`)")
+    card["metrics"][name] = metrics
+    _write(directory, card)
     return card
 
 
@@ -102,11 +117,12 @@ def _markdown(card: dict) -> str:
         f"variant: {config.get('variant')}",
         f"- source: {json.dumps(card['source'])}",
         f"- ONNX Runtime vs torch, max |diff| (fp32): {json.dumps(card['parity_max_abs_diff'])}",
+        f"- int8 backbone: {json.dumps(card['source'].get('int8'))}",
         "",
         "## Metrics",
         "",
         "Percent. sr: whole sequence right; macc: per position; miou: the peer-compatible bitwise mIoU "
-        "(comparable with published tables, not a set IoU); miou_set: set IoU (DESIGN §4). closed: "
+        "(comparable with published tables, not a set IoU); miou_set: set IoU. closed: "
         "closed-set decoding; open: the LLM's captions retrieved against the split's label texts.",
         "",
     ]
@@ -114,7 +130,7 @@ def _markdown(card: dict) -> str:
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {k} | {_cell(v)} |" for k, v in _flatten(card["metrics"]).items()]
     else:
-        lines.append("The checkpoint recorded no evaluation metrics.")
+        lines.append("No evaluation recorded yet (`planllm eval --checkpoint DIR --split test --card`).")
     lines += ["", "## Steps", "", "| id | label | description |", "|---|---|---|"]
     lines += [f"| {i} | {label} | {desc} |" for i, (label, desc) in enumerate(zip(card["labels"], card["descriptions"]))]
     lines += ["", "The train-set transition matrix (Viterbi) is in model_card.json and transition.safetensors.",

@@ -1,9 +1,10 @@
-"""Export a PlanLLM model's graphs (planllm_ros.runtime.graphs) to ONNX and check ONNX Runtime
+"""Export a PlanLLM model's graphs (planllm_ros.model.graphs) to ONNX and check ONNX Runtime
 against torch.
 
 The legacy TorchScript exporter is used (`dynamo=False`): it needs no extra package and traces
-these modules (Blip2QFormerModel, nn.MultiheadAttention, nn.TransformerEncoderLayer) with a
-dynamic batch dimension. The horizon is fixed by the model's T learnable queries.
+these modules (the MobileNetV2 trunk, Blip2QFormerModel, nn.MultiheadAttention,
+nn.TransformerEncoderLayer) with a dynamic batch dimension. The horizon is fixed by the model's
+T learnable queries.
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import torch
 
-from planllm_ros.runtime.backends.base import ONNX_DIR
-from planllm_ros.runtime.graphs import ENCODER, HEADS, graph_modules
+from planllm_ros.model.backbone import input_spec, preprocess
+from planllm_ros.model.folder import onnx_path
+from planllm_ros.model.graphs import BACKBONE, ENCODER, HEADS, graph_modules, graph_names, takes_images
 
 OPSET = 17
 PARITY_ATOL = 1e-4
@@ -25,6 +27,15 @@ class ParityError(RuntimeError):
     """ONNX Runtime and torch disagree by more than the tolerance."""
 
 
+def random_observations(model, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Random start/goal observations the model takes: uint8 images for image models (the
+    backbone graph is checked too), else features shaped like the encoder graph's inputs."""
+    if takes_images(model):
+        return {name: torch.randint(0, 256, (batch, 96, 128, 3), dtype=torch.uint8, generator=generator)
+                for name in ("start", "goal")}
+    return encoder_inputs(model, batch, generator)
+
+
 def encoder_inputs(model, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """Random features shaped like the encoder graph's inputs: (batch, L, C) token sets."""
     visual = model.config.visual
@@ -32,13 +43,19 @@ def encoder_inputs(model, batch: int, generator: torch.Generator | None = None) 
             for name in ("start", "goal")}
 
 
+def backbone_inputs(model, observations: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The backbone graph's input for a batch of uint8 start/goal images: both, preprocessed."""
+    visual = model.config.visual
+    spec = input_spec(visual.backbone, visual.open_clip_model)
+    return {"images": torch.cat([preprocess(observations[k], *spec) for k in ("start", "goal")])}
+
+
 @torch.no_grad()
 def heads_inputs(model, encoder_out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """What the heads graph reads: the encoder's outputs plus, for fused models, the LLM's h."""
-    inputs = dict(encoder_out)
+    inputs = {"visual_tokens": encoder_out["visual_tokens"], "step_tokens": encoder_out["step_tokens"]}
     if model.uses_fusion:
-        inputs["llm_hidden"], _ = model.llm(inputs["state_tokens"], inputs["step_tokens"])
-        inputs["llm_hidden"] = inputs["llm_hidden"].float()
+        inputs["llm_hidden"] = model.llm(encoder_out["state_tokens"], encoder_out["step_tokens"])[0].float()
     return inputs
 
 
@@ -61,20 +78,20 @@ def _slow_path(model):
 def export_onnx(model, out_dir: str | Path, opset: int = OPSET) -> dict[str, Path]:
     """Write <out_dir>/onnx/<graph>.onnx for each graph of `model` (fp32, eval mode, CPU)."""
     model = model.float().eval().cpu()
-    onnx_dir = Path(out_dir) / ONNX_DIR
-    onnx_dir.mkdir(parents=True, exist_ok=True)
     modules = graph_modules(model)
-    sample = encoder_inputs(model, batch=2, generator=torch.Generator().manual_seed(0))
-    encoder = modules[ENCODER]
-    with torch.no_grad():
-        encoder_out = dict(zip(encoder.output_names, encoder(**sample)))
+    generator = torch.Generator().manual_seed(0)
+    sample = encoder_inputs(model, batch=2, generator=generator)
     samples = {ENCODER: sample}
+    if BACKBONE in modules:
+        samples[BACKBONE] = backbone_inputs(model, random_observations(model, 1, generator))
     if HEADS in modules:
-        samples[HEADS] = {k: v for k, v in heads_inputs(model, encoder_out).items() if k in modules[HEADS].input_names}
+        with torch.no_grad():
+            encoder_out = dict(zip(modules[ENCODER].output_names, modules[ENCODER](**sample)))
+        samples[HEADS] = heads_inputs(model, encoder_out)
     paths = {}
     for name, module in modules.items():
-        path = onnx_dir / f"{name}.onnx"
-        inputs = samples[name]
+        path = onnx_path(out_dir, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
         names = list(module.input_names) + list(module.output_names)
         axes = {n: {0: "batch"} for n in names}
         if name == ENCODER and model.config.visual.pool_tokens:  # pooled: any number of input tokens
@@ -82,7 +99,7 @@ def export_onnx(model, out_dir: str | Path, opset: int = OPSET) -> dict[str, Pat
         with warnings.catch_warnings(), _slow_path(model):
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
             torch.onnx.export(
-                module, tuple(inputs[n] for n in module.input_names), str(path), dynamo=False,
+                module, tuple(samples[name][n] for n in module.input_names), str(path), dynamo=False,
                 input_names=list(module.input_names), output_names=list(module.output_names),
                 dynamic_axes=axes, opset_version=opset, do_constant_folding=True,
             )
@@ -91,32 +108,41 @@ def export_onnx(model, out_dir: str | Path, opset: int = OPSET) -> dict[str, Pat
 
 
 @torch.no_grad()
-def check_parity(model, model_dir: str | Path, batches: Iterable[dict[str, torch.Tensor]],
-                 atol: float = PARITY_ATOL) -> dict[str, float]:
-    """Max |onnxruntime - torch| per graph output over `batches` of encoder inputs (start, goal
-    features); each batch's heads inputs come from the torch encoder and LLM. Raises
-    ParityError above `atol`."""
+def graph_differences(model, model_dir: str | Path, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
+    """Max |onnxruntime - torch| per graph output over `batches` of start/goal observations
+    (images for image models, else features). Each graph is fed what the torch graphs before
+    it computed, so every graph is compared on its own."""
+    from planllm_ros.model.graphs import TorchGraphs
     from planllm_ros.runtime.backends.ort_backend import OnnxRuntimeBackend
-    from planllm_ros.runtime.backends.torch_backend import TorchBackend
-    from planllm_ros.runtime.graphs import graph_names
 
     model = model.float().eval().cpu()
-    reference = TorchBackend(model)
+    reference = TorchGraphs(model)
     onnx = OnnxRuntimeBackend(model_dir, graph_names(model), device="cpu")
     worst: dict[str, float] = {}
+
+    def compare(graph: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        expected, got = reference.run(graph, inputs), onnx.run(graph, inputs)
+        for name, value in expected.items():
+            key = f"{graph}.{name}"
+            worst[key] = max(worst.get(key, 0.0), float((got[name] - value).abs().max()))
+        return expected
+
     for batch in batches:
-        runs = {ENCODER: batch}
-        expected = {ENCODER: reference.run(ENCODER, batch)}
+        features = batch
+        if batch["start"].dtype == torch.uint8:
+            tokens = compare(BACKBONE, backbone_inputs(model, batch))["tokens"]
+            features = dict(zip(("start", "goal"), tokens.chunk(2)))
+        encoded = compare(ENCODER, features)
         if HEADS in onnx.sessions:
-            runs[HEADS] = heads_inputs(model, expected[ENCODER])
-            expected[HEADS] = reference.run(HEADS, runs[HEADS])
-        for graph, inputs in runs.items():
-            got = onnx.run(graph, inputs)
-            for name, value in expected[graph].items():
-                diff = float((got[name] - value).abs().max())
-                key = f"{graph}.{name}"
-                worst[key] = max(worst.get(key, 0.0), diff)
+            compare(HEADS, heads_inputs(model, encoded))
     onnx.close()
+    return worst
+
+
+def check_parity(model, model_dir: str | Path, batches: Iterable[dict[str, torch.Tensor]],
+                 atol: float = PARITY_ATOL) -> dict[str, float]:
+    """graph_differences, raising ParityError above `atol`."""
+    worst = graph_differences(model, model_dir, batches)
     bad = {k: v for k, v in worst.items() if v > atol}
     if bad:
         raise ParityError(f"ONNX Runtime differs from torch by more than {atol}: {bad}")

@@ -48,6 +48,35 @@ def default_mobilenet_checkpoint() -> Path:
     return path
 
 
+def input_spec(name: str, open_clip_model: str = "ViT-B-32") -> tuple[int, tuple, tuple]:
+    """(image size, mean, std) a backbone's network expects after preprocessing."""
+    if name == "mobilenet_v2":
+        return 224, IMAGENET_MEAN, IMAGENET_STD
+    if name == "open_clip":
+        import open_clip
+
+        config = open_clip.get_model_config(open_clip_model)
+        if config is None:
+            raise ValueError(f"unknown open_clip model {open_clip_model!r}")
+        size = config["vision_cfg"]["image_size"]
+        return int(size if isinstance(size, int) else size[0]), CLIP_MEAN, CLIP_STD
+    raise ValueError(f"unknown backbone {name!r}: expected one of {BACKBONES}")
+
+
+def preprocess(images: torch.Tensor | np.ndarray, size: int, mean, std) -> torch.Tensor:
+    """uint8 (B, H, W, 3) or (H, W, 3) RGB -> normalised float (B, 3, size, size): what the
+    backbone network (and its exported graph) reads."""
+    images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
+    if images.ndim == 3:
+        images = images.unsqueeze(0)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 RGB images of shape (B, H, W, 3), got {tuple(images.shape)} {images.dtype}")
+    x = images.permute(0, 3, 1, 2).float().div_(255.0)
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
 class VisualBackbone(nn.Module):
     """A frozen image encoder: uint8 (B, H, W, 3) RGB -> float tokens (B, num_tokens, out_dim).
 
@@ -61,10 +90,9 @@ class VisualBackbone(nn.Module):
         self.out_dim = out_dim
         self.num_tokens = num_tokens
         self.size = size
+        self.mean, self.std = mean, std
         self.weights_hash = weights_hash
         self.layer = layer
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     @property
     def identity(self) -> dict[str, object]:
@@ -74,23 +102,10 @@ class VisualBackbone(nn.Module):
     def train(self, mode: bool = True) -> "VisualBackbone":
         return super().train(False)  # frozen: batch-norm statistics never move
 
-    def preprocess(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """uint8 (B, H, W, 3) or (H, W, 3) RGB -> normalised float (B, 3, size, size)."""
-        images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
-        if images.ndim == 3:
-            images = images.unsqueeze(0)
-        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != torch.uint8:
-            raise ValueError(
-                f"expected uint8 RGB images of shape (B, H, W, 3), got {tuple(images.shape)} {images.dtype}"
-            )
-        x = images.to(self.mean.device).permute(0, 3, 1, 2).float().div_(255.0)
-        if x.shape[-2:] != (self.size, self.size):
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
-        return (x - self.mean) / self.std
-
     @torch.no_grad()
     def forward(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
-        return self.net(self.preprocess(images)).float()
+        device = next(self.net.parameters()).device
+        return self.net(preprocess(images, self.size, self.mean, self.std).to(device)).float()
 
 
 class _MapTokens(nn.Module):
@@ -142,8 +157,7 @@ def build_backbone(name: str = "mobilenet_v2", checkpoint: str | Path | None = N
         index = _mobilenet_layer(layer, len(net.features))
         tokens = _MapTokens(net.features[: index + 1]).eval()
         num_tokens, out_dim = _token_shape(tokens, 224)
-        return VisualBackbone(name, tokens, out_dim, num_tokens, 224, IMAGENET_MEAN, IMAGENET_STD,
-                              file_sha256(path)[:16], index)
+        return VisualBackbone(name, tokens, out_dim, num_tokens, *input_spec(name), file_sha256(path)[:16], index)
     if name == "open_clip":
         if checkpoint is None or not Path(checkpoint).is_file():
             raise FileNotFoundError(
@@ -155,9 +169,8 @@ def build_backbone(name: str = "mobilenet_v2", checkpoint: str | Path | None = N
         import open_clip
 
         model = open_clip.create_model(open_clip_model, pretrained=str(checkpoint))
-        size = int(model.visual.image_size[0])
+        size, mean, std = input_spec(name, open_clip_model)
         tokens = _ClipPatchTokens(model.visual).eval()
         num_tokens, out_dim = _token_shape(tokens, size)
-        return VisualBackbone(name, tokens, out_dim, num_tokens, size, CLIP_MEAN, CLIP_STD,
-                              file_sha256(checkpoint)[:16], layer)
+        return VisualBackbone(name, tokens, out_dim, num_tokens, size, mean, std, file_sha256(checkpoint)[:16], layer)
     raise ValueError(f"unknown backbone {name!r}: expected one of {BACKBONES}")

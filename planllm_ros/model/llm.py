@@ -52,13 +52,11 @@ def _builtin_corpus(step_labels: Sequence[str], horizon: int) -> list[str]:
     return ["".join(PROMPT_SEGMENTS), *step_labels, *plans]
 
 
-def build_builtin_llm(config: LLMConfig, step_labels: Sequence[str], horizon: int,
-                      train_plans: Sequence[Sequence[int]] | None = None):
-    """The tiny Llama and its tokenizer, deterministic for a given config, label list and
-    training plans (step-id sequences; needed when builtin.pretrain_steps > 0)."""
+def build_builtin_llm(config: LLMConfig, step_labels: Sequence[str], horizon: int):
+    """The tiny Llama (randomly initialised from builtin.seed) and its tokenizer, deterministic
+    for a given config and label list. The trainer then pretrains it on the training plans
+    (training/llm_pretrain.py) when builtin.pretrain_steps > 0."""
     tiny = config.builtin
-    if tiny.pretrain_steps > 0 and not train_plans:
-        raise ValueError("llm.builtin.pretrain_steps > 0 needs the training plans (train_plans) to pretrain on")
     tokenizer = train_bpe_tokenizer(_builtin_corpus(step_labels, horizon), tiny.vocab_size)
     llama_config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=tiny.hidden_size, intermediate_size=tiny.intermediate_size,
@@ -70,34 +68,7 @@ def build_builtin_llm(config: LLMConfig, step_labels: Sequence[str], horizon: in
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(tiny.seed)
         model = LlamaForCausalLM(llama_config)
-        if tiny.pretrain_steps > 0:
-            texts = [format_plan([step_labels[i] for i in plan]) for plan in train_plans]
-            pretrain_on_plans(model, tokenizer, texts, tiny.pretrain_steps, tiny.pretrain_lr, tiny.pretrain_batch_size)
-    return model, tokenizer
-
-
-def pretrain_on_plans(model: PreTrainedModel, tokenizer, texts: Sequence[str], steps: int, lr: float,
-                      batch_size: int) -> float:
-    """Causal-LM training on "<s> 1. a. 2. b.</s>" sentences, drawn uniformly from `texts` (one per
-    training sample, so frequent plans weigh more). Seeded by the caller's RNG state. Returns
-    the last batch's loss; the model is left in eval mode."""
-    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    rows = [bos + tokenizer(" " + t, add_special_tokens=False)["input_ids"] + eos for t in texts]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    model.train()
-    loss = torch.zeros(())
-    for _ in range(steps):
-        batch = [rows[i] for i in torch.randint(len(rows), (batch_size,)).tolist()]
-        width = max(len(r) for r in batch)
-        ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in batch])
-        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in batch])
-        loss = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    model.eval()
-    return float(loss.detach())
+    return model.eval(), tokenizer
 
 
 def load_local_llm(path: str | Path, dtype: str):
@@ -116,7 +87,7 @@ class LLMBranch(nn.Module):
     """Projection into the LLM, the prompt with soft tokens, h_1..T, L_ASC and captions."""
 
     def __init__(self, config: LLMConfig, hidden_dim: int, horizon: int, num_roles: int, step_labels: Sequence[str],
-                 llm_dir: str | Path | None = None, train_plans: Sequence[Sequence[int]] | None = None):
+                 llm_dir: str | Path | None = None):
         super().__init__()
         self.config = config
         self.horizon = horizon
@@ -125,7 +96,7 @@ class LLMBranch(nn.Module):
         if source is not None:
             self.model, self.tokenizer = load_local_llm(source, config.dtype)
         else:
-            self.model, self.tokenizer = build_builtin_llm(config, step_labels, horizon, train_plans)
+            self.model, self.tokenizer = build_builtin_llm(config, step_labels, horizon)
         self.model.requires_grad_(False)
         self.lora_applied = False
         width = self.model.get_input_embeddings().embedding_dim

@@ -7,6 +7,9 @@ Data flow: start/goal -> VisualStateEncoder (Eq. 1) -> StateInteraction (Eq. 4) 
 Ground truth (`steps`) is used only for the losses: the VLM matching pass, the ASC target
 appended after the prompt (the LLM is causal, so h cannot see it) and the labels of the
 cross-entropies. `logits` and everything `predict` returns depend on start and goal alone.
+Inference (`predict`) is planllm_ros.model.pipeline.plan_batch, the path the robot runs too.
+Which parameters train in which stage is the trainer's business (training/stages.py); the
+model only knows which loss terms its `stage` asks for.
 """
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
@@ -26,16 +28,12 @@ from torch import nn
 
 from planllm_ros.model import losses as L
 from planllm_ros.model.config import PlanLLMConfig
-from planllm_ros.model.decoding import argmax_decode, plan_candidates, viterbi
+from planllm_ros.model.folder import (CONFIG_FILE, DESCRIPTIONS_FILE, LABELS_FILE, LLM_DIR, WEIGHTS_FILE,
+                                      write_text_atomic)
 from planllm_ros.model.heads import CrossAttentionBlock, StepDecoder, StepRefiner
 from planllm_ros.model.llm import LLMBranch, format_plan
 from planllm_ros.model.qformer import MIMQFormer
 from planllm_ros.model.state_interaction import StateInteraction, VisualStateEncoder
-
-CONFIG_FILE = "config.json"
-LABELS_FILE = "step_labels.json"
-WEIGHTS_FILE = "model.safetensors"
-LLM_DIR = "llm"
 
 
 @dataclass
@@ -53,12 +51,13 @@ class Prediction:
 
 
 class PlanLLM(nn.Module):
-    """See the module docstring. `llm_dir` (used by from_pretrained) loads the built-in LLM
-    saved with a model instead of rebuilding it; `train_plans` (the training split's step-id
-    sequences) is what a freshly built built-in LLM pretrains on (llm.builtin.pretrain_steps)."""
+    """See the module docstring. `step_descriptions`: the texts behind the description
+    embeddings (saved with the model; open vocabulary matches captions against them too).
+    `llm_dir` (used by from_pretrained) loads the built-in LLM saved with a model instead of
+    building a fresh one."""
 
     def __init__(self, config: PlanLLMConfig, description_embeddings: torch.Tensor, step_labels: Sequence[str],
-                 llm_dir: str | Path | None = None, train_plans: Sequence[Sequence[int]] | None = None):
+                 step_descriptions: Sequence[str] | None = None, llm_dir: str | Path | None = None):
         super().__init__()
         config = copy.deepcopy(config)
         if config.num_steps == 0:
@@ -70,8 +69,11 @@ class PlanLLM(nn.Module):
         if tuple(description_embeddings.shape) != (n, text_dim):
             raise ValueError(f"description_embeddings must be ({n}, {text_dim}) (num_steps, text.dim), "
                              f"got {tuple(description_embeddings.shape)}")
+        if step_descriptions is not None and len(step_descriptions) != n:
+            raise ValueError(f"{len(step_descriptions)} step descriptions for {n} steps")
         self.config = config
         self.step_labels = list(step_labels)
+        self.step_descriptions = list(step_descriptions) if step_descriptions is not None else None
         variant, hidden, horizon = config.variant, config.hidden_dim, config.horizon
         self.register_buffer("description_embeddings", description_embeddings.detach().float().clone())
 
@@ -85,14 +87,13 @@ class PlanLLM(nn.Module):
         else:  # no MIM: the LLM and the decoder get T learnable step tokens in place of x^q
             self.step_tokens = nn.Parameter(torch.randn(horizon, hidden) * config.init_std)
         if variant.use_llm:
-            self.llm = LLMBranch(config.llm, hidden, horizon, self.visual.num_roles, self.step_labels,
-                                 llm_dir=llm_dir, train_plans=train_plans)
+            self.llm = LLMBranch(config.llm, hidden, horizon, self.visual.num_roles, self.step_labels, llm_dir=llm_dir)
         if variant.planning != "llm_only":
             self.step_decoder = StepDecoder(hidden, horizon, config.heads, config.init_std)
             if self.uses_fusion:
                 self.knowledge_fusion = CrossAttentionBlock(hidden, config.heads)
             self.step_refiner = StepRefiner(hidden, text_dim, n, config.heads)
-        self._apply_stage(1)
+        self.stage = 1  # which loss terms forward returns (training/stages.py sets it with the trainable parameters)
         self._text_encoder = None
         self._label_embeddings: torch.Tensor | None = None
 
@@ -101,37 +102,15 @@ class PlanLLM(nn.Module):
     def uses_fusion(self) -> bool:
         return self.config.variant.use_llm and self.config.variant.planning == "fused"
 
-    def set_stage(self, stage: int) -> None:
-        """1: LLM and backbones frozen, only L_MIM. 2: LoRA on (if the LLM trains), L_MIM +
-        L_ASC + L_SD (Eq. 15). The one-stage variant calls set_stage(2) from the start.
+    @property
+    def can_rerank(self) -> bool:
+        """Whether the model has both an LLM and a step decoder, so the LLM can re-rank Viterbi's plans."""
+        return self.config.variant.use_llm and self.config.variant.planning != "llm_only"
 
-        Afterwards requires_grad is True exactly on the parameters this stage's losses reach,
-        so an optimizer over them needs no unused-parameter handling (DDP included)."""
-        if stage not in (1, 2):
-            raise ValueError(f"stage must be 1 or 2, got {stage}")
-        if stage == 1 and not self.config.variant.use_mim:
-            raise ValueError("stage 1 trains only L_MIM, and variant.use_mim is false: "
-                             "nothing to train; start this variant at stage 2")
-        variant = self.config.variant
-        if stage == 2 and variant.use_llm and variant.llm_trainable and not self.llm.lora_applied:
-            self.llm.apply_lora()
-        self._apply_stage(stage)
-
-    def _apply_stage(self, stage: int) -> None:
-        for name, param in self.named_parameters():
-            param.requires_grad_(self._trained_in(name, stage))
-        self.stage = stage
-
-    def _trained_in(self, name: str, stage: int) -> bool:
-        if name.startswith("visual.backbone."):
-            return False
-        if name.startswith("llm.model."):
-            return stage == 2 and "lora_" in name
-        if stage == 1:  # L_MIM reaches the visual encoder, state interaction and MIM parts only
-            return name.startswith(("visual.", "interaction.", "qformer.", "contrast_"))
-        if name.startswith("llm.hidden_out."):
-            return self.uses_fusion  # h feeds only knowledge fusion
-        return True
+    @property
+    def reranks_with_llm(self) -> bool:
+        """Whether closed-set Viterbi decoding re-scores its candidates with the LLM (config.decoding)."""
+        return self.can_rerank and self.config.decoding.llm_weight > 0
 
     # ----------------------------------------------------------------- forward
     def encode_states(self, start: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -244,60 +223,19 @@ class PlanLLM(nn.Module):
     def predict(self, start: torch.Tensor, goal: torch.Tensor, transition=None, decode: str = "viterbi",
                 captions: bool = True) -> Prediction:
         """Closed-set step ids (Viterbi with the train transition matrix, or argmax; Viterbi
-        without a transition matrix is argmax), probabilities and the LLM's captions. Takes
-        start and goal only: nothing about the ground truth can reach it."""
+        without a transition matrix is argmax), probabilities and the LLM's captions: the
+        inference pipeline (planllm_ros.model.pipeline) on this model's own modules. Takes start
+        and goal only: nothing about the ground truth can reach it."""
+        from planllm_ros.model.graphs import TorchGraphs
+        from planllm_ros.model.pipeline import plan_batch
+
         was_training = self.training
-        self.eval()
         try:
-            out = self.forward(start, goal)
-            probs = out.logits.float().softmax(-1)
-            ids = self.decode(probs, start, goal, transition, decode)
-            texts = out.captions
-            if texts is None:
-                texts = ([[] for _ in range(probs.shape[0])] if not (captions and self.config.variant.use_llm)
-                         else self.llm.generate_captions(*self.encode_states(start, goal)[1:]))
+            out = plan_batch(self, TorchGraphs(self), start, goal, transition, decode=decode,
+                             captions=captions and self.config.variant.use_llm)
         finally:
             self.train(was_training)
-        return Prediction(step_ids=torch.as_tensor(ids, dtype=torch.long), probs=probs.cpu(), captions=texts)
-
-    @property
-    def reranks_with_llm(self) -> bool:
-        """Whether closed-set Viterbi decoding re-scores its candidates with the LLM (config.decoding)."""
-        variant = self.config.variant
-        return variant.use_llm and variant.planning != "llm_only" and self.config.decoding.llm_weight > 0
-
-    def decode(self, probs: torch.Tensor, start: torch.Tensor, goal: torch.Tensor, transition=None,
-               decode: str = "viterbi", state_tokens: torch.Tensor | None = None,
-               step_tokens: torch.Tensor | None = None) -> np.ndarray:
-        """(B, T, N) step probabilities -> (B, T) ids: argmax, Viterbi, or (config.decoding.llm_weight
-        > 0) Viterbi's best candidates re-ranked with the LLM. The LLM reads the same prompt as for
-        captions; pass visual/step tokens when already computed (the runtime does), else they are
-        encoded from start and goal."""
-        if decode not in ("viterbi", "argmax"):
-            raise ValueError(f"decode must be 'viterbi' or 'argmax', got {decode!r}")
-        if decode == "argmax" or transition is None:
-            return argmax_decode(probs)
-        if not self.reranks_with_llm:
-            return viterbi(probs, transition)
-        if state_tokens is None or step_tokens is None:
-            _, state_tokens, step_tokens = self.encode_states(start, goal)
-        paths, sd_scores, llm_scores = self.rerank_scores(probs, state_tokens, step_tokens, transition)
-        best = (sd_scores + self.config.decoding.llm_weight * llm_scores).argmax(axis=1)
-        return paths[np.arange(len(paths)), best]
-
-    @torch.no_grad()
-    def rerank_scores(self, probs: torch.Tensor, state_tokens: torch.Tensor, step_tokens: torch.Tensor,
-                      transition) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Candidates (B, K, T), their Viterbi scores (B, K) and LLM log-likelihoods (B, K); the
-        trainer chooses decoding.llm_weight from these on the validation split."""
-        width = self.config.decoding.candidates
-        found = [plan_candidates(row, transition, width) for row in probs]
-        k = min(len(paths) for paths, _ in found)  # < width only when fewer than `width` plans exist
-        paths = np.stack([p[:k] for p, _ in found])
-        sd_scores = np.stack([s[:k] for _, s in found])
-        plans = [[self.step_labels[i] for i in path] for row in paths for path in row]
-        llm_scores = self.llm.plan_log_likelihood(state_tokens, step_tokens, plans).cpu().double().numpy()
-        return paths, sd_scores, llm_scores
+        return Prediction(step_ids=torch.as_tensor(out.step_ids), probs=out.probs, captions=out.captions)
 
     # ----------------------------------------------------------------- checkpoints
     @staticmethod
@@ -316,8 +254,8 @@ class PlanLLM(nn.Module):
         if has_lora and not (self.config.variant.use_llm and self.llm.lora_applied):
             if not self.config.variant.use_llm:
                 raise ValueError("state dict has LoRA weights but this model has no LLM branch")
-            self.llm.apply_lora()
-            self.set_stage(2)
+            self.llm.apply_lora()  # adapters exist only in stage 2
+            self.stage = 2
         expected = set(self.trainable_state_dict())
         missing = sorted(k for k in expected - set(state) if has_lora or "lora_" not in k)
         unexpected = sorted(set(state) - expected)
@@ -326,12 +264,15 @@ class PlanLLM(nn.Module):
         self.load_state_dict(state, strict=False)
 
     def save_pretrained(self, directory: str | Path) -> None:
-        """config.json, step_labels.json, model.safetensors (+ llm/ for the built-in LLM: its
-        base weights and tokenizer). A path LLM is referenced by config.llm.path, not copied."""
+        """config.json, step_labels.json (+ step_descriptions.json), model.safetensors (+ llm/
+        for the built-in LLM: its base weights and tokenizer). A path LLM is referenced by
+        config.llm.path, not copied. The layout: planllm_ros.model.folder."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(directory / CONFIG_FILE, json.dumps(self.config.to_dict(), indent=2))
-        _atomic_write_text(directory / LABELS_FILE, json.dumps(self.step_labels, indent=2))
+        write_text_atomic(directory / CONFIG_FILE, json.dumps(self.config.to_dict(), indent=2))
+        write_text_atomic(directory / LABELS_FILE, json.dumps(self.step_labels, indent=2))
+        if self.step_descriptions is not None:
+            write_text_atomic(directory / DESCRIPTIONS_FILE, json.dumps(self.step_descriptions, indent=2))
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.trainable_state_dict().items()}
         tmp = directory / (WEIGHTS_FILE + ".tmp")
         save_file(tensors, str(tmp), metadata={"stage": str(self.stage)})
@@ -347,18 +288,14 @@ class PlanLLM(nn.Module):
                 raise FileNotFoundError(f"{directory} is not a saved PlanLLM model: {name} is missing")
         config = PlanLLMConfig.from_dict(json.loads((directory / CONFIG_FILE).read_text()))
         labels = json.loads((directory / LABELS_FILE).read_text())
+        descriptions = (json.loads((directory / DESCRIPTIONS_FILE).read_text())
+                        if (directory / DESCRIPTIONS_FILE).is_file() else None)
         with safe_open(str(directory / WEIGHTS_FILE), framework="pt") as handle:
             state = {k: handle.get_tensor(k) for k in handle.keys()}
             stage = int((handle.metadata() or {}).get("stage", "1"))
         llm_dir = directory / LLM_DIR if config.variant.use_llm and config.llm.path is None else None
-        model = cls(config, state["description_embeddings"], labels, llm_dir=llm_dir)
-        if stage == 2 and any("lora_" in key for key in state):  # a merged export has no adapters left
-            model.set_stage(2)
-        model.load_trainable_state_dict(state)
+        model = cls(config, state["description_embeddings"], labels, descriptions, llm_dir=llm_dir)
+        model.load_trainable_state_dict(state)  # LoRA adapters in the weights switch LoRA on
+        model.stage = stage
         return model.to(device).eval()
 
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

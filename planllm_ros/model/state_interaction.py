@@ -54,16 +54,20 @@ class VisualStateEncoder(nn.Module):
         """L after pooling: 1 with pool_tokens, else config.num_tokens."""
         return 1 if self.config.pool_tokens else self.config.num_tokens
 
+    def image_backbone(self) -> VisualBackbone:
+        """The frozen backbone named by the config, built (and moved to this model's device) on first use."""
+        if self.config.backbone is None:
+            raise ValueError("got uint8 images but visual.backbone is None: this model takes features only")
+        if self.backbone is None:
+            self.backbone = build_backbone(self.config.backbone, self.config.backbone_checkpoint,
+                                           self.config.open_clip_model, self.config.layer)
+            self.backbone.to(self.position.device)
+        return self.backbone
+
     def features(self, observation: torch.Tensor) -> torch.Tensor:
         """f_v: features pass through, images go through the frozen backbone -> (B, L, C)."""
         if observation.dtype == torch.uint8:
-            if self.config.backbone is None:
-                raise ValueError("got uint8 images but visual.backbone is None: this model takes features only")
-            if self.backbone is None:
-                self.backbone = build_backbone(self.config.backbone, self.config.backbone_checkpoint,
-                                               self.config.open_clip_model, self.config.layer)
-                self.backbone.to(self.position.device)
-            observation = self.backbone(observation)
+            observation = self.image_backbone()(observation)
         if observation.ndim == 2:
             observation = observation.unsqueeze(1)
         count = observation.shape[1] if observation.ndim == 3 else -1

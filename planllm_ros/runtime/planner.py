@@ -3,48 +3,34 @@
     planner = Planner.from_dir("models/tabletop-tiny", backend="onnxruntime", device="cpu")
     plan = planner.plan(start_rgb, goal_rgb)          # -> Plan (step ids, labels, scores, captions)
 
-A model folder is one written by PlanLLM.save_pretrained (the torch backend needs nothing
-else) or by `planllm export` (adds onnx/, the merged LLM and the model card). Stages, each
-timed: backbone (frozen image encoder, torch; skipped for feature inputs), heads (the encoder
-graph, the LLM's hidden states h in torch, the heads graph), captions (LLM generation, torch,
-KV-cached), decode (closed-set decoding: Viterbi with the train transition matrix when the
-folder has one, else argmax; with the model's decoding.llm_weight > 0 Viterbi's best candidates
-are re-ranked by the LLM, torch) and, given candidate labels, open-vocabulary retrieval.
+A model folder (planllm_ros.model.folder) is one written by the trainer or PlanLLM.save_pretrained
+(the torch backend needs nothing else) or by `planllm export` (adds onnx/, the merged LLM and the
+model card). Planning is planllm_ros.model.pipeline.plan_batch, the very function evaluation
+runs, with this planner's backend running the graphs. Stages, each timed: backbone (frozen image
+encoder; skipped for feature inputs), heads (the encoder graph, the LLM's hidden states h in
+torch, the heads graph), captions (LLM generation, torch, KV-cached), decode (Viterbi with the
+train transition matrix when the folder has one, else argmax; with the model's
+decoding.llm_weight > 0 Viterbi's best candidates are re-ranked by the LLM, torch) and, given
+candidate labels, open-vocabulary retrieval.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from planllm_ros.model.folder import ModelFolderError, load_transition
+from planllm_ros.model.graphs import takes_images
+from planllm_ros.model.openvocab import LabelIndex
+from planllm_ros.model.pipeline import plan_batch
 from planllm_ros.runtime.backends import BACKENDS, GraphBackend, load_backend
 from planllm_ros.runtime.backends.base import parse_device
 from planllm_ros.runtime.errors import PlannerError
-from planllm_ros.runtime.graphs import ENCODER, HEADS
 from planllm_ros.runtime.plan import Plan
 
-TRANSITION_FILE = "transition.safetensors"  # written beside the model by the trainer and the exporter
 _LLM_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def load_transition(model_dir: Path, num_steps: int) -> np.ndarray | None:
-    """The train-set step transition matrix saved with the model, or None (argmax decoding)."""
-    path = model_dir / TRANSITION_FILE
-    if not path.is_file():
-        return None
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        matrix = load_file(str(path))["transition"].double().numpy()
-    except (SafetensorError, KeyError, OSError) as error:
-        raise PlannerError(f"{path} is corrupt (expected a safetensors file with a 'transition' tensor): {error}") from error
-    if matrix.shape != (num_steps, num_steps):
-        raise PlannerError(f"{path}: transition matrix {matrix.shape} does not fit the model's {num_steps} steps")
-    return matrix
 
 
 def load_model(model_dir: Path, device: torch.device):
@@ -75,8 +61,9 @@ class Planner:
         self.transition = transition
         self.device = backend.device
         self.captions = captions and model.config.variant.use_llm
-        self.backbone_checkpoint = backbone_checkpoint
-        self._backbone = None
+        if backbone_checkpoint:
+            model.config.visual.backbone_checkpoint = backbone_checkpoint
+        self._labels: LabelIndex | None = None
 
     @classmethod
     def from_dir(cls, path: str | Path, backend: str = "torch", device: str = "cpu", *,
@@ -100,7 +87,10 @@ class Planner:
                 raise PlannerError(f"llm_dtype must be one of {sorted(_LLM_DTYPES)}, got {dtype!r}")
             model.llm.model.to(_LLM_DTYPES[dtype])
             model.llm.base_model().generation_config.num_beams = num_beams  # generate()'s default
-        transition = load_transition(model_dir, model.config.num_steps)
+        try:
+            transition = load_transition(model_dir, model.config.num_steps)
+        except ModelFolderError as error:
+            raise PlannerError(str(error)) from error
         graphs = load_backend(backend, model, model_dir, device, **backend_options)
         return cls(model, graphs, model_dir, transition, backbone_checkpoint, captions)
 
@@ -149,97 +139,67 @@ class Planner:
         )
 
     def backbone(self):
-        """The frozen image backbone that made the model's training features, built on first
-        use; refuses when the model records no such backbone or its weights are not configured."""
-        if self._backbone is not None:
-            return self._backbone
-        from planllm_ros.model.backbone import build_backbone
-
+        """The frozen torch image backbone that made the model's training features (built on
+        first use; the torch backend runs it, other backends run its exported graph). Refuses
+        when the model records no buildable backbone or its weights are not available here."""
         visual = self.model.config.visual
-        if visual.backbone is None:
+        if not takes_images(self.model):
             raise PlannerError(
-                f"this model was trained on precomputed {self.feature_dim}-d features and records no image "
-                f"backbone (visual.backbone is null): pass {self.feature_shape} features, not images"
-            )
-        checkpoint = self.backbone_checkpoint or visual.backbone_checkpoint
+                f"this model was trained on precomputed {self.feature_dim}-d features and records "
+                f"{'no image backbone' if visual.backbone is None else f'the {visual.backbone!r} backbone, which this package cannot run'}"
+                f": pass {self.feature_shape} features, not images")
         try:
-            backbone = build_backbone(visual.backbone, checkpoint, visual.open_clip_model, visual.layer)
-        except (FileNotFoundError, ValueError) as error:
+            return self.model.visual.image_backbone()
+        except (FileNotFoundError, ValueError, ImportError) as error:
             raise PlannerError(
-                f"this model's {self.feature_dim}-d features come from the {visual.backbone!r} backbone, whose "
-                f"weights are not available here ({error}); configure them with backbone_checkpoint=PATH "
-                f"(CLI: --backbone-checkpoint) or pass precomputed {visual.backbone} features"
+                f"this model's features come from the {visual.backbone!r} backbone, whose weights are not "
+                f"available here ({error}); configure them with backbone_checkpoint=PATH (CLI: "
+                f"--backbone-checkpoint) or pass precomputed {self.feature_shape} features"
             ) from error
-        if backbone.out_dim != self.feature_dim or not (visual.pool_tokens or backbone.num_tokens == visual.num_tokens):
-            raise PlannerError(f"backbone {visual.backbone!r} gives {backbone.num_tokens} tokens of {backbone.out_dim} "
-                               f"channels, the model takes {self.feature_shape} features")
-        self._backbone = backbone.to(self.device)
-        return self._backbone
 
-    def _features(self, observations: list[np.ndarray]) -> list[torch.Tensor]:
-        """(1, L, C) float features per observation; images go through the backbone (each size
-        is resized by the backbone itself)."""
-        out = []
-        for obs in observations:
-            if obs.dtype == np.uint8:
-                out.append(self.backbone()(torch.from_numpy(np.require(obs, requirements=['C', 'W']))).float())
-            else:
-                out.append(torch.from_numpy(obs).unsqueeze(0).to(self.device))
-        return out
+    def _as_batch(self, observation: np.ndarray) -> torch.Tensor:
+        """One checked observation as a batch of one; images are checked against the backbone here."""
+        if observation.dtype == np.uint8 and (self.backend.name == "torch" or not takes_images(self.model)):
+            self.backbone()  # builds the torch backbone, or raises why images cannot be planned from
+        return torch.from_numpy(np.require(observation, requirements=["C", "W"])).unsqueeze(0)
 
     # ------------------------------------------------------------------ planning
     @torch.no_grad()
     def plan(self, start, goal, horizon: int | None = None, labels: Sequence[str] | None = None) -> Plan:
-        """Plan the steps from `start` to `goal` (images or feature vectors). `horizon`, when
-        given, must be the model's T. `labels`: candidate label texts for open-vocabulary
-        retrieval of the captions."""
-        began = time.perf_counter()
+        """Plan the steps from `start` to `goal` (images or features). `horizon`, when given, must
+        be the model's T. `labels`: candidate label texts for open-vocabulary retrieval of the
+        captions (their embeddings are kept while the same list comes again)."""
         if horizon is not None and horizon != self.horizon:
             raise PlannerError(f"horizon {horizon} requested, but this model plans exactly {self.horizon} steps "
                                f"(its step queries are learned per position): use a model trained for T={horizon}")
-        if labels is not None:
-            labels = self._check_labels(labels)
-        start_features, goal_features = self._features([self._check_observation(start, "start"),
-                                                        self._check_observation(goal, "goal")])
-        timings = {"backbone": self._ms(began)}
-
-        mark = time.perf_counter()
-        tokens = self.backend.run(ENCODER, {"start": start_features, "goal": goal_features})
-        model, variant = self.model, self.model.config.variant
-        logits = None
-        if variant.planning != "llm_only":
-            if model.uses_fusion:
-                tokens["llm_hidden"], _ = model.llm(tokens["state_tokens"], tokens["step_tokens"])
-            logits = self.backend.run(HEADS, tokens)["logits"]
-        timings["heads"] = self._ms(mark)
-
-        mark = time.perf_counter()
-        captions: list[str] = []
-        if self.captions or variant.planning == "llm_only":
-            captions = model.llm.generate_captions(tokens["state_tokens"], tokens["step_tokens"])[0]
-        if logits is None:
-            logits = model.caption_logits([captions])
-        timings["captions"] = self._ms(mark)
-
-        mark = time.perf_counter()
-        probs = logits.float().softmax(-1)
-        ids = model.decode(probs, start_features, goal_features, self.transition,
-                           "viterbi" if self.transition is not None else "argmax",
-                           state_tokens=tokens["state_tokens"], step_tokens=tokens["step_tokens"])[0]
-        probs = probs[0].cpu().numpy()
-        timings["decode"] = self._ms(mark)
-        open_labels = None
-        if labels is not None:
-            mark = time.perf_counter()
-            open_labels = self._retrieve(captions, labels)
-            timings["open_vocab"] = self._ms(mark)
-        timings["total"] = self._ms(began)
+        index = self._label_index(self._check_labels(labels)) if labels is not None else None
+        start, goal = (self._as_batch(self._check_observation(x, name)) for x, name in ((start, "start"), (goal, "goal")))
+        if start.dtype != goal.dtype:  # one image and one feature map: both as features
+            start, goal = (self._as_features(x) for x in (start, goal))
+        out = plan_batch(self.model, self.backend, start, goal, self.transition,
+                         decode="viterbi" if self.transition is not None else "argmax",
+                         captions=self.captions, labels=index)
+        ids = out.step_ids[0].tolist()
+        probs = out.probs[0].numpy()
         return Plan(
             horizon=self.horizon, step_ids=[int(i) for i in ids],
-            labels=[model.step_labels[int(i)] for i in ids],
-            scores=[float(probs[t, i]) for t, i in enumerate(ids)],
-            captions=list(captions), open_vocab_labels=open_labels, backend=self.backend.name, timings_ms=timings,
+            labels=[self.model.step_labels[i] for i in ids],
+            scores=[float(probs[t, i]) for t, i in enumerate(ids)], captions=list(out.captions[0]),
+            open_vocab_labels=None if index is None else [index.labels[i] for i in out.open_vocab_ids[0]],
+            backend=self.backend.name, timings_ms=out.timings_ms,
         )
+
+    def _as_features(self, observation: torch.Tensor) -> torch.Tensor:
+        if observation.dtype != torch.uint8:
+            return observation
+        from planllm_ros.model.pipeline import image_tokens
+
+        return image_tokens(self.model, self.backend, [observation])[0]
+
+    def _label_index(self, labels: list[str]) -> LabelIndex:
+        if self._labels is None or self._labels.labels != labels:
+            self._labels = LabelIndex(labels, self.model.text_encoder())
+        return self._labels
 
     def _check_labels(self, labels: Sequence[str]) -> list[str]:
         if isinstance(labels, str) or not all(isinstance(x, str) and x.strip() for x in labels) or not labels:
@@ -251,18 +211,6 @@ class Planner:
             raise PlannerError("labels given, but captions are switched off (captions=False / --no-captions): "
                                "open-vocabulary labels are retrieved from the captions")
         return list(labels)
-
-    def _retrieve(self, captions: list[str], labels: list[str]) -> list[str]:
-        from planllm_ros.model.openvocab import retrieve_labels
-
-        return [labels[i] for i in retrieve_labels(captions, labels, self.model.text_encoder())]
-
-    def _ms(self, since: float) -> float:
-        """Milliseconds since `since`, after the GPU has finished what was queued (CUDA runs
-        asynchronously: without the sync a stage's time would land in the next one)."""
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return (time.perf_counter() - since) * 1000.0
 
     def close(self) -> None:
         """Release the backend (sessions, engines); the planner cannot plan afterwards."""

@@ -1,7 +1,7 @@
 """`planllm bench latency`: planner stages per backend, the node end to end over DDS, 30 Hz drops.
 
-1. Planner: per-stage p50 / p95 at batch 1 for every backend that loads here
-   (planllm_ros.runtime.latency.measure_latency; a backend that cannot load is listed with why).
+1. Planner: per-stage p50 / p95 at batch 1 for every backend that loads here (measure_latency;
+   a backend that cannot load is listed with why), and the ONNX Runtime / torch speed-up.
 2. Node end to end: the planner node runs as a child process exactly as the launch file starts
    it (planllm_ros.ros.processes, localhost-only discovery, its own domain id); this process
    publishes goal images and times goal message -> plan message (on_goal mode).
@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from training.bench.report import Table, bar_plot, write_report
 
@@ -24,6 +26,38 @@ CPU_BACKENDS = (("torch", {}), ("onnxruntime", {}), ("tensorrt", {}))
 NAMESPACE = "/bench"
 FRAME_RATE_HZ = 30.0
 WAIT_S = 60.0  # bound on any one wait for the node (model loading on a busy machine included)
+STAGES = ("backbone", "heads", "captions", "decode", "total")
+
+
+def percentile_table(timings: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """{stage: {"p50": ms, "p95": ms}} over repeated runs."""
+    table = {}
+    for stage in STAGES:
+        values = np.array([t[stage] for t in timings if stage in t], dtype=np.float64)
+        if values.size:
+            table[stage] = {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95))}
+    return table
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def measure_latency(planner, start: np.ndarray, goal: np.ndarray, runs: int = 20, warmup: int = 3) -> dict:
+    """Plan `warmup + runs` times; per-stage p50/p95 of the timed runs, peak RSS, and the
+    CUDA peak when the planner runs on a GPU."""
+    if runs < 1:
+        raise ValueError(f"runs must be >= 1, got {runs}")
+    for _ in range(warmup):
+        planner.plan(start, goal)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    timings = [planner.plan(start, goal).timings_ms for _ in range(runs)]
+    result = {"runs": runs, "stages_ms": percentile_table(timings), "peak_rss_mb": peak_rss_mb()}
+    if torch.cuda.is_available() and planner.device.type == "cuda":
+        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +72,6 @@ def planner_latency(model: Path, runs: int, device: str = "cpu", backends=CPU_BA
     """{backend label: measure_latency(...) result, or the reason it did not load here}.
     `backends`: (backend, Planner.from_dir backend options) pairs."""
     from planllm_ros.runtime.errors import PlannerError
-    from planllm_ros.runtime.latency import measure_latency
     from planllm_ros.runtime.planner import Planner
 
     rng = np.random.default_rng(0)
@@ -188,7 +221,7 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
                     [*stages, "node goal->plan"], series, "ms")
     notes = [f"model: `{model}`; inputs: 224x224 RGB frames (random pixels: latency does not depend on them)",
              "stages: backbone (frozen image encoder), heads (projection, state interaction, Q-Former, LLM forward "
-             "for h, step decoder / fusion / refiner), captions (LLM generation), total (planllm_ros.runtime.latency)",
+             "for h, step decoder / fusion / refiner), captions (LLM generation), total",
              "node: started from launch/planllm.launch.py as a child process, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, "
              f"its own ROS_DOMAIN_ID, OMP_NUM_THREADS={args.threads}; goal -> plan is measured in the sending process from "
              "publishing the goal to receiving the plan; the node-reported columns are the plan's own latency_ms "

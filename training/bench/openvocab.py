@@ -25,7 +25,7 @@ import numpy as np
 
 from training.bench.report import Table, bar_plot, mean_std, write_report
 from training.bench.runs import QUICK_OVERRIDES, VARIANTS, add_set_argument, run_config, run_directory, trained_model
-from training.evaluate import EvalModel, predict_split
+from training.evaluate import EvalModel, predict_split, step_ids
 from training.metrics import procedure_metrics
 from training.splits import load_split
 
@@ -67,9 +67,9 @@ def retrieval_metrics(loaded: EvalModel, dataset, candidates: list[str], source:
     from planllm_ros.model.openvocab import retrieve_labels
 
     model = loaded.model
-    ids, captions = predict_split(model, dataset, loaded.transition, "viterbi", captions=source == "captions")
-    texts = [c for sample in captions for c in sample] if source == "captions" else \
-        [model.step_labels[i] for i in ids.reshape(-1)]
+    batches = predict_split(loaded, dataset, "viterbi", captions=source == "captions")
+    texts = [c for b in batches for sample in b.captions for c in sample] if source == "captions" else \
+        [model.step_labels[i] for i in step_ids(batches).reshape(-1)]
     retrieved = np.asarray(retrieve_labels(texts, candidates, model.text_encoder()), dtype=np.int64)
     gt = np.stack(dataset.sequences()).astype(np.int64)
     return procedure_metrics(retrieved.reshape(gt.shape), gt)

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from planllm_ros.model.planllm import WEIGHTS_FILE
+from planllm_ros.model.folder import TRAIN_CONFIG_FILE, WEIGHTS_FILE, load_train_config
 from training.bench.report import REPO, Table, bar_plot, code_version, mean_std, write_report
 from training.bench.runs import (QUICK_OVERRIDES, add_set_argument, VARIANT_TITLES, VARIANTS, closed_set_metrics, run_config,
                                  run_directory, trained_model)
 from training.config import RunConfig, from_tree
 from training.evaluate import METRIC_TITLES, METRICS
 from training.splits import load_split
-from training.trainer import MODEL_DIR, TRAIN_CONFIG
+from training.trainer import MODEL_DIR
 
 DATASETS = ("tabletop", "crosstask")
 DECODES = ("argmax", "viterbi")
@@ -104,10 +104,11 @@ def cached_scores(run_dir: Path, config: RunConfig) -> dict[str, dict[str, float
     for the same training config, weights file and code version, so a retrained run, or one
     scored by other code, is re-scored."""
     path = run_dir / SCORES_FILE
-    if not path.is_file() or not (run_dir / MODEL_DIR / TRAIN_CONFIG).is_file():
+    tree = load_train_config(run_dir / MODEL_DIR)
+    if not path.is_file() or tree is None:
         return None
     saved = json.loads(path.read_text(encoding="utf-8"))
-    trained = from_tree(json.loads((run_dir / MODEL_DIR / TRAIN_CONFIG).read_text(encoding="utf-8")), TRAIN_CONFIG)
+    trained = from_tree(tree, TRAIN_CONFIG_FILE)
     if (trained.to_dict() != config.to_dict() or saved.get("weights_sha256") != _weights_digest(run_dir)
             or saved.get("code_version") != code_version()):
         return None

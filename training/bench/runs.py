@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from planllm_ros.model.folder import TRAIN_CONFIG_FILE
 from training.config import ConfigError, RunConfig, load_config
 from training.datasets.base import ProcedureDataset
-from training.evaluate import EvalModel, load_for_eval, predict_split
+from training.evaluate import EvalModel, load_for_eval, predict_split, step_ids
 from training.metrics import procedure_metrics
 from training.trainer import CHECKPOINT_DIR, MODEL_DIR, train
 
@@ -56,7 +57,7 @@ def run_config(config_name: str, overrides: list[str]) -> RunConfig:
 
 def trained_model(config: RunConfig, run_dir: Path) -> EvalModel:
     """Train `config` into `run_dir` (or reuse / resume what is there) and load it for evaluation."""
-    if not (run_dir / MODEL_DIR / "train_config.json").is_file():
+    if not (run_dir / MODEL_DIR / TRAIN_CONFIG_FILE).is_file():
         train(config, run_dir, resume=(run_dir / CHECKPOINT_DIR).exists())
     loaded = load_for_eval(run_dir)
     if loaded.config.to_dict() != config.to_dict():
@@ -67,5 +68,5 @@ def trained_model(config: RunConfig, run_dir: Path) -> EvalModel:
 
 def closed_set_metrics(loaded: EvalModel, dataset: ProcedureDataset, decode: str) -> dict[str, float]:
     """SR / mAcc / both mIoU forms (percent) of the model's closed-set plans on `dataset`."""
-    pred, _ = predict_split(loaded.model, dataset, loaded.transition, decode, captions=False)
+    pred = step_ids(predict_split(loaded, dataset, decode, captions=False))
     return procedure_metrics(pred, np.stack(dataset.sequences()).astype(np.int64))

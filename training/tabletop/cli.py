@@ -2,12 +2,12 @@
 asked) and/or a preview contact sheet.
 
     planllm data tabletop --out DIR --samples N [--horizon T] [--seed S] [--split SPLIT]
-                          [--features] [--cache-dir DIR] [--preview FILE.png]
+                          [--features [--layer K]] [--cache-dir DIR] [--preview FILE.png]
 
 DIR gets images/NNNNN_start.png and NNNNN_goal.png, index.json (vocabulary, tasks and one
 record per sample: image files, step ids, step labels, task, episode), descriptions.json (the
-SCHEMA-format step descriptions) and, with --features, features.npz (start, goal: N x 1280
-float32 of the frozen default backbone, plus steps).
+SCHEMA-format step descriptions) and, with --features, features.npz (start, goal: N x L x C float16
+token maps of the frozen default backbone's block --layer, plus steps).
 """
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", choices=SPLITS, default="train")
     parser.add_argument("--features", action="store_true", help="also write backbone features (features.npz)")
+    parser.add_argument("--layer", type=int, default=13,
+                        help="MobileNetV2 block whose map gives the feature tokens (default 13, the tabletop preset's: "
+                             "196 tokens of 96 channels; -1: the last block, 49 x 1280)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="feature cache (default ~/.cache/planllm_ros)")
     parser.add_argument("--preview", type=Path, default=None, help="write a contact sheet of start/goal pairs here")
 
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         _write_dataset(ds, args.out)
         if args.features:
-            feats = load_tabletop(args.split, args.horizon, args.seed, args.samples, cache_dir=args.cache_dir)
+            feats = load_tabletop(args.split, args.horizon, args.seed, args.samples, cache_dir=args.cache_dir,
+                                  layer=args.layer)
             np.savez(args.out / "features.npz", start=np.stack([s.start for s in feats.samples]),
                      goal=np.stack([s.goal for s in feats.samples]), steps=np.stack([s.steps for s in feats.samples]))
         print(f"wrote {len(ds)} {ds.split} samples (T={ds.horizon}) to {args.out}")

@@ -13,7 +13,7 @@ from planllm_ros.runtime.backends.base import BACKENDS, BackendError, GraphBacke
 def load_backend(name: str, model, model_dir: str | Path, device: str = "cpu", **options) -> GraphBackend:
     """The backend `name` for the graphs of `model` (a loaded PlanLLM). The torch backend runs
     the model's own modules; the others read the ONNX files exported into `model_dir`."""
-    from planllm_ros.runtime.graphs import graph_names
+    from planllm_ros.model.graphs import graph_names
 
     graphs = graph_names(model)
     if name == "torch":

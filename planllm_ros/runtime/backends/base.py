@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
+from planllm_ros.model import folder
 from planllm_ros.runtime.errors import PlannerError
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
-ONNX_DIR = "onnx"  # exported graphs live in <model_dir>/onnx/<graph>.onnx
 
 
 class BackendError(PlannerError):
@@ -18,7 +18,7 @@ class BackendError(PlannerError):
 
 def onnx_path(model_dir: str | Path, graph: str) -> Path:
     """Where `planllm export` wrote graph `graph`; a clear error when it is not there."""
-    path = Path(model_dir) / ONNX_DIR / f"{graph}.onnx"
+    path = folder.onnx_path(model_dir, graph)
     if not path.is_file():
         raise BackendError(
             f"{path} is missing: this backend needs the exported ONNX graphs "

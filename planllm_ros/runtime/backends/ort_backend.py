@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from planllm_ros.export.tensorrt_build import default_cache_dir
+from planllm_ros.runtime.backends.tensorrt_engines import default_cache_dir
 from planllm_ros.runtime.backends.base import BackendError, GraphBackend, onnx_path, parse_device
 
 PROVIDERS = ("cpu", "cuda", "tensorrt")

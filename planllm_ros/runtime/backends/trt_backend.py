@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from planllm_ros.export.tensorrt_build import (EngineCache, build_engine, current_key,
+from planllm_ros.runtime.backends.tensorrt_engines import (EngineCache, build_engine, current_key,
                                                tensorrt_unavailable_reason)
 from planllm_ros.runtime.backends.base import BackendError, GraphBackend, onnx_path, parse_device
 

@@ -1,0 +1,160 @@
+"""The one inference path of a PlanLLM model. Evaluation, the trainer's validation and its
+choice of the re-ranking weight, and the robot's Planner all call `plan_batch`; they differ
+only in the graph runner they pass (TorchGraphs, or a runtime backend running exported ONNX
+graphs or TensorRT engines), so what is scored is what the robot runs.
+
+    observations --backbone graph (images only)--> token maps
+                 --encoder graph--> visual, state and step tokens      (encoded once per plan)
+                 --LLM (torch): h, for knowledge fusion--> heads graph --> step probabilities
+                 --LLM (torch): free-form plan--> captions
+                 --Viterbi (train transition matrix), its best candidates re-ranked by the
+                   LLM's plan likelihood--> step ids
+                 --captions matched against candidate labels--> open-vocabulary labels
+
+Only start and goal reach the model: nothing about the ground truth can.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from planllm_ros.model.backbone import input_spec, preprocess
+from planllm_ros.model.decoding import argmax_decode, plan_candidates, viterbi
+from planllm_ros.model.graphs import BACKBONE, ENCODER, HEADS, GraphRunner
+
+DECODES = ("viterbi", "argmax")
+
+
+@dataclass
+class Candidates:
+    """Viterbi's best plans of every sample, with both scores the re-ranking combines."""
+
+    paths: np.ndarray  # (B, K, T) step ids, paths[:, 0] is the Viterbi path
+    sd_scores: np.ndarray  # (B, K) Viterbi log-scores (step decoder + transitions)
+    llm_scores: np.ndarray  # (B, K) log p_LLM(plan sentence | prompt)
+
+    def choose(self, llm_weight: float) -> np.ndarray:
+        """(B, T): each sample's candidate maximising sd_score + llm_weight * llm_score. Weight 0
+        is plain Viterbi (its path has the best sd_score and comes first on ties)."""
+        best = (self.sd_scores + llm_weight * self.llm_scores).argmax(axis=1)
+        return self.paths[np.arange(len(self.paths)), best]
+
+
+@dataclass
+class PlanBatch:
+    step_ids: np.ndarray  # (B, T) int64, closed set
+    probs: torch.Tensor  # (B, T, N) float32 on the CPU
+    captions: list[list[str]]  # T captions per sample; empty lists when none were generated
+    open_vocab_ids: np.ndarray | None = None  # (B, T) indices into the candidate labels, when given
+    candidates: Candidates | None = None  # kept on request (the trainer calibrates the re-ranking on them)
+    timings_ms: dict[str, float] = field(default_factory=dict)  # per stage (batch total), see plan_batch
+
+
+class _Clock:
+    """Per-stage wall time; on CUDA it waits for queued work, or a stage's time lands in the next."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.began = self.mark = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = self._now()
+        self.timings[stage] = self.timings.get(stage, 0.0) + (now - self.mark) * 1000.0
+        self.mark = now
+
+    def total(self) -> dict[str, float]:
+        self.timings["total"] = (self._now() - self.began) * 1000.0
+        return self.timings
+
+
+def image_tokens(model, graphs: GraphRunner, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """uint8 (B, H, W, 3) image batches (any size each) -> (B, L, C) token maps, one backbone run."""
+    visual = model.config.visual
+    spec = input_spec(visual.backbone, visual.open_clip_model)
+    batch = torch.cat([preprocess(x, *spec) for x in images])
+    tokens = graphs.run(BACKBONE, {"images": batch})["tokens"]
+    return list(tokens.split([len(x) for x in images]))
+
+
+def rerank_candidates(model, probs: torch.Tensor, state_tokens: torch.Tensor, step_tokens: torch.Tensor,
+                      transition) -> Candidates:
+    """The decoding.candidates best Viterbi plans of each sample and the LLM's log-likelihood of
+    each, from one batched LLM pass over the prompt plus every candidate sentence."""
+    found = [plan_candidates(row, transition, model.config.decoding.candidates) for row in probs]
+    k = min(len(paths) for paths, _ in found)  # fewer than asked only when fewer plans exist
+    paths = np.stack([p[:k] for p, _ in found])
+    sd_scores = np.stack([s[:k] for _, s in found])
+    plans = [[model.step_labels[i] for i in path] for row in paths for path in row]
+    llm_scores = model.llm.plan_log_likelihood(state_tokens, step_tokens, plans).cpu().double().numpy()
+    return Candidates(paths, sd_scores, llm_scores)
+
+
+def decode_steps(model, probs: torch.Tensor, state_tokens: torch.Tensor, step_tokens: torch.Tensor, transition,
+                 decode: str = "viterbi", keep_candidates: bool = False) -> tuple[np.ndarray, Candidates | None]:
+    """(B, T, N) step probabilities -> (B, T) ids: argmax; Viterbi with the train transition
+    matrix (argmax without one); or, for models with decoding.llm_weight > 0 (and whenever
+    `keep_candidates`), Viterbi's best candidates re-ranked with the LLM."""
+    if decode not in DECODES:
+        raise ValueError(f"decode must be one of {DECODES}, got {decode!r}")
+    if decode == "argmax" or transition is None:
+        return argmax_decode(probs), None
+    if not (model.reranks_with_llm or (keep_candidates and model.can_rerank)):
+        return viterbi(probs, transition), None
+    candidates = rerank_candidates(model, probs, state_tokens, step_tokens, transition)
+    return candidates.choose(model.config.decoding.llm_weight), candidates
+
+
+@torch.no_grad()
+def plan_batch(model, graphs: GraphRunner, start: torch.Tensor, goal: torch.Tensor, transition=None, *,
+               decode: str = "viterbi", captions: bool = True, keep_candidates: bool = False,
+               labels=None) -> PlanBatch:
+    """Plan a batch. start/goal: uint8 images (B, H, W, 3) (through the backbone graph), or
+    float features (B, L, C) / (B, C). transition: the train transition matrix (None: argmax).
+    captions: generate the LLM's free-form plan (always, for LLM-only planning). labels: an
+    openvocab.LabelIndex to retrieve the captions against. Timings (ms, whole batch): backbone,
+    heads (encoder graph, the LLM's h, heads graph), captions, decode, open_vocab, total."""
+    model.eval()
+    variant = model.config.variant
+    clock = _Clock(model.description_embeddings.device)
+    if start.dtype == torch.uint8:
+        start, goal = image_tokens(model, graphs, [start, goal])
+    clock.lap("backbone")
+
+    tokens = graphs.run(ENCODER, {"start": start, "goal": goal})
+    state_tokens, step_tokens = tokens["state_tokens"], tokens["step_tokens"]
+    logits = None
+    if variant.planning != "llm_only":
+        inputs = {"visual_tokens": tokens["visual_tokens"], "step_tokens": step_tokens}
+        if model.uses_fusion:
+            inputs["llm_hidden"] = model.llm(state_tokens, step_tokens)[0]
+        logits = graphs.run(HEADS, inputs)["logits"]
+    clock.lap("heads")
+
+    batch = len(state_tokens)
+    texts: list[list[str]] = [[] for _ in range(batch)]
+    if variant.use_llm and (captions or logits is None):
+        texts = model.llm.generate_captions(state_tokens, step_tokens)
+    if logits is None:
+        logits = model.caption_logits(texts)
+    clock.lap("captions")
+
+    probs = logits.float().softmax(-1).cpu()
+    ids, candidates = decode_steps(model, probs, state_tokens, step_tokens, transition, decode, keep_candidates)
+    clock.lap("decode")
+
+    open_ids = None
+    if labels is not None:
+        open_ids = labels.retrieve([c for row in texts for c in row]).reshape(batch, -1)
+        clock.lap("open_vocab")
+    return PlanBatch(np.asarray(ids, dtype=np.int64), probs, texts, open_ids,
+                     candidates if keep_candidates else None, clock.total())
