@@ -388,3 +388,24 @@ def test_uint8_images_go_through_the_frozen_backbone_which_is_never_saved():
     assert not any(k.startswith("visual.backbone.") for k in model.trainable_state_dict())
     set_stage(model, 1)
     assert not any(p.requires_grad for p in model.visual.backbone.parameters())
+
+
+def test_greedy_captions_continue_the_prompt_pass_exactly_as_generate_would(batch):
+    """One pass over the prompt gives h and the cache captions continue from; the tokens are
+    transformers' greedy generate's, and beam search still goes through generate."""
+    model = make_model(seed=4)
+    set_stage(model, 2)
+    model.eval()
+    _, state_tokens, step_tokens = model.encode_states(batch[0], batch[1])
+    llm = model.llm
+    with torch.no_grad():
+        prompt = llm.read_prompt(state_tokens, step_tokens)
+        assert torch.allclose(prompt.hidden, llm(state_tokens, step_tokens)[0], atol=1e-5)
+        ours = llm._greedy(prompt)
+        embeds = llm.prompt_embeddings(state_tokens, step_tokens)
+        reference = llm.model.generate(inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long),
+                                       max_new_tokens=llm.config.max_new_tokens, do_sample=False,
+                                       pad_token_id=llm.tokenizer.pad_token_id, eos_token_id=llm.tokenizer.eos_token_id)
+    assert torch.equal(ours, reference[:, :ours.shape[1]]) and (reference[:, ours.shape[1]:] == llm.tokenizer.pad_token_id).all()
+    llm.base_model().generation_config.num_beams = 2
+    assert len(llm.generate_captions(state_tokens, step_tokens)) == B

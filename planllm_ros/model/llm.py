@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -31,6 +32,15 @@ ROLE_SEGMENTS = ("Start:", " Goal:", " Change:")  # one per state token role, in
 PROMPT_SEGMENTS = (*ROLE_SEGMENTS, " Steps:", " Plan:")
 _NUMBERED = re.compile(r"(?:^|\s)\d+\s*[.)](?:\s+|$)")
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class PromptState:
+    """What one pass over the prompt leaves: h (B, T, hidden_dim), the KV cache, next-token logits."""
+
+    hidden: torch.Tensor
+    cache: object
+    next_logits: torch.Tensor
 
 
 def format_plan(labels: Sequence[str]) -> str:
@@ -207,16 +217,50 @@ class LLMBranch(nn.Module):
         return ids, mask
 
     @torch.no_grad()
-    def generate_captions(self, state_tokens: torch.Tensor, step_tokens: torch.Tensor) -> list[list[str]]:
-        """Greedy free-form plan O (Eq. 10), parsed into T captions per sample."""
+    def read_prompt(self, state_tokens: torch.Tensor, step_tokens: torch.Tensor) -> PromptState:
+        """One pass over the prompt: h (for knowledge fusion) and the KV cache and next-token
+        logits that caption generation continues from, so the prompt is read once per plan."""
         prompt = self.prompt_embeddings(state_tokens, step_tokens)
-        mask = torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device)
-        tokens = self.model.generate(
-            inputs_embeds=prompt, attention_mask=mask, max_new_tokens=self.config.max_new_tokens,
-            do_sample=False, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
-        )
+        out = self.model(inputs_embeds=prompt, use_cache=True, output_hidden_states=True)
+        hidden = self.hidden_out(out.hidden_states[-1][:, self.step_positions].float())
+        return PromptState(hidden, out.past_key_values, out.logits[:, -1])
+
+    @torch.no_grad()
+    def generate_captions(self, state_tokens: torch.Tensor, step_tokens: torch.Tensor,
+                          prompt: PromptState | None = None) -> list[list[str]]:
+        """The free-form plan O (Eq. 10), parsed into T captions per sample. Greedy decoding
+        continues from `prompt` (read_prompt's KV cache, consumed here; read afresh when None)
+        one token at a time; beam search (generation_config.num_beams > 1) goes through
+        transformers' generate."""
+        if self.base_model().generation_config.num_beams > 1:
+            embeds = self.prompt_embeddings(state_tokens, step_tokens)
+            mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+            tokens = self.model.generate(
+                inputs_embeds=embeds, attention_mask=mask, max_new_tokens=self.config.max_new_tokens,
+                do_sample=False, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
+            )
+        else:
+            tokens = self._greedy(prompt or self.read_prompt(state_tokens, step_tokens))
         texts = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
         return [parse_plan(text, self.horizon) for text in texts]
+
+    def _greedy(self, prompt: PromptState) -> torch.Tensor:
+        """Greedy tokens (B, <= max_new_tokens) from a read prompt, padded after each row's </s>.
+        Every prompt of a batch has the same length (the same words around the soft tokens),
+        so no attention mask is needed."""
+        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        logits, cache = prompt.next_logits, prompt.cache
+        finished = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
+        tokens = []
+        for _ in range(self.config.max_new_tokens):
+            token = logits.argmax(-1).masked_fill(finished, pad)
+            tokens.append(token)
+            finished |= token == eos
+            if bool(finished.all()):
+                break
+            out = self.model(input_ids=token[:, None], past_key_values=cache, use_cache=True)
+            logits, cache = out.logits[:, -1], out.past_key_values
+        return torch.stack(tokens, dim=1)
 
     def save_base(self, directory: Path) -> None:
         """Write the frozen base LLM (without LoRA) and its tokenizer as a loadable directory."""

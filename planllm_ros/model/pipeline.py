@@ -9,7 +9,8 @@ graphs or TensorRT engines), so what is scored is what the robot runs.
                  --LLM (torch): free-form plan--> captions
                  --Viterbi (train transition matrix), its best candidates re-ranked by the
                    LLM's plan likelihood--> step ids
-                 --captions matched against candidate labels--> open-vocabulary labels
+                 --candidate labels (open vocabulary: step probabilities through the label
+                   mapping, step embeddings, captions; planllm_ros.model.openvocab)--> labels
 
 Only start and goal reach the model: nothing about the ground truth can.
 """
@@ -22,7 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from planllm_ros.model import openvocab
 from planllm_ros.model.backbone import input_spec, preprocess
+from planllm_ros.model.config import OpenVocabConfig
 from planllm_ros.model.decoding import argmax_decode, plan_candidates, viterbi
 from planllm_ros.model.graphs import BACKBONE, ENCODER, HEADS, GraphRunner
 
@@ -50,6 +53,8 @@ class PlanBatch:
     probs: torch.Tensor  # (B, T, N) float32 on the CPU
     captions: list[list[str]]  # T captions per sample; empty lists when none were generated
     open_vocab_ids: np.ndarray | None = None  # (B, T) indices into the candidate labels, when given
+    open_vocab_method: str | None = None  # the decoding.open_vocab method that chose open_vocab_ids
+    open_vocab_evidence: openvocab.Evidence | None = None  # kept on request (to compare methods on one pass)
     candidates: Candidates | None = None  # kept on request (the trainer calibrates the re-ranking on them)
     timings_ms: dict[str, float] = field(default_factory=dict)  # per stage (batch total), see plan_batch
 
@@ -117,12 +122,15 @@ def decode_steps(model, probs: torch.Tensor, state_tokens: torch.Tensor, step_to
 @torch.no_grad()
 def plan_batch(model, graphs: GraphRunner, start: torch.Tensor, goal: torch.Tensor, transition=None, *,
                decode: str = "viterbi", captions: bool = True, keep_candidates: bool = False,
-               labels=None) -> PlanBatch:
+               labels: openvocab.LabelIndex | None = None, open_vocab: OpenVocabConfig | None = None,
+               keep_evidence: bool = False) -> PlanBatch:
     """Plan a batch. start/goal: uint8 images (B, H, W, 3) (through the backbone graph), or
     float features (B, L, C) / (B, C). transition: the train transition matrix (None: argmax).
-    captions: generate the LLM's free-form plan (always, for LLM-only planning). labels: an
-    openvocab.LabelIndex to retrieve the captions against. Timings (ms, whole batch): backbone,
-    heads (encoder graph, the LLM's h, heads graph), captions, decode, open_vocab, total."""
+    captions: generate the LLM's free-form plan (always, for LLM-only planning). labels: candidate
+    labels to name the plan's steps from, by `open_vocab` (default: the model's
+    decoding.open_vocab); keep_evidence: gather every open-vocabulary source the model has and
+    keep it in the result (openvocab.decode then names the plan by any method). Timings (ms,
+    whole batch): backbone, heads (encoder graph, the LLM's h, heads graph), captions, decode, open_vocab, total."""
     model.eval()
     variant = model.config.variant
     clock = _Clock(model.description_embeddings.device)
@@ -132,18 +140,20 @@ def plan_batch(model, graphs: GraphRunner, start: torch.Tensor, goal: torch.Tens
 
     tokens = graphs.run(ENCODER, {"start": start, "goal": goal})
     state_tokens, step_tokens = tokens["state_tokens"], tokens["step_tokens"]
+    generate = variant.use_llm and (captions or variant.planning == "llm_only")
+    prompt = model.llm.read_prompt(state_tokens, step_tokens) if model.uses_fusion or generate else None
     logits = None
     if variant.planning != "llm_only":
         inputs = {"visual_tokens": tokens["visual_tokens"], "step_tokens": step_tokens}
         if model.uses_fusion:
-            inputs["llm_hidden"] = model.llm(state_tokens, step_tokens)[0]
+            inputs["llm_hidden"] = prompt.hidden
         logits = graphs.run(HEADS, inputs)["logits"]
     clock.lap("heads")
 
     batch = len(state_tokens)
     texts: list[list[str]] = [[] for _ in range(batch)]
-    if variant.use_llm and (captions or logits is None):
-        texts = model.llm.generate_captions(state_tokens, step_tokens)
+    if generate:
+        texts = model.llm.generate_captions(state_tokens, step_tokens, prompt)
     if logits is None:
         logits = model.caption_logits(texts)
     clock.lap("captions")
@@ -152,9 +162,12 @@ def plan_batch(model, graphs: GraphRunner, start: torch.Tensor, goal: torch.Tens
     ids, candidates = decode_steps(model, probs, state_tokens, step_tokens, transition, decode, keep_candidates)
     clock.lap("decode")
 
-    open_ids = None
+    open_ids, method, evidence = None, None, None
     if labels is not None:
-        open_ids = labels.retrieve([c for row in texts for c in row]).reshape(batch, -1)
+        settings = open_vocab or model.config.decoding.open_vocab
+        wanted = {"zero_shot", "captions"} if keep_evidence else openvocab.sources(settings)
+        evidence = openvocab.gather(model, labels, probs, np.asarray(ids), step_tokens, texts, wanted)
+        open_ids, method = openvocab.decode(evidence, labels, model, transition, settings), settings.method
         clock.lap("open_vocab")
-    return PlanBatch(np.asarray(ids, dtype=np.int64), probs, texts, open_ids,
-                     candidates if keep_candidates else None, clock.total())
+    return PlanBatch(np.asarray(ids, dtype=np.int64), probs, texts, open_ids, method,
+                     evidence if keep_evidence else None, candidates if keep_candidates else None, clock.total())
