@@ -1,4 +1,4 @@
-"""The progressive two-stage trainer (paper Eq. 15, DESIGN §2).
+"""The progressive two-stage trainer (paper Eq. 15).
 
 Stage 1 freezes the LLM and the backbones and trains with L_MIM; stage 2 switches LoRA on and
 trains L_MIM + L_ASC + L_SD. `training.stages.set_stage` decides what is trainable and which

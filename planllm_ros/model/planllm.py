@@ -1,4 +1,4 @@
-"""PlanLLM (DESIGN §2, paper Eq. 1-15) assembled from its parts, with the contract's API.
+"""PlanLLM (paper Eq. 1-15) assembled from its parts.
 
 Data flow: start/goal -> VisualStateEncoder (Eq. 1) -> StateInteraction (Eq. 4) -> [x0v, xTv]
 -> MIMQFormer (Eq. 5) -> x^q -> LLMBranch (Eq. 9-10) -> h, captions -> StepDecoder (Eq. 11)

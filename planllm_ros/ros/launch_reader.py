@@ -1,6 +1,6 @@
 """Start nodes exactly as launch/planllm.launch.xml says, without the `launch` package.
 
-`launch`/`launch_ros` do not install from PyPI (DESIGN.md section 6), yet tests and the demo
+`launch`/`launch_ros` do not install from PyPI, yet tests and the demo
 must run the node the way `ros2 launch` would. This reads the XML's <arg>, <node>, <param>
 and <remap> elements and builds the equivalent
 `python -m MODULE --ros-args -r __node:=... -r __ns:=... --params-file ... -p ... -r ...`
