@@ -151,6 +151,51 @@ class LossConfig:
     temperature: float = 0.07
 
 
+OPEN_VOCAB_METHODS = ("captions", "steps", "zero_shot", "joint")
+OPEN_VOCAB_MAPPINGS = ("assign", "soft")
+
+
+@dataclass
+class OpenVocabConfig:
+    """How a plan's steps are named from a caller's candidate label list (planllm_ros.model.openvocab,
+    where the methods and the label mapping are explained).
+
+    method: captions (the LLM's captions matched to the labels, the paper's retrieval) | steps
+    (the closed-set plan renamed through the label mapping) | zero_shot (step embeddings
+    against label embeddings in the space L_VLC trains) | joint (Viterbi over the candidates,
+    emissions weighted by `steps`, `zero_shot` and `captions`, the train transition matrix
+    carried through the mapping weighted by `transition`). mapping: assign (one known step per
+    candidate, the Hungarian assignment: right when the list renames known steps) | soft
+    (similarity softmax, assuming nothing about the list). label_weight: the share of the
+    known steps' label embeddings (the rest: their description embeddings) in the similarity
+    that builds the mapping. The defaults were chosen on the tabletop paraphrase-val split
+    (bench/results/openvocab.md).
+    """
+
+    method: str = "joint"
+    mapping: str = "assign"
+    label_weight: float = 0.5
+    steps: float = 1.0
+    zero_shot: float = 0.0
+    captions: float = 0.0
+    transition: float = 1.0
+
+    def validate(self) -> None:
+        if self.method not in OPEN_VOCAB_METHODS:
+            raise ConfigError(f"decoding.open_vocab.method must be one of {OPEN_VOCAB_METHODS}, got {self.method!r}")
+        if self.mapping not in OPEN_VOCAB_MAPPINGS:
+            raise ConfigError(f"decoding.open_vocab.mapping must be one of {OPEN_VOCAB_MAPPINGS}, got {self.mapping!r}")
+        if not 0.0 <= self.label_weight <= 1.0:
+            raise ConfigError(f"decoding.open_vocab.label_weight must lie in [0, 1], got {self.label_weight}")
+        weights = {"steps": self.steps, "zero_shot": self.zero_shot, "captions": self.captions,
+                   "transition": self.transition}
+        negative = {k: v for k, v in weights.items() if v < 0}
+        if negative:
+            raise ConfigError(f"decoding.open_vocab weights must be >= 0, got {negative}")
+        if self.method == "joint" and self.steps + self.zero_shot + self.captions == 0:
+            raise ConfigError("decoding.open_vocab.method=joint needs a positive steps, zero_shot or captions weight")
+
+
 @dataclass
 class DecodingConfig:
     """Closed-set decoding of the step decoder's probabilities (Viterbi with the train
@@ -162,10 +207,13 @@ class DecodingConfig:
     is one concrete way for "the output from the LLM branch [to] contribute to conventional
     decoding", next to knowledge fusion. The trainer picks the weight on the validation split
     (train.llm_weights); 0 is plain Viterbi.
+
+    open_vocab: how the plan's steps are named when the caller gives its own label list.
     """
 
     llm_weight: float = 0.0
     candidates: int = 10
+    open_vocab: OpenVocabConfig = field(default_factory=OpenVocabConfig)
 
 
 @dataclass
@@ -214,6 +262,7 @@ class PlanLLMConfig:
         if self.decoding.llm_weight < 0 or self.decoding.candidates < 1:
             raise ConfigError(f"decoding.llm_weight must be >= 0 and decoding.candidates >= 1, got "
                               f"{self.decoding.llm_weight} and {self.decoding.candidates}")
+        self.decoding.open_vocab.validate()
         if self.llm.dtype not in ("float32", "float16", "bfloat16"):
             raise ConfigError(f"llm.dtype must be float32, float16 or bfloat16, got {self.llm.dtype!r}")
 
