@@ -10,6 +10,7 @@ from PIL import Image
 
 from planllm_ros.cli import main as planllm
 from planllm_ros.export.exporter import export_model
+from planllm_ros.model.config import OpenVocabConfig
 from runtime_helpers import LABELS, save_tiny_model
 
 
@@ -43,14 +44,45 @@ def test_labels_file_features_and_text_output(files, capsys):
     result = plan_json(capsys, files / "start.npy", files / "goal.png", "--model", files / "exported",
                        "--labels", files / "labels.txt", "--horizon", "3")
     assert set(result["open_vocab_labels"]) <= {"grab a mug", "shut the drawer", "clean the counter"}
+    assert result["open_vocab_method"] == OpenVocabConfig().method
     assert planllm(["plan", str(files / "start.png"), str(files / "goal.png"), "--model", str(files / "exported")]) == 0
     text = capsys.readouterr().out
     assert text.startswith("1. ") and "3. " in text and "[torch]" in text
 
 
+def test_labels_with_descriptions_from_describe(files, capsys, tmp_path):
+    """labels.descriptions.json beside labels.txt (as `planllm describe` writes it) is read; a
+    broken one is refused naming it."""
+    labels = tmp_path / "labels.txt"
+    labels.write_text("grab a mug\nshut the drawer\nclean the counter\n")
+    described = {"kitchen": {"grab a mug": {"description": "Take a mug from the shelf.", "before": [],
+                                            "after": ["The mug is in the hand."]}}}
+    (tmp_path / "labels.descriptions.json").write_text(json.dumps(described))
+    argv = ["plan", str(files / "start.npy"), str(files / "goal.png"), "--model", str(files / "exported"),
+            "--labels", str(labels)]
+    assert planllm(argv) == 0
+    assert f"open-vocabulary labels ({OpenVocabConfig().method}): " in capsys.readouterr().out
+    (tmp_path / "labels.descriptions.json").write_text('{"kitchen": {"grab a mug": {"before": []}}}')
+    assert planllm(argv) == 2
+    assert "labels.descriptions.json: 'kitchen' / 'grab a mug': expected an object with a \"description\"" in \
+        capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"# only a comment\n\n", "labels.txt: holds no labels"),
+    (b"grab a mug\nshut the drawer\n\nGrab  a mug\n", "labels.txt:4: label 'Grab  a mug' is already on line 1"),
+    (b"grab a mug\nshut the dr\xe4wer\n", "labels.txt:2: not UTF-8 text (byte 0xe4)"),
+])
+def test_bad_label_files_are_refused_naming_file_and_line(files, capsys, tmp_path, content, message):
+    (tmp_path / "labels.txt").write_bytes(content)
+    assert planllm(["plan", str(files / "start.npy"), str(files / "goal.png"), "--model", str(files / "exported"),
+                    "--labels", str(tmp_path / "labels.txt")]) == 2
+    assert message in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--horizon", "5"], "plans exactly 3 steps"),
-    (["--labels", "missing.txt"], "no such labels file"),
+    (["--labels", "missing.txt"], "missing.txt: no such file"),
     (["--model", "nowhere"], "does not exist"),
 ])
 def test_bad_arguments_exit_2_with_a_message(files, capsys, monkeypatch, args, message):

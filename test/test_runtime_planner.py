@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from planllm_ros.model.config import OpenVocabConfig
 from planllm_ros.runtime.errors import PlannerError
 from planllm_ros.runtime.planner import Planner
 from runtime_helpers import LABELS, save_tiny_model, tiny_config
@@ -65,7 +66,29 @@ def test_open_vocabulary_labels_come_from_the_given_list(planner):
     candidates = ["grab a mug", "shut the drawer", "clean the counter"]
     plan = planner.plan(features(), features(), labels=candidates)
     assert len(plan.open_vocab_labels) == 3 and set(plan.open_vocab_labels) <= set(candidates)
-    assert "open_vocab" in plan.timings_ms
+    assert "open_vocab" in plan.timings_ms and plan.open_vocab_method == OpenVocabConfig().method
+    described = planner.plan(features(), features(), labels=candidates,
+                             descriptions=["Take a mug from the shelf.", None, "Wipe the counter clean."])
+    assert set(described.open_vocab_labels) <= set(candidates)
+
+
+def test_open_vocabulary_methods_that_need_no_captions_or_no_llm(tmp_path):
+    """The steps method names plans of a model without an LLM branch; a method that reads the
+    captions is refused, saying why, where they are off."""
+    config = tiny_config()
+    config.variant.use_llm = False
+    config.decoding.open_vocab.method = "steps"
+    no_llm = Planner.from_dir(save_tiny_model(tmp_path / "no-llm", config))
+    renamed = [label.replace("the", "a") for label in LABELS]
+    plan = no_llm.plan(features(), features(), labels=renamed)
+    assert plan.open_vocab_method == "steps" and plan.captions == []
+    assert plan.open_vocab_labels == [renamed[i] for i in plan.step_ids]  # a renaming: the closed plan, renamed
+    config = tiny_config()
+    config.decoding.open_vocab.method = "captions"
+    quiet = Planner.from_dir(save_tiny_model(tmp_path / "captions", config), captions=False)
+    assert "switched off" in quiet.open_vocab_problem()
+    with pytest.raises(PlannerError, match="labels given, but open-vocabulary method 'captions' reads the LLM's"):
+        quiet.plan(features(), features(), labels=renamed)
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -100,9 +123,11 @@ def test_token_models_take_images_or_token_maps(tmp_path):
 def test_wrong_horizon_and_bad_labels(planner):
     with pytest.raises(PlannerError, match="plans exactly 3 steps"):
         planner.plan(features(), features(), horizon=4)
-    for labels in ([], ["ok", ""], "a single string"):
+    for labels in ([], ["ok", ""], "a single string", ["twice", "twice"]):
         with pytest.raises(PlannerError, match="labels"):
             planner.plan(features(), features(), labels=labels)
+    with pytest.raises(PlannerError, match="descriptions: 1 given for 2 labels"):
+        planner.plan(features(), features(), labels=["a", "b"], descriptions=["only one"])
 
 
 def test_feature_model_refuses_images_saying_what_is_missing(tmp_path):

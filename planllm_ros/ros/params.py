@@ -18,6 +18,8 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
+from planllm_ros.runtime.labels import CandidateLabels, LabelFileError, read_label_file
+
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 MODES = ("on_goal", "continuous", "on_request")
 MAX_HORIZON = 64
@@ -63,7 +65,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("device", "cpu", "torch device: cpu, cuda or cuda:N", configure_time=True),
     ParamSpec("horizon", 0, "number of steps to plan; 0: the model's own horizon", int_range=(0, MAX_HORIZON)),
     ParamSpec("max_rate_hz", 2.0, "highest planning rate in continuous mode", float_range=(0.1, 60.0)),
-    ParamSpec("labels_file", "", "text file of candidate labels, one per line, for open-vocabulary retrieval; empty: none"),
+    ParamSpec("labels_file", "", "UTF-8 text file of candidate labels, one per line, that each plan's steps are also "
+              "named from (open_vocab_labels); descriptions from FILE's stem + .descriptions.json when it exists; "
+              "a bad file is refused and the previous labels stay; empty: none"),
     ParamSpec(
         "mode",
         "on_goal",
@@ -78,16 +82,13 @@ PARAMS: tuple[ParamSpec, ...] = (
 SPECS = {spec.name: spec for spec in PARAMS}
 
 
-def read_labels(path: str | Path) -> list[str]:
-    """Candidate labels, one per line (blank lines and # comments skipped)."""
+def read_labels(path: str | Path) -> CandidateLabels:
+    """The labels (and descriptions) of a labels_file (planllm_ros.runtime.labels: the same
+    rules as `planllm plan --labels`); ValueError naming the parameter, file and line."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"labels_file {path}: cannot read it ({error})") from error
-    labels = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    if not labels:
-        raise ValueError(f"labels_file {path}: holds no labels (expected one label per line)")
-    return labels
+        return read_label_file(path)
+    except LabelFileError as error:
+        raise ValueError(f"labels_file {error}") from error
 
 
 def check(name: str, value: Any, configured: bool) -> str | None:

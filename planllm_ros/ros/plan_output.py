@@ -51,6 +51,7 @@ def plan_document(
         "scores": [float(s) for s in plan.scores],
         "captions": list(plan.captions),
         "open_vocab_labels": plan.open_vocab_labels,
+        "open_vocab_method": plan.open_vocab_method,
         "backend": plan.backend,
         "latency_ms": {**{k: float(v) for k, v in plan.timings_ms.items()}, **latency_ms},
     }

@@ -34,6 +34,7 @@ from std_srvs.srv import Trigger
 
 from planllm_ros.ros.image_conv import ImageConversionError, msg_to_rgb, rgb_to_image
 from planllm_ros.ros.params import PARAMS, check, read_labels
+from planllm_ros.runtime.labels import CandidateLabels
 from planllm_ros.ros.plan_output import Frame, plan_document, render_plan_image
 from planllm_ros.ros.worker import LatestSlotWorker
 
@@ -100,7 +101,9 @@ class PlannerNode(LifecycleNode):
         self._subscriptions_active: list[Any] = []
         self._rate_timer: Any = None
         self._publishers_plan: list[Any] = []
+        self._labels: CandidateLabels | None = None
         self._read_parameters()
+        self._read_labels()
 
         self._frames_group = MutuallyExclusiveCallbackGroup()
         self._service_group = MutuallyExclusiveCallbackGroup()
@@ -120,8 +123,21 @@ class PlannerNode(LifecycleNode):
         self._mode: str = self._param("mode")
         self._horizon: int | None = self._param("horizon") or None
         self._publish_image: bool = self._param("publish_image")
+
+    def _read_labels(self) -> None:
+        """Read labels_file (again: setting the same path reloads an edited file). The
+        set-parameters callback has already refused a bad file; one spoilt in between keeps the
+        previous labels, with an error recorded."""
         labels_file = self._param("labels_file")
-        self._labels: list[str] | None = read_labels(labels_file) if labels_file else None
+        try:
+            self._labels = read_labels(labels_file) if labels_file else None
+        except ValueError as error:
+            self._record_error(f"{error}; keeping the previous labels", throttle=False)
+
+    def _labels_problem(self, labels_file: str) -> str | None:
+        """A loaded model that cannot name plans from labels (planllm_ros.model.openvocab)."""
+        problem = self._planner.open_vocab_problem() if self._planner is not None and labels_file else None
+        return f"labels_file {labels_file}: {problem}" if problem else None
 
     def _horizon_problem(self, horizon: int) -> str | None:
         """The loaded model plans a fixed number of steps: any other horizon would fail every plan."""
@@ -134,12 +150,16 @@ class PlannerNode(LifecycleNode):
             reason = check(param.name, param.value, configured=self._planner is not None)
             if reason is None and param.name == "horizon":
                 reason = self._horizon_problem(param.value)
+            if reason is None and param.name == "labels_file":
+                reason = self._labels_problem(param.value)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
 
     def _on_parameters_set(self, params: list[Parameter]) -> None:
         self._read_parameters()
+        if any(p.name == "labels_file" for p in params):
+            self._read_labels()
         if any(p.name == "max_rate_hz" for p in params) and self._rate_timer is not None:
             self._rate_timer.timer_period_ns = int(1e9 / self._param("max_rate_hz"))
 
@@ -158,7 +178,7 @@ class PlannerNode(LifecycleNode):
         except Exception as error:  # any load failure: stay unconfigured and say why
             self._record_error(f"cannot load the model: {error}", throttle=False)
             return TransitionCallbackReturn.FAILURE
-        reason = self._horizon_problem(self._param("horizon"))
+        reason = self._horizon_problem(self._param("horizon")) or self._labels_problem(self._param("labels_file"))
         if reason:
             self._free_model()
             self._record_error(reason, throttle=False)
@@ -311,7 +331,9 @@ class PlannerNode(LifecycleNode):
     def _run_plan(self, request: PlanRequest) -> None:
         try:
             started = time.monotonic()
-            plan = self._planner.plan(request.start.rgb, request.goal.rgb, horizon=self._horizon, labels=self._labels)
+            labels = self._labels
+            plan = self._planner.plan(request.start.rgb, request.goal.rgb, horizon=self._horizon,
+                                      labels=labels and labels.labels, descriptions=labels and labels.descriptions)
             text = plan.instructions()
             age_ns = self.get_clock().now().nanoseconds - (request.start.stamp.sec * 10**9 + request.start.stamp.nanosec)
             latency = {

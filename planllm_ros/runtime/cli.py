@@ -29,7 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--horizon", type=int, default=None, help="number of steps (must equal the model's)")
     parser.add_argument("--labels", type=Path, default=None,
-                        help="text file, one candidate label per line: adds open-vocabulary labels")
+                        help="UTF-8 text file, one candidate label per line (blank lines and # comments skipped): "
+                             "the plan's steps are also named from these labels, by the model's "
+                             "decoding.open_vocab method; descriptions of them are read from "
+                             "FILE's stem + .descriptions.json when it exists (as `planllm describe` writes them)")
     parser.add_argument("--backbone-checkpoint", default=None,
                         help="weights of the image backbone the model's features came from, when not bundled")
     parser.add_argument("--no-captions", action="store_true", help="skip LLM caption generation")
@@ -54,25 +57,18 @@ def load_observation(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: not a readable image ({error})") from error
 
 
-def read_labels(path: Path) -> list[str]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such labels file")
-    labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not labels:
-        raise ValueError(f"{path}: no labels (expected one label per line)")
-    return labels
-
-
 def run(args: argparse.Namespace) -> int:
+    from planllm_ros.runtime.labels import read_label_file
     from planllm_ros.runtime.planner import Planner, PlannerError
 
     try:
         start, goal = load_observation(args.start), load_observation(args.goal)
-        labels = read_labels(args.labels) if args.labels else None
+        labels = read_label_file(args.labels) if args.labels else None
         planner = Planner.from_dir(args.model or default_model_dir(), backend=args.backend, device=args.device,
                                    backbone_checkpoint=args.backbone_checkpoint, captions=not args.no_captions)
         try:
-            plan = planner.plan(start, goal, horizon=args.horizon, labels=labels)
+            plan = planner.plan(start, goal, horizon=args.horizon, labels=labels and labels.labels,
+                                descriptions=labels and labels.descriptions)
         finally:
             planner.close()
     except (FileNotFoundError, ValueError, PlannerError) as error:
@@ -83,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(plan.instructions())
     if plan.open_vocab_labels is not None:
-        print("open-vocabulary labels: " + "; ".join(plan.open_vocab_labels))
+        print(f"open-vocabulary labels ({plan.open_vocab_method}): " + "; ".join(plan.open_vocab_labels))
     timing = ", ".join(f"{k} {v:.1f} ms" for k, v in plan.timings_ms.items())
     print(f"[{plan.backend}] {timing}")
     return 0

@@ -10,9 +10,10 @@ class Plan:
 
     step_ids / labels / scores: the closed-set decoding (scores = the model's probability of
     each chosen step). captions: the LLM's free-form step texts (empty when the model has no
-    LLM branch). open_vocab_labels: one label per position retrieved from a caller-given label
-    list (None when no list was given). timings_ms: wall time per stage, e.g. "backbone",
-    "heads", "captions", "decode", "total".
+    LLM branch). open_vocab_labels: one label per position from a caller-given label list (None
+    when no list was given); open_vocab_method: the model's decoding.open_vocab method that chose
+    them (captions, steps, zero_shot or joint; planllm_ros.model.openvocab). timings_ms: wall
+    time per stage, e.g. "backbone", "heads", "captions", "decode", "open_vocab", "total".
     """
 
     horizon: int
@@ -21,6 +22,7 @@ class Plan:
     scores: list[float]
     captions: list[str] = field(default_factory=list)
     open_vocab_labels: list[str] | None = None
+    open_vocab_method: str | None = None
     backend: str = "torch"
     timings_ms: dict[str, float] = field(default_factory=dict)
 

@@ -11,7 +11,8 @@ encoder; skipped for feature inputs), heads (the encoder graph, the LLM's hidden
 torch, the heads graph), captions (LLM generation, torch, KV-cached), decode (Viterbi with the
 train transition matrix when the folder has one, else argmax; with the model's
 decoding.llm_weight > 0 Viterbi's best candidates are re-ranked by the LLM, torch) and, given
-candidate labels, open-vocabulary retrieval.
+candidate labels, open vocabulary: the plan's steps named from those labels by the model's
+decoding.open_vocab method (planllm_ros.model.openvocab).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import torch
 
 from planllm_ros.model.folder import ModelFolderError, load_transition
 from planllm_ros.model.graphs import takes_images
-from planllm_ros.model.openvocab import LabelIndex
+from planllm_ros.model.openvocab import LabelIndex, requirement_problem
 from planllm_ros.model.pipeline import plan_batch
 from planllm_ros.runtime.backends import BACKENDS, GraphBackend, load_backend
 from planllm_ros.runtime.backends.base import parse_device
@@ -165,14 +166,16 @@ class Planner:
 
     # ------------------------------------------------------------------ planning
     @torch.no_grad()
-    def plan(self, start, goal, horizon: int | None = None, labels: Sequence[str] | None = None) -> Plan:
+    def plan(self, start, goal, horizon: int | None = None, labels: Sequence[str] | None = None,
+             descriptions: Sequence[str | None] | None = None) -> Plan:
         """Plan the steps from `start` to `goal` (images or features). `horizon`, when given, must
-        be the model's T. `labels`: candidate label texts for open-vocabulary retrieval of the
-        captions (their embeddings are kept while the same list comes again)."""
+        be the model's T. `labels`: candidate label texts the plan's steps are also named from
+        (open_vocab_labels), with optional `descriptions` (one text or None per label); their
+        embeddings and mapping are kept while the same list comes again."""
         if horizon is not None and horizon != self.horizon:
             raise PlannerError(f"horizon {horizon} requested, but this model plans exactly {self.horizon} steps "
                                f"(its step queries are learned per position): use a model trained for T={horizon}")
-        index = self._label_index(self._check_labels(labels)) if labels is not None else None
+        index = self._label_index(labels, descriptions) if labels is not None else None
         start, goal = (self._as_batch(self._check_observation(x, name)) for x, name in ((start, "start"), (goal, "goal")))
         if start.dtype != goal.dtype:  # one image and one feature map: both as features
             start, goal = (self._as_features(x) for x in (start, goal))
@@ -186,6 +189,7 @@ class Planner:
             labels=[self.model.step_labels[i] for i in ids],
             scores=[float(probs[t, i]) for t, i in enumerate(ids)], captions=list(out.captions[0]),
             open_vocab_labels=None if index is None else [index.labels[i] for i in out.open_vocab_ids[0]],
+            open_vocab_method=out.open_vocab_method,
             backend=self.backend.name, timings_ms=out.timings_ms,
         )
 
@@ -196,21 +200,27 @@ class Planner:
 
         return image_tokens(self.model, self.backend, [observation])[0]
 
-    def _label_index(self, labels: list[str]) -> LabelIndex:
-        if self._labels is None or self._labels.labels != labels:
-            self._labels = LabelIndex(labels, self.model.text_encoder())
-        return self._labels
+    def open_vocab_problem(self) -> str | None:
+        """Why this planner cannot name plans from candidate labels (its model's open-vocabulary
+        method needs what the model lacks or what is switched off), or None."""
+        return requirement_problem(self.model, self.model.config.decoding.open_vocab, self.captions)
 
-    def _check_labels(self, labels: Sequence[str]) -> list[str]:
-        if isinstance(labels, str) or not all(isinstance(x, str) and x.strip() for x in labels) or not labels:
+    def _label_index(self, labels: Sequence[str], descriptions: Sequence[str | None] | None) -> LabelIndex:
+        """The index of `labels` (kept while the same list and descriptions come again)."""
+        if isinstance(labels, str) or not labels or not all(isinstance(x, str) and x.strip() for x in labels):
             raise PlannerError("labels: expected a non-empty list of non-empty label strings")
-        if not self.model.config.variant.use_llm:
-            raise PlannerError("labels given, but this model has no LLM branch: open-vocabulary labels are "
-                               "retrieved from the LLM's captions")
-        if not self.captions:
-            raise PlannerError("labels given, but captions are switched off (captions=False / --no-captions): "
-                               "open-vocabulary labels are retrieved from the captions")
-        return list(labels)
+        if descriptions is not None and len(descriptions) != len(labels):
+            raise PlannerError(f"descriptions: {len(descriptions)} given for {len(labels)} labels")
+        problem = self.open_vocab_problem()
+        if problem:
+            raise PlannerError(f"labels given, but {problem}")
+        described = list(descriptions) if descriptions is not None else None
+        if self._labels is None or self._labels.labels != list(labels) or self._labels.descriptions != described:
+            try:
+                self._labels = LabelIndex(labels, self.model.text_encoder(), described)
+            except ValueError as error:
+                raise PlannerError(f"labels: {error}") from error
+        return self._labels
 
     def close(self) -> None:
         """Release the backend (sessions, engines); the planner cannot plan afterwards."""
