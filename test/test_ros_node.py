@@ -17,6 +17,7 @@ import pytest
 import rclpy
 
 from conftest import wait_for
+from planllm_ros.model.config import OpenVocabConfig
 from planllm_ros.ros.client import PlannerClient
 from planllm_ros.ros.image_conv import image_to_rgb, rgb_to_image
 from planllm_ros.ros.plan_output import PANEL_HEIGHT, render_plan_image
@@ -99,7 +100,7 @@ def test_goal_sent_before_the_node_starts_gets_a_plan(ros: dict[str, str], tmp_p
         assert plan["horizon"] == 3 and len(plan["step_ids"]) == 3
         assert plan["labels"] == [LABELS[i] for i in plan["step_ids"]]
         assert all(0.0 <= s <= 1.0 for s in plan["scores"]) and len(plan["captions"]) == 3
-        assert plan["open_vocab_labels"] is None and plan["backend"] == "torch"
+        assert plan["open_vocab_labels"] is None and plan["open_vocab_method"] is None and plan["backend"] == "torch"
         assert {"backbone", "heads", "captions", "total", "queue", "node_total", "start_frame_age"} <= set(plan["latency_ms"])
         assert wait_for(lambda: client.snapshot()["instructions"] and client.snapshot()["plan_images"], 15)
         assert client.snapshot()["instructions"][0].splitlines()[0].startswith(f"1. {plan['labels'][0]}")
@@ -138,8 +139,19 @@ def test_every_encoding_end_to_end(ros: dict[str, str], tmp_path: Path, model_di
         tagged = rgb_to_image(picture())
         tagged.header.frame_id = "open_vocab"
         assert sending(lambda: client.send_frame(tagged) or client.plan_now(), lambda: bool(plans_with(client, "open_vocab")))
-        open_labels = plans_with(client, "open_vocab")[0]["open_vocab_labels"]
-        assert len(open_labels) == 3 and set(open_labels) <= set(candidates)
+        first = plans_with(client, "open_vocab")[0]
+        assert len(first["open_vocab_labels"]) == 3 and set(first["open_vocab_labels"]) <= set(candidates)
+        assert first["open_vocab_method"] == OpenVocabConfig().method
+        # a bad labels file is refused with its line, and plans keep naming steps from the previous list
+        (tmp_path / "bad.txt").write_text("fold the towel\nwater the plant\nfold the towel\n")
+        (result,) = client.set_parameters(labels_file=str(tmp_path / "bad.txt"))
+        assert not result.successful
+        assert f"{tmp_path / 'bad.txt'}:3: label 'fold the towel' is already on line 1" in result.reason
+        again = rgb_to_image(picture())
+        again.header.frame_id = "after_bad_labels"
+        assert sending(lambda: client.send_frame(again) or client.plan_now(),
+                       lambda: bool(plans_with(client, "after_bad_labels")))
+        assert set(plans_with(client, "after_bad_labels")[0]["open_vocab_labels"]) <= set(candidates)
 
 
 def test_compressed_camera_end_to_end(ros: dict[str, str], tmp_path: Path, model_dir: Path) -> None:

@@ -55,7 +55,7 @@ def test_bad_values_are_rejected_with_a_reason(idle_node: PlannerClient, tmp_pat
         "backend": ("jax", "backend must be one of torch, onnxruntime, tensorrt"),
         "device": ("gpu0", "device must be cpu, cuda or cuda:N"),
         "model_dir": (str(tmp_path / "missing"), "is not a directory"),
-        "labels_file": (str(tmp_path / "missing.txt"), "cannot read it"),
+        "labels_file": (str(tmp_path / "missing.txt"), "missing.txt: no such file"),
         "compressed": (True, "read-only"),
         "autostart": (False, "read-only"),
     }
@@ -65,6 +65,13 @@ def test_bad_values_are_rejected_with_a_reason(idle_node: PlannerClient, tmp_pat
         assert reason in result.reason, (name, result.reason)
     (result,) = idle_node.set_parameters(labels_file=str(empty))
     assert not result.successful and "holds no labels" in result.reason
+    twice, latin = tmp_path / "twice.txt", tmp_path / "latin.txt"
+    twice.write_text("wash the cup\ndry the cup\nWash the cup\n")
+    latin.write_bytes("wash the cup\nd\u00e9j\u00e0 vu\n".encode("latin-1"))
+    for path, reason in ((twice, f"{twice}:3: label 'Wash the cup' is already on line 1"),
+                         (latin, f"{latin}:2: not UTF-8 text")):
+        (result,) = idle_node.set_parameters(labels_file=str(path))
+        assert not result.successful and reason in result.reason, result.reason
     (result,) = idle_node.set_parameters(horizon="three")  # wrong type: rclpy refuses it
     assert not result.successful
 
@@ -101,7 +108,7 @@ def test_unconfigured_node_answers_plan_now_and_reports_a_failed_load(idle_node:
         ({"horizon": 500}, "out of range"),
         ({"horizon": "abc"}, "expecting type 'INTEGER'"),
         ({"device": "tpu"}, "device must be cpu, cuda or cuda:N"),
-        ({"labels_file": "/nonexistent/labels.txt"}, "labels_file /nonexistent/labels.txt: cannot read it"),
+        ({"labels_file": "/nonexistent/labels.txt"}, "labels_file /nonexistent/labels.txt: no such file"),
     ],
 )
 def test_bad_params_file_stops_the_node(ros_env: dict[str, str], tmp_path: Path, values: dict, message: str) -> None:
