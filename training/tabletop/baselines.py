@@ -90,26 +90,38 @@ def _logistic_regression(x: np.ndarray, y: np.ndarray, num_classes: int, weight_
     return model
 
 
-def first_last_frequent(train, test) -> np.ndarray:
-    xa, xb = _pairs(train), _pairs(test)
+def fit_first_last_frequent(train):
+    """The first/last + most frequent planner fit on `train`: a function from a dataset to its
+    plans (fit once, apply to several splits)."""
+    xa = _pairs(train)
     mean, std = xa.mean(0), xa.std(0) + 1e-6
-    xa, xb = (xa - mean) / std, (xb - mean) / std
+    xa = (xa - mean) / std
     seqs = [tuple(int(v) for v in s.steps) for s in train.samples]
     n = train.vocab.num_steps
-    with torch.no_grad():
-        first = _logistic_regression(xa, np.array([s[0] for s in seqs]), n)(torch.from_numpy(xb)).argmax(1).numpy()
-        last = _logistic_regression(xa, np.array([s[-1] for s in seqs]), n)(torch.from_numpy(xb)).argmax(1).numpy()
+    first_model = _logistic_regression(xa, np.array([s[0] for s in seqs]), n)
+    last_model = _logistic_regression(xa, np.array([s[-1] for s in seqs]), n)
     by_pair, by_first = Counter(), Counter()
     for s in seqs:
         by_pair[(s[0], s[-1], s)] += 1
         by_first[(s[0], s)] += 1
     overall = Counter(seqs).most_common(1)[0][0]
-    preds = []
-    for f, l in zip(first.tolist(), last.tolist()):
-        match = [(c, s) for (a, b, s), c in by_pair.items() if a == f and b == l] or \
-                [(c, s) for (a, s), c in by_first.items() if a == f]
-        preds.append(max(match)[1] if match else overall)
-    return np.array(preds, dtype=np.int64)
+
+    def plan(test) -> np.ndarray:
+        xb = torch.from_numpy((_pairs(test) - mean) / std)
+        with torch.no_grad():
+            first, last = first_model(xb).argmax(1).numpy(), last_model(xb).argmax(1).numpy()
+        preds = []
+        for f, l in zip(first.tolist(), last.tolist()):
+            match = [(c, s) for (a, b, s), c in by_pair.items() if a == f and b == l] or \
+                    [(c, s) for (a, s), c in by_first.items() if a == f]
+            preds.append(max(match)[1] if match else overall)
+        return np.array(preds, dtype=np.int64)
+
+    return plan
+
+
+def first_last_frequent(train, test) -> np.ndarray:
+    return fit_first_last_frequent(train)(test)
 
 
 def oracle_task_random(test, seed: int = 0) -> np.ndarray:
