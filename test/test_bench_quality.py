@@ -1,18 +1,31 @@
 """`planllm bench quality` and `planllm bench openvocab` end to end in quick mode: real training
-runs of two variants (shared by both benchmarks through the work directory), real scoring."""
+runs of two variants (two at once, each in its own process; shared by both benchmarks through
+the work directory), real scoring, the simple planners and the exact ceiling, and the score
+caches that a rerun reuses or refreshes."""
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from planllm_ros.cli import main
-from training.bench.report import code_version
+from training.bench.quality import SCORES_FILE, ceiling, planned_runs
+from training.bench.runs import in_processes
+from training.bench_cli import add_arguments
+from training.tabletop.dataset import windows
 
 pytestmark = pytest.mark.slow
 CELL = re.compile(r"^(\d+\.\d\d) ± (\d+\.\d\d)$")
+INTERVAL = re.compile(r"([+-]\d+\.\d\d) SR,? \(?95 % CI \[([+-]\d+\.\d\d), ([+-]\d+\.\d\d)\]")
+FULL, PLAIN, NO_LLM = "Full (fused, progressive)", "Full (fused, progressive), plain Viterbi", "w/o LLM"
+FIRST_LAST = "Simple: first/last step + most frequent sequence"
+NEAREST = "Simple: nearest neighbour over [start, goal, goal - start]"
+CEILING = "Exact ceiling (reads the true start and goal states)"
+SEED = 1  # not the data seed's default, so the run shows that the seed reached it
 
 
 def rows(markdown: str, caption_part: str) -> dict[str, list[str]]:
@@ -36,58 +49,124 @@ def check_cell(cell: str) -> float:
     return mean
 
 
+def quality(work: Path, out: Path, *extra: str) -> str:
+    assert main(["bench", "quality", "--quick", "--seeds", str(SEED), "--out", str(out), "--work-dir", str(work / "runs"),
+                 *extra]) == 0
+    return (out / "quality-quick.md").read_text()
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("bench")
 
 
-def test_quality_quick(work: Path) -> None:
-    out = work / "results"
-    assert main(["bench", "quality", "--quick", "--variants", "full", "no-llm", "--out", str(out),
-                 "--work-dir", str(work / "runs")]) == 0
-    text = (out / "quality-quick.md").read_text()
-    assert "- command: `planllm bench quality --quick" in text and "- seeds: 0" in text
-    for decode in ("argmax", "viterbi"):
-        table = rows(text, f"tabletop, T=3, {decode} decoding")
-        assert list(table) == ["Full (fused, progressive)", "w/o LLM"]
-        for cells in table.values():
-            assert len(cells) == 5 and cells[-1] == "1"
-            values = [check_cell(c) for c in cells[:4]]
-            assert values[0] <= values[1]  # a fully right sequence has every position right: SR <= mAcc
-    assert (out / "quality-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    model = work / "runs" / "quick" / "tabletop-T3" / "full-seed0" / "model" / "model.safetensors"
-    assert model.is_file()
-    # scores are kept beside each run: a second report reuses them, and changed weights are re-scored
-    scores = model.parent.parent / "bench-quality.json"
-    saved = json.loads(scores.read_text())
-    assert set(saved["scores"]) == {"argmax", "viterbi"}
-    saved["scores"]["viterbi"]["sr"] = 42.0  # marks the cached value
-    scores.write_text(json.dumps(saved))
+@pytest.fixture(scope="module")
+def report(work: Path) -> str:
+    return quality(work, work / "results", "--variants", "full", "no-llm", "--jobs", "2")
+
+
+def run_dir(work: Path, variant: str) -> Path:
+    return work / "runs" / "quick" / "tabletop-T3" / f"{variant}-seed{SEED}"
+
+
+def test_a_seed_sets_the_training_and_the_data_seed() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["quality", "--quick", "--variants", "full", "--seeds", "4", "7"])
+    args.datasets, args.horizons = ["tabletop"], [3]
+    runs = planned_runs(args)
+    assert [(r.seed, r.config.train.seed, r.config.data.seed) for r in runs] == [(4, 4, 4), (7, 7, 7)]
+    # so two seeds are scored on different test samples
+    plans = [[eps[e].plan[k:k + 3] for e, k in picked] for eps, picked in (windows("test", 3, s, 24) for s in (4, 7))]
+    assert plans[0] != plans[1]
+
+
+def test_quality_quick(work: Path, report: str) -> None:
+    assert "- command: `planllm bench quality --quick" in report and f"- seeds: {SEED}" in report
+    assert "train.seed=S and data.seed=S" in report and "not for choosing designs" in report
+    table = rows(report, "tabletop, T=3: test split")
+    assert list(table) == [FULL, PLAIN, NO_LLM, FIRST_LAST, NEAREST, CEILING]
+    for name in (FULL, PLAIN, NO_LLM, FIRST_LAST, NEAREST):
+        cells = table[name]
+        assert len(cells) == 8
+        sr, macc, *_ = [check_cell(c) for c in cells[:4]]
+        assert sr <= macc  # a fully right sequence has every position right: SR <= mAcc
+        assert cells[4] == f"{sr:.2f}"  # one seed: its SR is the mean
+        check_cell(cells[5])  # val SR
+    assert table[FULL][6] != "—" and table[PLAIN][6] == "0" and table[NO_LLM][6] == "—"
+    assert table[FULL][7].endswith("2 at once") and table[NO_LLM][7].endswith("2 at once")
+    assert table[CEILING][:4] == [f"{ceiling(3)[m]:.2f} (exact)" for m in ("sr", "macc", "miou", "miou_set")]
+    assert (work / "results" / "quality-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    verdicts = list(rows(report, "tabletop, T=3: verdicts"))
+    assert len(verdicts) == 3 and all(FULL in v for v in verdicts)
+    assert NO_LLM in verdicts[0] and PLAIN in verdicts[1] and "the simple planner with the best val SR" in verdicts[2]
+    for line in verdicts:
+        match = INTERVAL.search(line)
+        assert match, line
+        mean, low, high = (float(v) for v in match.groups())
+        assert low <= mean <= high
+        assert ("not distinguishable" in line) == (low <= 0.0 <= high)
+
+    for variant in ("full", "no-llm"):
+        trained = json.loads((run_dir(work, variant) / "model" / "train_config.json").read_text())
+        assert trained["train"]["seed"] == SEED and trained["data"]["seed"] == SEED
+        record = json.loads((run_dir(work, variant) / "bench-train.json").read_text())
+        assert record["jobs"] == 2 and record["threads"] == 1 and not record["resumed"]
+        assert record["wall_s"] > 0 and record["cpu_s"] > 0
+    saved = json.loads((run_dir(work, "full") / SCORES_FILE).read_text())
+    success = saved["scores"]["deployed"]["test"]["success"]
+    assert len(success) == 24 and set(success) <= {0, 1}
+    assert f"{100 * np.mean(success):.2f}" == table[FULL][4]
+
+
+def _tamper(path: Path, edit) -> None:
+    saved = json.loads(path.read_text())
+    edit(saved)
+    path.write_text(json.dumps(saved))
+
+
+def _all_right(scores: dict) -> None:
+    """Mark cached test scores: every plan right (what no quick run gets)."""
+    scores["test"]["metrics"]["sr"] = 100.0
+    scores["test"]["success"] = [1] * len(scores["test"]["success"])
+
+
+def test_cached_scores_reused_while_weights_data_and_code_are_unchanged(work: Path, report: str) -> None:
+    scores, baselines = run_dir(work, "full") / SCORES_FILE, run_dir(work, "full").parent / f"baselines-seed{SEED}.json"
+    _tamper(scores, lambda s: _all_right(s["scores"]["deployed"]))
+    _tamper(baselines, lambda s: _all_right(s["scores"]["first-last"]))
     again = work / "again"
-    assert main(["bench", "quality", "--quick", "--variants", "full", "--out", str(again),
-                 "--work-dir", str(work / "runs")]) == 0
-    assert rows((again / "quality-quick.md").read_text(), "viterbi decoding")["Full (fused, progressive)"][0] == "42.00 ± 0.00"
-    saved["weights_sha256"] = "0" * 64  # as if the run had been retrained: scored afresh
-    scores.write_text(json.dumps(saved))
-    assert main(["bench", "quality", "--quick", "--variants", "full", "--out", str(again),
-                 "--work-dir", str(work / "runs")]) == 0
-    assert json.loads(scores.read_text())["scores"]["viterbi"]["sr"] != 42.0
-    saved = json.loads(scores.read_text())
-    assert saved["code_version"] == code_version()
-    saved["scores"]["viterbi"]["sr"], saved["code_version"] = 42.0, "0" * 40 + "+" + "0" * 16
-    scores.write_text(json.dumps(saved))  # as if scored by other code: scored afresh
-    assert main(["bench", "quality", "--quick", "--variants", "full", "--out", str(again),
-                 "--work-dir", str(work / "runs")]) == 0
-    assert json.loads(scores.read_text())["scores"]["viterbi"]["sr"] != 42.0
+    table = rows(quality(work, again, "--variants", "full"), "test split")
+    assert table[FULL][0] == "100.00 ± 0.00" and table[FIRST_LAST][0] == "100.00 ± 0.00"  # both caches were reused
+
+    # the weights changed (as if retrained) and the code that scored the simple planners: both scored afresh
+    _tamper(scores, lambda s: s["key"].update(weights_sha256="0" * 64))
+    _tamper(baselines, lambda s: s["key"].update(code_version="0" * 40 + "+" + "0" * 16))
+    table = rows(quality(work, again, "--variants", "full"), "test split")
+    assert table[FULL][0] != "100.00 ± 0.00" and table[FIRST_LAST][0] != "100.00 ± 0.00"
+    assert json.loads(baselines.read_text())["scores"]["first-last"]["test"]["metrics"]["sr"] < 100.0
+
+    # scored by other code: scored afresh
+    _tamper(scores, lambda s: (_all_right(s["scores"]["deployed"]),
+                               s["key"].update(code_version="0" * 40 + "+" + "0" * 16)))
+    table = rows(quality(work, again, "--variants", "full"), "test split")
+    assert table[FULL][0] != "100.00 ± 0.00"
+    assert json.loads(scores.read_text())["scores"]["deployed"]["test"]["metrics"]["sr"] < 100.0
 
 
-def test_openvocab_quick_reuses_the_runs(work: Path) -> None:
-    model = work / "runs" / "quick" / "tabletop-T3" / "full-seed0" / "model" / "model.safetensors"
-    trained_at = model.stat().st_mtime_ns if model.exists() else None
+def test_a_failing_run_in_a_process_surfaces() -> None:
+    with pytest.raises(ValueError, match="invalid literal"):
+        in_processes(2, [(int, [("x",)], "a failing item")])
+
+
+def test_openvocab_quick_reuses_the_runs(work: Path, report: str) -> None:
+    model = run_dir(work, "full") / "model" / "model.safetensors"
+    trained_at = model.stat().st_mtime_ns
     out = work / "results"
-    assert main(["bench", "openvocab", "--quick", "--out", str(out), "--work-dir", str(work / "runs")]) == 0
-    if trained_at is not None:
-        assert model.stat().st_mtime_ns == trained_at  # the quality run's model was reused, not retrained
+    assert main(["bench", "openvocab", "--quick", "--seeds", str(SEED), "--out", str(out),
+                 "--work-dir", str(work / "runs")]) == 0
+    assert model.stat().st_mtime_ns == trained_at  # the quality run's model was reused, not retrained
     text = (out / "openvocab-quick.md").read_text()
     for metric in ("SR", "mAcc", "mIoU (set)"):
         table = rows(text, f"T=3: {metric} ")

@@ -1,44 +1,90 @@
-"""`planllm bench quality`: the full model against each ablation of the paper's Tables 4-6.
+"""`planllm bench quality`: the table the project's quality claims rest on.
 
-For every dataset x horizon x variant x seed one model is trained (training.bench.runs) and
-scored on the test split with argmax and with Viterbi decoding (scores are kept beside each run
-and reused while its weights are unchanged); the table gives mean ± std over seeds of SR, mAcc
-and both mIoU forms. CrossTask runs on simulated features (written on demand
-by training.datasets.simulate from the real annotations): those numbers exercise the real-data
-path and are not comparable with published results.
+For every dataset x horizon, at the preset's operating point (tabletop-tiny: 4800 training and
+1000 val / test samples; crosstask-tiny: every window), one table holds:
+
+- the full model and each ablation of the paper's Tables 4-6 (training.bench.runs VARIANTS),
+  one training run per seed, scored on test as deployed (Viterbi with the train transition
+  matrix, its best plans re-ranked by the LLM at the weight the run chose on val), and, for
+  models that can re-rank, the same runs' plain Viterbi (decoding.llm_weight = 0, from the
+  same candidates);
+- tabletop only: the simple planners of training.tabletop.baselines, fit on the same seed's
+  training split and scored on the same test samples, and the exact ceiling (no data enters
+  it, so it is the same for every seed).
+
+A seed S sets train.seed=S and data.seed=S, so seeds differ in training data and test samples.
+Beside the test metrics every row shows its val SR, what development compares. Verdicts pair
+systems per test sample within each seed: the full model vs each ablation, vs its own plain
+Viterbi and vs the simple planner with the best val SR, each with a paired bootstrap 95 %
+interval (training.bench.stats). Per-sample success is kept beside each run (bench-quality.json:
+keyed by the training config, the weights' SHA-256 and the code version) and beside the runs
+for the simple planners (keyed by the data config and the code version), so a rerun re-scores
+only what changed. Test is reported once per final configuration: this benchmark is not a tool
+for choosing designs, which are compared on val (docs/evaluation.md). --jobs N trains N runs at
+once, each in its own process with one torch thread; scoring runs in this process.
+
+CrossTask runs on simulated features (training.datasets.simulate) unless
+--crosstask-features names real ones: simulated numbers exercise the real-annotation path and
+do not compare with published results.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import hashlib
 import json
 import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from torch.utils.data import DataLoader
 
-from planllm_ros.model.folder import TRAIN_CONFIG_FILE, WEIGHTS_FILE, load_train_config
-from training.bench.report import REPO, Table, bar_plot, code_version, mean_std, write_report
-from training.bench.runs import (QUICK_OVERRIDES, add_set_argument, VARIANT_TITLES, VARIANTS, closed_set_metrics, run_config,
-                                 run_directory, trained_model)
-from training.config import RunConfig, from_tree
-from training.evaluate import METRIC_TITLES, METRICS
+from planllm_ros.model.folder import WEIGHTS_FILE
+from planllm_ros.model.pipeline import plan_batch
+from training.bench.report import REPO, Table, code_version, mean_std, write_report
+from training.bench.runs import (QUICK_OVERRIDES, VARIANT_TITLES, VARIANTS, add_set_argument, check_config,
+                                 in_processes, is_trained, run_config, run_directory, seed_overrides, train_record,
+                                 train_timed)
+from training.bench.stats import RESAMPLES, per_sample_success, verdict
+from training.config import DataConfig, RunConfig
+from training.datasets.base import ProcedureDataset, collate
+from training.evaluate import METRIC_TITLES, METRICS, EvalModel, load_for_eval
+from training.metrics import procedure_metrics
 from training.splits import load_split
 from training.trainer import MODEL_DIR
 
 DATASETS = ("tabletop", "crosstask")
-DECODES = ("argmax", "viterbi")
-SCORES_FILE = "bench-quality.json"  # a finished run's test scores, reused while its weights are unchanged
+SCORES_FILE = "bench-quality.json"  # a run's scores and per-sample success, beside the run
 DEFAULT_CROSSTASK_ROOT = REPO.parent / "shared" / "data" / "crosstask"
+PLAIN = ", plain Viterbi"  # title suffix of a re-ranking model's weight-0 row
+CEILING_TITLE = "Exact ceiling (reads the true start and goal states)"
+
+
+def _simple_planners() -> dict[str, tuple[str, Callable]]:
+    """{key: (title, fit)}: fit(train split) gives the planner, a function from a split to its plans."""
+    from training.tabletop.baselines import fit_first_last_frequent, nearest_neighbour
+
+    return {"first-last": ("Simple: first/last step + most frequent sequence", fit_first_last_frequent),
+            "nearest": ("Simple: nearest neighbour over [start, goal, goal - start]",
+                        lambda train: functools.partial(nearest_neighbour, train))}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description, parser.formatter_class = __doc__, argparse.RawDescriptionHelpFormatter
     add_set_argument(parser)
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=None,
                         help="default: tabletop and crosstask (quick: tabletop)")
     parser.add_argument("--horizons", nargs="+", type=int, default=None, help="default: 3 4 (quick: 3)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="training seeds (default: 0 1 2; quick: 0)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="each seed S sets train.seed=S and data.seed=S (default: 0 1 2; quick: 0)")
+    parser.add_argument("--jobs", type=_positive, default=1,
+                        help="training runs at once, each its own process with one torch thread (default 1: in "
+                             "this process); scoring runs in this process")
     parser.add_argument("--work-dir", type=Path, default=Path("runs/bench"),
                         help="where the training runs go (finished runs are reused, interrupted ones resumed)")
     parser.add_argument("--crosstask-root", type=Path, default=DEFAULT_CROSSTASK_ROOT,
@@ -47,11 +93,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CrossTask feature files (default: simulated into WORK_DIR/crosstask-simulated)")
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def fill_defaults(args: argparse.Namespace) -> None:
-    """Quick mode: tabletop, T=3, one seed; full mode: both datasets, T=3 and 4, three seeds."""
+    """Quick mode: tabletop, T=3, one seed, CI-sized runs; full mode: both datasets, T=3 and 4,
+    three seeds, the presets' sizes."""
     args.datasets = args.datasets or (["tabletop"] if args.quick else list(DATASETS))
     args.horizons = args.horizons or ([3] if args.quick else [3, 4])
     args.seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
+
+
+@dataclass(frozen=True)
+class Run:
+    dataset: str
+    horizon: int
+    variant: str
+    seed: int
+    config: RunConfig
+    run_dir: Path
 
 
 def _crosstask_overrides(args: argparse.Namespace) -> list[str]:
@@ -66,9 +130,9 @@ def _crosstask_overrides(args: argparse.Namespace) -> list[str]:
     return [f"data.root={args.crosstask_root.resolve()}", f"data.features_dir={Path(features).resolve()}"]
 
 
-def measure(args: argparse.Namespace) -> dict[tuple[str, int, str, str], list[dict[str, float]]]:
-    """{(dataset, horizon, variant, decode): [metrics per seed]}, training what is missing."""
-    results: dict[tuple[str, int, str, str], list[dict[str, float]]] = {}
+def planned_runs(args: argparse.Namespace) -> list[Run]:
+    """Every training run of the table: dataset x horizon x variant x seed."""
+    runs = []
     for dataset in args.datasets:
         # quick CrossTask keeps its real windows (no sample cap exists for benchmarks) but trains one epoch per stage
         quick = [o for o in QUICK_OVERRIDES if dataset == "tabletop" or o.startswith("train.")] if args.quick else []
@@ -78,96 +142,400 @@ def measure(args: argparse.Namespace) -> dict[tuple[str, int, str, str], list[di
         for horizon in args.horizons:
             for variant in args.variants:
                 for seed in args.seeds:
-                    overrides = [*base, f"data.horizon={horizon}", f"train.seed={seed}", *VARIANTS[variant]]
-                    config = run_config(f"{dataset}-tiny", overrides)
-                    run_dir = run_directory(args.work_dir, args.quick, dataset, horizon, variant, seed)
-                    scores = cached_scores(run_dir, config)
-                    if scores is None:
-                        loaded = trained_model(config, run_dir)
-                        test = load_split(config.data, "test", config.visual())
-                        scores = {decode: closed_set_metrics(loaded, test, decode) for decode in DECODES}
-                        save_scores(run_dir, scores)
-                    for decode in DECODES:
-                        metrics = scores[decode]
-                        results.setdefault((dataset, horizon, variant, decode), []).append(metrics)
-                        print(f"quality {dataset} T={horizon} {variant} seed {seed} {decode}: "
-                              + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()), flush=True)
-    return results
+                    config = run_config(f"{dataset}-tiny",
+                                        [*base, f"data.horizon={horizon}", *seed_overrides(seed), *VARIANTS[variant]])
+                    runs.append(Run(dataset, horizon, variant, seed, config,
+                                    run_directory(args.work_dir, args.quick, dataset, horizon, variant, seed)))
+    return runs
 
 
-def _weights_digest(run_dir: Path) -> str:
-    return hashlib.sha256((run_dir / MODEL_DIR / WEIGHTS_FILE).read_bytes()).hexdigest()
+# ------------------------------------------------------------------ data
+def baseline_splits(data: DataConfig) -> dict[str, ProcedureDataset]:
+    """The tabletop train / val / test splits of `data` (the same samples the models see) with
+    the simple planners' features: training.tabletop.baselines' own, the frozen backbone's last
+    block, which that module average-pools to one vector per image."""
+    from training.tabletop.dataset import load_tabletop
+
+    sizes = {"train": data.train_samples, "val": data.eval_samples, "test": data.eval_samples}
+    return {split: load_tabletop(split, data.horizon, data.seed, size, cache_dir=data.cache_dir)
+            for split, size in sizes.items()}
 
 
-def cached_scores(run_dir: Path, config: RunConfig) -> dict[str, dict[str, float]] | None:
-    """The test scores a finished run already has (RUN/bench-quality.json), or None. Valid only
-    for the same training config, weights file and code version, so a retrained run, or one
-    scored by other code, is re-scored."""
-    path = run_dir / SCORES_FILE
-    tree = load_train_config(run_dir / MODEL_DIR)
-    if not path.is_file() or tree is None:
+def prepare_data(config: RunConfig) -> None:
+    """Load (so build the feature caches of) every split a run and its scoring read, before
+    several runs that share them start at once."""
+    for split in ("train", "val", "test"):
+        load_split(config.data, split, config.visual())
+    if config.data.dataset == "tabletop":
+        baseline_splits(config.data)
+
+
+# ------------------------------------------------------------------ scoring
+def _digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array, dtype=np.int64).tobytes()).hexdigest()
+
+
+def split_scores(pred: np.ndarray, gt: np.ndarray) -> dict:
+    """Metrics (percent), per-sample success (1: the whole plan right) and the ground truth's
+    digest, which pairs two systems' samples."""
+    return {"metrics": {k: float(v) for k, v in procedure_metrics(pred, gt).items()},
+            "success": [int(v > 0) for v in per_sample_success(pred, gt)], "gt_sha256": _digest(gt)}
+
+
+def _ground_truth(dataset: ProcedureDataset) -> np.ndarray:
+    return np.stack(dataset.sequences()).astype(np.int64)
+
+
+def model_plans(loaded: EvalModel, dataset: ProcedureDataset, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
+    """The closed-set plans as deployed (decoding.llm_weight as chosen on val) and, for models
+    that can re-rank with their LLM, the plain Viterbi plans from the same candidates (weight 0):
+    one pass of the inference pipeline, start and goal only."""
+    chosen, plain = [], []
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
+        out = plan_batch(loaded.model, loaded.graphs, batch["start"], batch["goal"], loaded.transition,
+                         captions=False, keep_candidates=True)
+        chosen.append(out.step_ids)
+        if out.candidates is not None:
+            plain.append(out.candidates.choose(0.0))
+    return np.concatenate(chosen), (np.concatenate(plain) if plain else None)
+
+
+def score_model(loaded: EvalModel, splits: dict[str, ProcedureDataset]) -> dict:
+    """{"deployed": {split: scores}, "plain": {split: scores} | None, "llm_weight": float | None}
+    on the val and test splits."""
+    scores: dict = {"deployed": {}, "plain": None, "llm_weight": None}
+    for name in ("test", "val"):
+        gt = _ground_truth(splits[name])
+        chosen, plain = model_plans(loaded, splits[name])
+        scores["deployed"][name] = split_scores(chosen, gt)
+        if plain is not None:
+            scores["plain"] = {**(scores["plain"] or {}), name: split_scores(plain, gt)}
+            scores["llm_weight"] = float(loaded.model.config.decoding.llm_weight)
+    return scores
+
+
+def score_baselines(data: DataConfig) -> dict:
+    """{planner: {"test": scores, "val": scores, "fit_s": seconds}} for the simple planners, fit on
+    the training split of `data` and scored on its val and test samples (fit_s: fitting and
+    planning the test split)."""
+    splits = baseline_splits(data)
+    out = {}
+    for key, (_, fit) in _simple_planners().items():
+        started = time.perf_counter()
+        planner = fit(splits["train"])
+        test = planner(splits["test"])
+        out[key] = {"test": split_scores(test, _ground_truth(splits["test"])), "fit_s": time.perf_counter() - started,
+                    "val": split_scores(planner(splits["val"]), _ground_truth(splits["val"]))}
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def ceiling(horizon: int) -> dict[str, float]:
+    """The exact ceiling's expected metrics at `horizon` (data-independent, so computed once)."""
+    from training.tabletop.baselines import exact_ceiling, window_distribution
+    from training.tabletop.tasks import SEEN_TASKS, TASKS
+
+    return {k: float(v) for k, v in exact_ceiling(window_distribution([TASKS[i] for i in SEEN_TASKS], horizon)).items()}
+
+
+# ------------------------------------------------------------------ the score caches
+def _canonical(value):
+    return json.loads(json.dumps(value))
+
+
+def read_cache(path: Path, key: dict) -> dict | None:
+    """The scores stored at `path` under exactly `key`, else None."""
+    if not path.is_file():
         return None
     saved = json.loads(path.read_text(encoding="utf-8"))
-    trained = from_tree(tree, TRAIN_CONFIG_FILE)
-    if (trained.to_dict() != config.to_dict() or saved.get("weights_sha256") != _weights_digest(run_dir)
-            or saved.get("code_version") != code_version()):
-        return None
-    return saved["scores"]
+    return saved["scores"] if saved.get("key") == _canonical(key) else None
 
 
-def save_scores(run_dir: Path, scores: dict[str, dict[str, float]]) -> None:
-    tmp = run_dir / (SCORES_FILE + ".tmp")
-    tmp.write_text(json.dumps({"weights_sha256": _weights_digest(run_dir), "code_version": code_version(),
-                               "scores": scores}, indent=1),
-                   encoding="utf-8")
-    os.replace(tmp, run_dir / SCORES_FILE)
+def write_cache(path: Path, key: dict, scores: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"key": key, "scores": scores}), encoding="utf-8")
+    os.replace(tmp, path)
 
 
-def tables(args: argparse.Namespace, results) -> list[Table]:
-    out = []
+def run_key(run: Run, version: str) -> dict:
+    """What a run's scores depend on: its training config, its weights and the code (`version`,
+    training.bench.report.code_version)."""
+    weights = hashlib.sha256((run.run_dir / MODEL_DIR / WEIGHTS_FILE).read_bytes()).hexdigest()
+    return {"config": run.config.to_dict(), "weights_sha256": weights, "code_version": version}
+
+
+def baselines_path(run: Run) -> Path:
+    """The simple planners' scores of a run's data (dataset x horizon x seed), beside its runs."""
+    return run.run_dir.parent / f"baselines-seed{run.seed}.json"
+
+
+def baselines_key(data: DataConfig, version: str) -> dict:
+    """What the simple planners' scores depend on: the data config and the code."""
+    return {"data": dataclasses.asdict(data), "code_version": version}
+
+
+# ------------------------------------------------------------------ results
+@dataclass
+class SeedResult:
+    """One system on one seed."""
+
+    seed: int
+    test: dict[str, float]
+    success: np.ndarray  # per test sample: 100 where the whole plan is right, else 0
+    gt_sha256: str
+    val_sr: float
+    train: dict | None = None  # the run's bench-train.json (simple planners: their fit time)
+    llm_weight: float | None = None
+
+
+@dataclass
+class Row:
+    title: str
+    kind: str  # "model" | "plain" (a model's weight-0 decoding) | "simple" (a simple planner)
+    seeds: list[SeedResult] = field(default_factory=list)
+
+    def mean(self, metric: str = "sr") -> float:
+        return float(np.mean([s.test[metric] for s in self.seeds]))
+
+
+@dataclass
+class Group:
+    """One table: a dataset at one horizon."""
+
+    dataset: str
+    horizon: int
+    rows: dict[str, Row] = field(default_factory=dict)
+    ceiling: dict[str, float] | None = None
+
+    def add(self, title: str, kind: str, result: SeedResult) -> None:
+        self.rows.setdefault(title, Row(title, kind)).seeds.append(result)
+
+
+def _seed_result(seed: int, scores: dict, train: dict | None = None, llm_weight: float | None = None) -> SeedResult:
+    test = scores["test"]
+    return SeedResult(seed, test["metrics"], 100.0 * np.asarray(test["success"], dtype=np.float64), test["gt_sha256"],
+                      scores["val"]["metrics"]["sr"], train, llm_weight)
+
+
+def train_missing(runs: list[Run], jobs: int) -> None:
+    """Train the runs that have no finished model, `jobs` at once (their data prepared first, so
+    runs that share a split do not build its feature cache twice at the same time)."""
+    missing = [r for r in runs if not is_trained(r.run_dir)]
+    if not missing:
+        return
+    shared = {(r.dataset, r.horizon, r.seed): r.config for r in missing} if jobs > 1 else {}
+    in_processes(jobs, [(prepare_data, [(config,) for config in shared.values()], "preparing data"),
+                        (train_timed, [(r.config, r.run_dir, jobs) for r in missing], "training runs")])
+
+
+def _score_runs(group: Group, runs: list[Run], version: str) -> None:
+    splits: dict[str, dict[str, ProcedureDataset]] = {}  # loaded once per data config, only on a cache miss
+    for run in runs:
+        key = run_key(run, version)
+        scores = read_cache(run.run_dir / SCORES_FILE, key)
+        if scores is None:
+            data = json.dumps([dataclasses.asdict(run.config.data), str(run.config.visual())], sort_keys=True)
+            if data not in splits:
+                splits[data] = {s: load_split(run.config.data, s, run.config.visual()) for s in ("test", "val")}
+            scores = score_model(check_config(load_for_eval(run.run_dir), run.config, run.run_dir), splits[data])
+            write_cache(run.run_dir / SCORES_FILE, key, scores)
+        title = VARIANT_TITLES[run.variant]
+        group.add(title, "model", _seed_result(run.seed, scores["deployed"], train_record(run.run_dir), scores["llm_weight"]))
+        line = f"test SR {scores['deployed']['test']['metrics']['sr']:.2f}"
+        if scores["plain"] is not None:
+            group.add(title + PLAIN, "plain", _seed_result(run.seed, scores["plain"], llm_weight=0.0))
+            line += f" (plain Viterbi {scores['plain']['test']['metrics']['sr']:.2f})"
+        print(f"quality {run.dataset} T={run.horizon} {run.variant} seed {run.seed}: {line}, "
+              f"val SR {scores['deployed']['val']['metrics']['sr']:.2f}", flush=True)
+
+
+def _score_simple(group: Group, runs: list[Run], seeds: list[int], version: str) -> None:
+    planners = _simple_planners()
+    for seed in seeds:
+        run = next(r for r in runs if r.seed == seed)
+        key = baselines_key(run.config.data, version)
+        scores = read_cache(baselines_path(run), key)
+        if scores is None:
+            scores = score_baselines(run.config.data)
+            write_cache(baselines_path(run), key, scores)
+        for name, (title, _) in planners.items():
+            group.add(title, "simple", _seed_result(seed, scores[name], {"wall_s": scores[name]["fit_s"], "jobs": 1}))
+
+
+def measure(args: argparse.Namespace) -> list[Group]:
+    """One Group per dataset x horizon, training what is missing and scoring what is not cached."""
+    runs = planned_runs(args)
+    train_missing(runs, args.jobs)
+    version = code_version()
+    groups = []
     for dataset in args.datasets:
         for horizon in args.horizons:
-            for decode in DECODES:
-                table = Table(f"{dataset}, T={horizon}, {decode} decoding (test split; mean ± std over seeds, percent)",
-                              ["variant", *[METRIC_TITLES[m] for m in METRICS], "seeds"])
-                for variant in args.variants:
-                    runs = results[(dataset, horizon, variant, decode)]
-                    table.rows.append([VARIANT_TITLES[variant], *[mean_std([r[m] for r in runs]) for m in METRICS],
-                                       str(len(runs))])
-                out.append(table)
+            group = Group(dataset, horizon)
+            mine = [r for r in runs if r.dataset == dataset and r.horizon == horizon]
+            _score_runs(group, mine, version)
+            if dataset == "tabletop":
+                _score_simple(group, mine, args.seeds, version)
+                group.ceiling = ceiling(horizon)
+            groups.append(group)
+    return groups
+
+
+# ------------------------------------------------------------------ the report
+def strongest_simple(group: Group) -> Row | None:
+    """The simple planner with the best mean val SR (chosen on val, never on test)."""
+    simple = [r for r in group.rows.values() if r.kind == "simple"]
+    return max(simple, key=lambda r: np.mean([s.val_sr for s in r.seeds])) if simple else None
+
+
+def verdicts(group: Group) -> list[str]:
+    """Full model vs each ablation, vs its own plain Viterbi and vs the strongest simple planner."""
+    full = group.rows.get(VARIANT_TITLES["full"])
+    if full is None:
+        return []
+    others = [r for r in group.rows.values() if r.kind == "model" and r is not full]
+    others += [group.rows[full.title + PLAIN]] if full.title + PLAIN in group.rows else []
+    best = strongest_simple(group)
+    lines = []
+    for other in [*others, *([best] if best is not None else [])]:
+        for a, b in zip(full.seeds, other.seeds, strict=True):
+            if (a.seed, a.gt_sha256) != (b.seed, b.gt_sha256):
+                raise ValueError(f"{group.dataset} T={group.horizon}: {full.title} (seed {a.seed}) and {other.title} "
+                                 f"(seed {b.seed}) were scored on different test samples; they cannot be paired")
+        line = verdict(full.title, other.title, [s.success for s in full.seeds], [s.success for s in other.seeds])
+        lines.append(line + (" (the simple planner with the best val SR)" if other is best else ""))
+    return lines
+
+
+def _train_cell(row: Row) -> str:
+    if row.kind == "plain":
+        return "same runs"
+    known = [s.train for s in row.seeds if s.train is not None]
+    if not known:
+        return "n/a (trained elsewhere)"
+    jobs = sorted({int(t["jobs"]) for t in known})
+    text = f"{np.mean([t['wall_s'] for t in known]):.0f}"
+    if all("cpu_s" in t for t in known):
+        text += f" (CPU {np.mean([t['cpu_s'] for t in known]):.0f})"
+    text += f", {'/'.join(map(str, jobs))} at once"
+    if len(known) < len(row.seeds):
+        text += f"; {len(row.seeds) - len(known)} run(s) trained elsewhere"
+    if any(t.get("resumed") for t in known):
+        text += "; resumed runs count from the resume"
+    return text
+
+
+def _weights_cell(row: Row) -> str:
+    weights = [s.llm_weight for s in row.seeds]
+    return "—" if all(w is None for w in weights) else ", ".join("—" if w is None else f"{w:g}" for w in weights)
+
+
+HEADERS = ["system", *[METRIC_TITLES[m] for m in METRICS], "SR per seed", "val SR", "LLM weight (val)",
+           "train s per run (wall)"]
+
+
+def table(group: Group) -> Table:
+    out = Table(f"{group.dataset}, T={group.horizon}: test split (mean ± std over seeds, percent)", HEADERS)
+    for row in group.rows.values():
+        out.rows.append([row.title, *[mean_std([s.test[m] for s in row.seeds]) for m in METRICS],
+                         ", ".join(f"{s.test['sr']:.2f}" for s in row.seeds), mean_std([s.val_sr for s in row.seeds]),
+                         _weights_cell(row), _train_cell(row)])
+    if group.ceiling is not None:
+        out.rows.append([CEILING_TITLE, *[f"{group.ceiling[m]:.2f} (exact)" for m in METRICS],
+                         "the same for every seed (no data)", "—", "—", "—"])
+    return out
+
+
+def verdict_table(group: Group) -> Table:
+    return Table(f"{group.dataset}, T={group.horizon}: verdicts on test SR (paired bootstrap over test samples and "
+                 f"seeds, {RESAMPLES} replicates)", ["verdict"], [[line] for line in verdicts(group)])
+
+
+def plot(path: Path, groups: list[Group]) -> Path:
+    """Test SR per model row (mean ± std over seeds), the simple planners and the ceiling as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(groups), figsize=(6.0 * len(groups), 5.0), squeeze=False)
+    for ax, group in zip(axes[0], groups):
+        bars = [r for r in group.rows.values() if r.kind != "simple"]
+        x = np.arange(len(bars))
+        ax.bar(x, [r.mean() for r in bars], yerr=[np.std([s.test["sr"] for s in r.seeds]) for r in bars], capsize=3,
+               color=["C0" if r.kind == "model" else "C1" for r in bars])
+        lines = [(r.title, r.mean()) for r in group.rows.values() if r.kind == "simple"]
+        if group.ceiling is not None:
+            lines.append(("exact ceiling", group.ceiling["sr"]))
+        for i, (name, value) in enumerate(lines):
+            ax.axhline(value, color=f"C{i + 2}", linestyle="--" if name != "exact ceiling" else ":", label=name)
+        ax.set_xticks(x, [r.title for r in bars], rotation=40, ha="right", fontsize="small")
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("test SR (%)")
+        ax.set_title(f"{group.dataset}, T={group.horizon}")
+        ax.grid(axis="y", alpha=0.3)
+        if lines:
+            ax.legend(fontsize="x-small", loc="upper right")
+    fig.suptitle("Test SR per system (bars: mean ± std over seeds; orange: plain Viterbi; lines: simple planners, ceiling)",
+                 fontsize="medium")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def notes(args: argparse.Namespace) -> list[str]:
+    changes = [*(QUICK_OVERRIDES if args.quick else ()), *args.overrides]
+    out = [
+        f"training: the `<dataset>-tiny` presets (training/configs/) at their own sizes"
+        f"{' with ' + ' '.join(changes) if changes else ' (tabletop-tiny: 4800 training, 1000 val and 1000 test samples; crosstask-tiny: every window)'}; "
+        f"one model per dataset x horizon x variant x seed, in `{args.work_dir}/`; "
+        + (f"{args.jobs} runs trained at once on this machine ({os.cpu_count()} CPUs), each its own process with one "
+           "torch thread" if args.jobs > 1 else f"runs trained one at a time with {args.threads} torch thread(s)"),
+        "seeds: seed S sets train.seed=S and data.seed=S, so seeds differ in training data and in test samples "
+        "(tabletop: the episodes every split draws; CrossTask: the validation carve); every system is scored on the "
+        "same seed's test samples, paired sample by sample",
+        "test once: the metric columns are test scores, reported once for these configurations; the val SR column is "
+        "what development compares. This table is not for choosing designs: a configuration changed after its test "
+        "score was seen is a new configuration, chosen on val and given its own, single test report "
+        "(docs/evaluation.md)",
+        "decoding as deployed: Viterbi with the train transition matrix; for models with an LLM and a step decoder, "
+        "Viterbi's best plans re-ranked by the LLM's plan likelihood at the weight each run chose on val (LLM weight "
+        "column). The \"plain Viterbi\" rows are the same runs at weight 0, from the same candidates",
+        "metrics in percent: SR, mAcc, mIoU (peer, bitwise: the published tables' element-wise bitwise AND/OR of "
+        "0-based ids) and mIoU (set: per-sample set IoU); ± is the population std over seeds and describes spread "
+        "only: claims rest on the verdicts",
+        f"verdicts: mean difference in test SR and its 95 % interval from a paired bootstrap ({RESAMPLES} replicates "
+        "drawing seeds, and test samples within each drawn seed, with replacement; training/bench/stats.py); "
+        "\"not distinguishable\" when the interval contains 0",
+        "train s per run: wall seconds of each run's training (mean over seeds; CPU seconds of its process in "
+        "brackets) and how many runs trained at once; simple planners: fitting and predicting the test split",
+    ]
+    if "tabletop" in args.datasets:
+        out += [
+            "simple planners (training/tabletop/baselines.py): fit on the same seed's training split, scored on the "
+            "same val and test samples as the models, on that module's features (the frozen MobileNetV2's last "
+            "block, average-pooled to one vector per image); the verdicts compare the full model with the one with "
+            "the best val SR",
+            "exact ceiling: the best SR any planner can reach, even one reading the true symbolic start and goal "
+            "states (commuting steps leave identical images); computed exactly, with no data and no sampling "
+            "(docs/evaluation.md, \"The exact tabletop ceiling\"); its other columns are the expected scores of "
+            "the planner that reaches it",
+        ]
+    if "crosstask" in args.datasets:
+        simulated = args.crosstask_features is None
+        out.append("CrossTask: " + ("SIMULATED features (training.datasets.simulate): the numbers test the "
+                                    "real-annotation path and do not compare with published results" if simulated
+                                    else f"features from {args.crosstask_features}"))
     return out
 
 
 def run(args: argparse.Namespace, command: str) -> list[Path]:
     fill_defaults(args)
-    results = measure(args)
+    groups = measure(args)
     stem = "quality-quick" if args.quick else "quality"
-    groups = [VARIANT_TITLES[v] for v in args.variants]
-    series, errors = {}, {}
-    for dataset in args.datasets:
-        for horizon in args.horizons:
-            for metric in ("sr", "macc"):
-                name = f"{METRIC_TITLES[metric]}, {dataset} T={horizon}"
-                runs = [np.array([r[metric] for r in results[(dataset, horizon, v, "viterbi")]]) for v in args.variants]
-                series[name] = [float(r.mean()) for r in runs]
-                errors[name] = [float(r.std()) for r in runs]
-    plot = bar_plot(args.out / f"{stem}.png", "SR and mAcc by variant, Viterbi (mean ± std over seeds)", groups,
-                    series, "percent", errors)
-    changes = [*(QUICK_OVERRIDES if args.quick else ()), *args.overrides]
-    notes = [
-        f"training: the `<dataset>-tiny` presets (training/configs/){' with ' + ' '.join(changes) if changes else ''}; "
-        f"one model per dataset x horizon x variant x seed (seed = train.seed; the data seed is fixed at 0); runs in "
-        f"`{args.work_dir}/`",
-        "scores: test split; SR, mAcc, mIoU (peer, bitwise: the published tables' element-wise bitwise AND/OR of "
-        "0-based ids) and mIoU (set: per-sample set IoU), in percent; std is the population std over seeds",
-        "variants: the paper's Tables 4-6 as config switches (training/bench/runs.py VARIANTS)",
-        "decoding: argmax, or Viterbi with the train transition matrix; for variants with an LLM and a step "
-        "decoder, Viterbi's 10 best plans are re-ranked with the LLM's plan likelihood at the weight each run chose "
-        "on val (model config decoding.llm_weight)",
-    ]
-    if "crosstask" in args.datasets:
-        notes.append("CrossTask here runs on SIMULATED features (training.datasets.simulate): the numbers test the "
-                     "real-annotation path and do not compare with published results")
-    report = write_report(args.out / f"{stem}.md", "Plan quality: full model vs ablations", command, args.seeds,
-                          tables(args, results), notes, plot)
-    return [report, plot]
+    figure = plot(args.out / f"{stem}.png", groups)
+    tables = [t for group in groups for t in (table(group), verdict_table(group)) if t.rows]
+    report = write_report(args.out / f"{stem}.md", "Plan quality: the full model, its ablations, simple planners "
+                          "and the exact ceiling", command, args.seeds, tables, notes(args), figure)
+    return [report, figure]
