@@ -232,7 +232,7 @@ class LLMBranch(nn.Module):
         continues from `prompt` (read_prompt's KV cache, consumed here; read afresh when None)
         one token at a time; beam search (generation_config.num_beams > 1) goes through
         transformers' generate."""
-        if self.base_model().generation_config.num_beams > 1:
+        if (self.base_model().generation_config.num_beams or 1) > 1:  # transformers 5 leaves it None by default
             embeds = self.prompt_embeddings(state_tokens, step_tokens)
             mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
             tokens = self.model.generate(
