@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import Blip2QFormerConfig, Blip2QFormerModel
 
-from planllm_ros.model.config import PlanLLMConfig
+from planllm_ros.model.config import ConfigError, PlanLLMConfig
 from planllm_ros.model.decoding import viterbi
 from planllm_ros.model.llm import build_builtin_llm, format_plan, parse_plan
 from planllm_ros.model.pipeline import decode_steps
@@ -409,3 +409,17 @@ def test_greedy_captions_continue_the_prompt_pass_exactly_as_generate_would(batc
     assert torch.equal(ours, reference[:, :ours.shape[1]]) and (reference[:, ours.shape[1]:] == llm.tokenizer.pad_token_id).all()
     llm.base_model().generation_config.num_beams = 2
     assert len(llm.generate_captions(state_tokens, step_tokens)) == B
+
+
+def test_merging_blocks_of_the_map_averages_projected_locations():
+    model = make_model(visual={"num_tokens": 16, "merge": 2}).eval()
+    start, goal = torch.randn(2, 16, FEATURE_DIM), torch.randn(2, 16, FEATURE_DIM)
+    visual = model.visual
+    tokens = visual(start, goal)
+    assert tokens.shape == (2, 3 * 4, 32) and visual.tokens_per_role == 4
+    full = (visual.projection(start) + visual.position).view(2, 4, 4, 32)  # the 4x4 map of projected start tokens
+    top_left = full[:, :2, :2].mean((1, 2)) + visual.role[0]
+    assert torch.allclose(tokens[:, 0], top_left, atol=1e-6)
+    assert model.encode_states(start, goal)[0].shape == (2, 12, 32)
+    with pytest.raises(ConfigError, match="merge"):
+        tiny_config(visual={"num_tokens": 15, "merge": 2})

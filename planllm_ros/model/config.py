@@ -26,6 +26,9 @@ class VisualConfig:
     uint8 image inputs ("mobilenet_v2", "open_clip"); None means the model takes features only.
     pool_tokens: average each observation's tokens into one before projecting (the one-vector
     model; it then accepts any number of input tokens).
+    merge: after projecting each location, average each merge x merge block of the (square)
+    map into one token: the projection still sees every 16-pixel cell, the attention
+    downstream reads merge^2 times fewer tokens (training time is mostly spent there).
     state_change: add per-location change tokens p_delta(f_v(goal) - f_v(start)) beside the
     start and goal tokens (VisualStateEncoder). Not in the paper: frozen features are dominated
     by the scene, which start and goal share; what the steps did is in the difference.
@@ -36,6 +39,7 @@ class VisualConfig:
     backbone: str | None = "mobilenet_v2"
     layer: int = -1
     pool_tokens: bool = False
+    merge: int = 1
     state_change: bool = True
     backbone_checkpoint: str | None = None
     open_clip_model: str = "ViT-B-32"
@@ -124,7 +128,7 @@ class HeadsConfig:
 
 @dataclass
 class VariantConfig:
-    """Ablation switches (DESIGN §2).
+    """Ablation switches (the paper's Tables 4-6).
 
     use_mim: Q-Former + L_MIM; without it the LLM and step decoder get T learnable step
     tokens in place of x^q. use_llm: the LLM branch (captions, L_ASC, knowledge fusion).
@@ -255,6 +259,11 @@ class PlanLLMConfig:
         if self.visual.feature_dim < 1 or self.visual.num_tokens < 1:
             raise ConfigError(f"visual.feature_dim and visual.num_tokens must be >= 1, got "
                               f"{self.visual.feature_dim} and {self.visual.num_tokens}")
+        grid = round(self.visual.num_tokens ** 0.5)
+        if self.visual.merge < 1 or (self.visual.merge > 1 and (self.visual.pool_tokens or grid * grid != self.visual.num_tokens
+                                                                or grid % self.visual.merge)):
+            raise ConfigError(f"visual.merge={self.visual.merge} needs a square map of visual.num_tokens "
+                              f"({self.visual.num_tokens}) whose side it divides, and no pool_tokens")
         if self.variant.planning not in PLANNING_MODES:
             raise ConfigError(f"variant.planning must be one of {PLANNING_MODES}, got {self.variant.planning!r}")
         if self.variant.planning == "llm_only" and not self.variant.use_llm:

@@ -45,14 +45,24 @@ class VisualStateEncoder(nn.Module):
         self.projection = _projection(config.feature_dim, hidden_dim, dropout)  # p_v
         self.change = _projection(config.feature_dim, hidden_dim, dropout) if config.state_change else None  # p_delta
         self.num_roles = 3 if config.state_change else 2
-        self.position = nn.Parameter(torch.randn(self.tokens_per_role, hidden_dim) * init_std)
+        self.position = nn.Parameter(torch.randn(1 if config.pool_tokens else config.num_tokens, hidden_dim) * init_std)
         self.role = nn.Parameter(torch.randn(self.num_roles, hidden_dim) * init_std)
         self.backbone: VisualBackbone | None = None
 
     @property
     def tokens_per_role(self) -> int:
-        """L after pooling: 1 with pool_tokens, else config.num_tokens."""
-        return 1 if self.config.pool_tokens else self.config.num_tokens
+        """Tokens each role hands on: 1 with pool_tokens, else config.num_tokens / merge^2."""
+        return 1 if self.config.pool_tokens else self.config.num_tokens // self.config.merge ** 2
+
+    def _merge(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, g*g, H) -> (B, (g/merge)^2, H): average merge x merge blocks of the square map."""
+        k = self.config.merge
+        if k == 1:
+            return tokens
+        batch, count, hidden = tokens.shape
+        grid = round(count ** 0.5)
+        square = tokens.transpose(1, 2).reshape(batch, hidden, grid, grid)
+        return nn.functional.avg_pool2d(square, k).flatten(2).transpose(1, 2)
 
     def image_backbone(self) -> VisualBackbone:
         """The frozen backbone named by the config, built (and moved to this model's device) on first use."""
@@ -91,7 +101,7 @@ class VisualStateEncoder(nn.Module):
         roles = [self.projection(start_features), self.projection(goal_features)]
         if self.change is not None:
             roles.append(self.change(goal_features - start_features))
-        tokens = [x + self.position + self.role[i] for i, x in enumerate(roles)]
+        tokens = [self._merge(x + self.position) + self.role[i] for i, x in enumerate(roles)]
         return torch.cat(tokens, dim=1)
 
     def summarize(self, visual_tokens: torch.Tensor) -> torch.Tensor:
