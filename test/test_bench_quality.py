@@ -5,6 +5,7 @@ caches that a rerun reuses or refreshes."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 from pathlib import Path
@@ -161,6 +162,8 @@ def test_a_failing_run_in_a_process_surfaces() -> None:
 
 
 def test_openvocab_quick_reuses_the_runs(work: Path, report: str) -> None:
+    from training.bench.openvocab import ROW_TITLES, ROWS
+
     model = run_dir(work, "full") / "model" / "model.safetensors"
     trained_at = model.stat().st_mtime_ns
     out = work / "results"
@@ -168,11 +171,20 @@ def test_openvocab_quick_reuses_the_runs(work: Path, report: str) -> None:
                  "--work-dir", str(work / "runs")]) == 0
     assert model.stat().st_mtime_ns == trained_at  # the quality run's model was reused, not retrained
     text = (out / "openvocab-quick.md").read_text()
-    for metric in ("SR", "mAcc", "mIoU (set)"):
-        table = rows(text, f"T=3: {metric} ")
-        assert list(table) == ["Full model: LLM captions -> labels", "Full model: step decoder -> labels",
-                               "w/o LLM baseline: step decoder -> labels"]
-        for cells in table.values():
-            assert len(cells) == 4
-            [check_cell(c) for c in cells]
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if "test episodes and novel tasks" in line)
+    table = [[c.strip() for c in line.strip("|").split("|")] for line in
+             itertools.takewhile(lambda line: line.startswith("|"), lines[start + 4:])]
+    methods = [ROW_TITLES[r] for r in ROWS]
+    assert [row[:2] for row in table] == [
+        ["closed set (test)", ROW_TITLES["closed"]], *[["paraphrased labels (test)", m] for m in methods],
+        ["novel tasks", ROW_TITLES["closed"]], *[["novel tasks + paraphrased labels", m] for m in methods]]
+    for row in table:
+        [check_cell(c) for c in row[2:5]]  # SR, mAcc, mIoU (set)
+        assert row[5] == "n/a" or float(row[5]) >= 0
+    verdicts = rows(text, "Targets and method comparisons")
+    assert len(verdicts) >= 3 and all("95 % CI" in v[0] for v in verdicts.values())
+    (tuned,) = rows(text, "joint settings chosen on paraphrase-val").items()
+    assert tuned[0] == str(SEED) and tuned[1][0] in ("assign", "soft")
+    assert all(0 <= float(x) <= 100 for x in tuned[1][-1].split(" / "))
     assert (out / "openvocab-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
