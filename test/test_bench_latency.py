@@ -35,6 +35,10 @@ def test_latency_quick(ros_env: dict[str, str], tmp_path: Path) -> None:
         cells = planner[backend]
         p50, p95 = (float(x) for x in cells[3].split(" / "))  # total
         assert 0 < p50 <= p95 and float(cells[-1]) > 0
+    (open_vocab,) = table_rows(text, "Open vocabulary: 100 candidate labels")
+    assert open_vocab[0] in ("captions", "steps", "zero_shot", "joint") and float(open_vocab[1]) > 0
+    p50, p95 = (float(x) for x in open_vocab[2].split(" / "))
+    assert 0 < p50 <= p95 and open_vocab[3] in ("yes", "no")
     (node,) = table_rows(text, "Node end to end")
     assert node[0] == "2" and 0 < float(node[1]) <= float(node[3])
     (stream,) = table_rows(text, "30 Hz camera")
