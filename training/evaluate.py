@@ -5,9 +5,9 @@ the model's own torch modules or, for an exported folder, a runtime backend (ONN
 TensorRT). Only the start and goal observations reach the model; the ground truth is used
 afterwards, to score. Closed set: the model's T step ids (Viterbi with the *train* transition
 matrix saved in the model folder, or argmax), scored only when the split's label list is the
-model's own (same labels, same order). Open vocabulary: the LLM's T captions retrieved
-against the split's own label texts with the frozen text encoder (for the tabletop
-"paraphrase" splits these are paraphrased labels of the same steps). Metric families: see
+model's own (same labels, same order). Open vocabulary: the plan's steps named from the
+split's own label texts by the model's decoding.open_vocab method (planllm_ros.model.openvocab;
+for the tabletop "paraphrase" splits these are paraphrased labels of the same steps). Metric families: see
 training.metrics (SR, mAcc, peer bitwise mIoU, set mIoU).
 """
 from __future__ import annotations
@@ -87,7 +87,7 @@ def step_ids(batches: list[PlanBatch]) -> np.ndarray:
 def predictions(loaded: EvalModel, dataset: ProcedureDataset, decode: str = "viterbi",
                 batch_size: int = 64) -> dict[str, Any]:
     """What the model predicts for `dataset` from start/goal only: closed-set ids, captions and,
-    for models with an LLM, the captions retrieved against the split's own label texts."""
+    for models with an LLM, the plans named from the split's own label texts (open vocabulary)."""
     model = loaded.model
     has_llm = bool(model.config.variant.use_llm)
     labels = LabelIndex(list(dataset.vocab.labels), model.text_encoder()) if has_llm else None
@@ -140,6 +140,6 @@ def format_table(result: dict[str, Any]) -> str:
             [f"{values[m]:.2f}".rjust(w) for m, w in zip(METRICS, widths)]
         lines.append(f"{label:<16}" + "  ".join(cells))
     lines.append("mIoU (peer, bitwise): the published tables' element-wise bitwise AND/OR of ids; mIoU (set): set IoU.")
-    lines.append("closed set: only on splits with the model's own label list; open vocabulary: captions retrieved "
-                 "against the split's labels.")
+    lines.append("closed set: only on splits with the model's own label list; open vocabulary: the split's labels, "
+                 "named by the model's decoding.open_vocab method.")
     return "\n".join(lines)
