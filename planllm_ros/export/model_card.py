@@ -123,7 +123,7 @@ def _markdown(card: dict) -> str:
         "",
         "Percent. sr: whole sequence right; macc: per position; miou: the peer-compatible bitwise mIoU "
         "(comparable with published tables, not a set IoU); miou_set: set IoU. closed: "
-        "closed-set decoding; open: the LLM's captions retrieved against the split's label texts.",
+        "closed-set decoding; open: the split's label texts, named by the model's decoding.open_vocab method.",
         "",
     ]
     if card["metrics"]:
