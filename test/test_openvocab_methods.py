@@ -162,5 +162,5 @@ def test_pipeline_names_plans_from_the_models_own_labels_as_the_closed_set_does(
     joint = decode(evidence, index, model, transition, settings(method="joint"))
     np.testing.assert_array_equal(joint, out.step_ids)
     lean = plan_batch(model, TorchGraphs(model), start, goal, transition, labels=index, captions=False)
-    assert lean.open_vocab_method == "joint" and lean.open_vocab_evidence is None
+    assert lean.open_vocab_method == OpenVocabConfig().method and lean.open_vocab_evidence is None
     np.testing.assert_array_equal(lean.open_vocab_ids, out.step_ids)
