@@ -318,12 +318,13 @@ def _seed_result(seed: int, scores: dict, train: dict | None = None, llm_weight:
 
 
 def train_missing(runs: list[Run], jobs: int) -> None:
-    """Train the runs that have no finished model, `jobs` at once (their data prepared first, so
-    runs that share a split do not build its feature cache twice at the same time)."""
+    """Train the runs that have no finished model, `jobs` at once. Their data is prepared first,
+    so that runs sharing a split do not build its feature cache twice at the same time, and no
+    run's training time includes building it."""
     missing = [r for r in runs if not is_trained(r.run_dir)]
     if not missing:
         return
-    shared = {(r.dataset, r.horizon, r.seed): r.config for r in missing} if jobs > 1 else {}
+    shared = {(r.dataset, r.horizon, r.seed): r.config for r in missing}
     in_processes(jobs, [(prepare_data, [(config,) for config in shared.values()], "preparing data"),
                         (train_timed, [(r.config, r.run_dir, jobs) for r in missing], "training runs")])
 
@@ -457,26 +458,31 @@ def plot(path: Path, groups: list[Group]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(groups), figsize=(6.0 * len(groups), 5.0), squeeze=False)
-    for ax, group in zip(axes[0], groups):
+    columns = min(2, len(groups))
+    panel_rows = -(-len(groups) // columns)
+    fig, axes = plt.subplots(panel_rows, columns, figsize=(max(9.0, 7.0 * columns), 5.5 * panel_rows), squeeze=False)
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    for ax, group in zip(axes.flat, groups):
         bars = [r for r in group.rows.values() if r.kind != "simple"]
         x = np.arange(len(bars))
-        ax.bar(x, [r.mean() for r in bars], yerr=[np.std([s.test["sr"] for s in r.seeds]) for r in bars], capsize=3,
-               color=["C0" if r.kind == "model" else "C1" for r in bars])
+        means, stds = [r.mean() for r in bars], [float(np.std([s.test["sr"] for s in r.seeds])) for r in bars]
+        ax.bar(x, means, yerr=stds, capsize=3, color=["C0" if r.kind == "model" else "C1" for r in bars])
         lines = [(r.title, r.mean()) for r in group.rows.values() if r.kind == "simple"]
         if group.ceiling is not None:
             lines.append(("exact ceiling", group.ceiling["sr"]))
         for i, (name, value) in enumerate(lines):
             ax.axhline(value, color=f"C{i + 2}", linestyle="--" if name != "exact ceiling" else ":", label=name)
         ax.set_xticks(x, [r.title for r in bars], rotation=40, ha="right", fontsize="small")
-        ax.set_ylim(bottom=0)
+        top = max([m + e for m, e in zip(means, stds)] + [value for _, value in lines] + [1.0])
+        ax.set_ylim(0, 1.3 * top)  # headroom for the legend
         ax.set_ylabel("test SR (%)")
         ax.set_title(f"{group.dataset}, T={group.horizon}")
         ax.grid(axis="y", alpha=0.3)
         if lines:
             ax.legend(fontsize="x-small", loc="upper right")
-    fig.suptitle("Test SR per system (bars: mean ± std over seeds; orange: plain Viterbi; lines: simple planners, ceiling)",
-                 fontsize="medium")
+    fig.suptitle("Test SR (bars: mean ± std over seeds; orange: the same runs' plain Viterbi; dashed: simple planners; "
+                 "dotted: exact ceiling)", fontsize="medium")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
