@@ -187,4 +187,6 @@ def test_openvocab_quick_reuses_the_runs(work: Path, report: str) -> None:
     (tuned,) = rows(text, "joint settings chosen on paraphrase-val").items()
     assert tuned[0] == str(SEED) and tuned[1][0] in ("assign", "soft")
     assert all(0 <= float(x) <= 100 for x in tuned[1][-1].split(" / "))
+    (diagnostics,) = rows(text, "Why novel tasks fail").items()
+    assert diagnostics[0] == str(SEED) and all(0 <= float(x) <= 100 for x in diagnostics[1])
     assert (out / "openvocab-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -49,6 +49,7 @@ from planllm_ros.model.decoding import viterbi
 
 _TINY = 1e-30  # floor before log
 
+
 @dataclass
 class Evidence:
     """A batch's open-vocabulary evidence, on the CPU; sources not gathered are None."""
