@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="torch")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--horizon", type=int, default=None, help="number of steps (must equal the model's)")
-    parser.add_argument("--labels", type=Path, default=None,
+    parser.add_argument("--labels", type=Path, default=None, metavar="FILE",
                         help="UTF-8 text file, one candidate label per line (blank lines and # comments skipped): "
                              "the plan's steps are also named from these labels, by the model's "
                              "decoding.open_vocab method; descriptions of them are read from "
