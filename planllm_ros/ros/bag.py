@@ -86,6 +86,8 @@ def replay(
         # them before the caller tears the node down (the last messages went missing in CI).
         for publisher in publishers.values():
             publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
+        for publisher in publishers.values():  # the next bag gets its own
+            node.destroy_publisher(publisher)
     finally:
         reader.close()
     return sent
@@ -119,10 +121,12 @@ def record(
     max_messages: int | None = None,
     discovery_timeout: float = 15.0,
     stop: threading.Event | None = None,
+    idle_timeout: float | None = None,
 ) -> RecordResult:
     """Record `topics` into a new bag at `out` for `duration` s (or until `max_messages`, or
-    `stop` is set). Topic types come from the graph, so each topic needs a publisher within
-    `discovery_timeout` s. The node must be spinning on another thread."""
+    `stop` is set, or no message came for `idle_timeout` s after the first). Topic types come
+    from the graph, so each topic needs a publisher within `discovery_timeout` s. The node must
+    be spinning on another thread."""
     if storage not in STORAGES:
         raise ValueError(f"storage must be one of {', '.join(STORAGES)}, got {storage!r}")
     if out.exists():
@@ -144,7 +148,7 @@ def record(
         writer.open()
     except WriterError as error:
         raise ValueError(f"{out}: cannot create the bag ({error})") from error
-    count = 0
+    count, last_message = 0, None
     deadline = time.monotonic() + duration if duration is not None else None
     try:
         for topic, msgtype in sorted(types().items()):
@@ -157,9 +161,11 @@ def record(
             try:
                 connection, stamp, data = arrived.get(timeout=0.1)
             except queue.Empty:
+                if idle_timeout is not None and last_message is not None and time.monotonic() - last_message > idle_timeout:
+                    break
                 continue
             writer.write(connection, stamp, data)
-            count += 1
+            count, last_message = count + 1, time.monotonic()
             if max_messages is not None and count >= max_messages:
                 break
     finally:
