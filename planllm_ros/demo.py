@@ -30,6 +30,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scenarios", type=int, default=1)
     parser.add_argument("--max-goals", type=int, default=0, help="stop after this many goals (0: the whole scenario)")
     parser.add_argument("--seconds-per-goal", type=float, default=5.0)
+    parser.add_argument("--replay", type=Path, nargs="+", default=None, metavar="BAG",
+                        help="play these recordings of the demo source (`planllm ros record --steps-from`) instead "
+                             "of a live scenario")
     return parser.parse_args(argv)
 
 
@@ -82,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_truth(msg: String) -> None:
         truth = json.loads(msg.data)
-        truths[(truth["goal_stamp"]["sec"], truth["goal_stamp"]["nanosec"])] = truth
+        if "goal_stamp" in truth:  # a goal's steps (episode announcements carry no goal)
+            truths[(truth["goal_stamp"]["sec"], truth["goal_stamp"]["nanosec"])] = truth
 
     latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     client.node.create_subscription(String, f"/{SOURCE_NAME}/truth", on_truth, latched)
@@ -96,13 +100,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"demo: the planner node did not come up; its log:\n{log_text}", file=sys.stderr)
                 return 1
             time.sleep(0.2)
-        print("planner active; playing the tabletop scenario")
-        source = start(
-            [sys.executable, "-m", "planllm_ros.cli", "ros", "demo-source", "--horizon", str(horizon),
-             "--seed", str(args.seed), "--scenarios", str(args.scenarios), "--max-goals", str(args.max_goals),
-             "--seconds-per-goal", str(args.seconds_per_goal), *(["--task", args.task] if args.task else [])],
-            env, source_log,
-        )  # fmt: skip
+        if args.replay:
+            print(f"planner active; replaying {len(args.replay)} recording(s)")
+            command = ["replay", *map(str, args.replay), "--wait-for-subscribers", "30"]
+        else:
+            print("planner active; playing the tabletop scenario")
+            command = ["demo-source", "--horizon", str(horizon), "--seed", str(args.seed), "--scenarios",
+                       str(args.scenarios), "--max-goals", str(args.max_goals), "--seconds-per-goal",
+                       str(args.seconds_per_goal), *(["--task", args.task] if args.task else [])]
+        source = start([sys.executable, "-m", "planllm_ros.cli", "ros", *command], env, source_log)
         finished_at = None
         pending: list[tuple[float, dict]] = []  # plans whose truth message has not arrived yet
         while (finished_at is None or time.monotonic() - finished_at < args.seconds_per_goal) or pending:
