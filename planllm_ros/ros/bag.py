@@ -53,11 +53,18 @@ def _wait(condition: Any, timeout: float) -> bool:
 
 
 def replay(
-    node: Node, bag: Path, rate: float = 1.0, wait_for_subscribers: float = 0.0, stop: threading.Event | None = None
+    node: Node,
+    bag: Path,
+    rate: float = 1.0,
+    wait_for_subscribers: float = 0.0,
+    stop: threading.Event | None = None,
+    publishers: dict[str, Any] | None = None,
 ) -> int:
     """Publish every message of `bag` with its original spacing (divided by `rate`) until done
     or `stop` is set; first wait up to `wait_for_subscribers` s until each topic has a
-    subscriber. Returns the count sent."""
+    subscriber. Returns the count sent. Bags played one after another share `publishers`
+    (topic -> publisher, filled here): a subscriber matched once misses nothing of the next
+    bag, where a new publisher could deliver its first messages before the match completes."""
     stop = stop or threading.Event()
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
@@ -67,11 +74,13 @@ def replay(
     except (ReaderError, OSError) as error:
         raise ValueError(f"{bag}: cannot open the bag ({error})") from error
     try:
-        publishers = {
-            c.topic: node.create_publisher(message_class(c.msgtype), c.topic, REPLAY_QOS) for c in reader.connections
-        }
+        publishers = {} if publishers is None else publishers
+        for c in reader.connections:
+            if c.topic not in publishers:
+                publishers[c.topic] = node.create_publisher(message_class(c.msgtype), c.topic, REPLAY_QOS)
         if wait_for_subscribers > 0 and not _wait(
-            lambda: all(p.get_subscription_count() > 0 for p in publishers.values()), wait_for_subscribers
+            lambda: all(publishers[c.topic].get_subscription_count() > 0 for c in reader.connections),
+            wait_for_subscribers,
         ):
             node.get_logger().warning("not every topic has a subscriber; replaying anyway")
         sent, first_stamp, started = 0, None, time.monotonic()
@@ -86,8 +95,6 @@ def replay(
         # them before the caller tears the node down (the last messages went missing in CI).
         for publisher in publishers.values():
             publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
-        for publisher in publishers.values():  # the next bag gets its own
-            node.destroy_publisher(publisher)
     finally:
         reader.close()
     return sent

@@ -110,10 +110,11 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.tool == "replay":
         with ros_node("planllm_replay", spin=False) as (node, stop):
+            publishers: dict[str, object] = {}
             for path in args.bags:
                 if stop.is_set():
                     break
-                sent = bag.replay(node, path, args.rate, args.wait_for_subscribers, stop)
+                sent = bag.replay(node, path, args.rate, args.wait_for_subscribers, stop, publishers)
                 print(f"replayed {sent} messages from {path}", flush=True)
         return 0
     if args.tool == "record":

@@ -121,6 +121,8 @@ def run_source(node: Node, args: argparse.Namespace, stop: threading.Event) -> i
     camera = node.create_publisher(Image, args.image_topic, RECORDED_CAMERA_QOS if args.play == "episodes" else CAMERA_QOS)
     goal_pub = node.create_publisher(Image, args.goal_topic, GOAL_QOS)
     truth = node.create_publisher(String, "~/truth", TRUTH_QOS)
+    if args.wait_for_subscribers > 0:
+        print(f"waiting up to {args.wait_for_subscribers:g} s for a subscriber of {camera.topic_name}", flush=True)
     _wait_for_subscriber(camera, args.wait_for_subscribers, stop)
     play = _play_episodes if args.play == "episodes" else _play_windows
     play(node, args, stop, camera, lambda image, header: goal_pub.publish(rgb_to_image(image, "rgb8", header)),
@@ -183,3 +185,4 @@ def _play_episodes(node: Node, args: argparse.Namespace, stop: threading.Event, 
         steps = [{"label": label, "start": middles[i], "end": middles[i + 1]} for i, label in enumerate(played.labels)]
         send_truth({"kind": "episode", "episode": f"episode-{seed:04d}", "task": played.task,
                     "camera_topic": camera.topic_name, "start": first, "end": last, "steps": steps})
+        print(f"played episode-{seed:04d}: {played.task}, {len(steps)} steps", flush=True)
