@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     client.node.create_subscription(String, f"/{SOURCE_NAME}/truth", on_truth, latched)
-    shown, agree, total = 0, 0, 0
+    shown, agree, total, whole, scored = 0, 0, 0, 0, 0
     try:
         print("waiting for the planner node to load the model ...")
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 if truth:
                     agree += sum(p == t for p, t in zip(plan["labels"], truth["steps"], strict=True))
                     total += len(truth["steps"])
+                    whole, scored = whole + (plan["labels"] == truth["steps"]), scored + 1
             pending = waiting
             if finished_at is None and source.poll() is not None:
                 finished_at = time.monotonic()  # give the last goal's plan time to arrive
@@ -138,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         codes = {"source": stop(source) if source else 0, "node": stop(node)}
         node_log.close()
         source_log.close()
-    accuracy = f", {100.0 * agree / total:.0f}% of steps match the truth" if total else ""
+    accuracy = (f", {whole} of {scored} wholly right ({100.0 * whole / scored:.0f}%), {100.0 * agree / total:.0f}% "
+                f"of steps match the truth") if total else ""
     print(f"\n{shown} plans{accuracy}; node exit {codes['node']}, source exit {codes['source']}")
     if codes["source"] != 0:
         print((logs / "source.log").read_text(), file=sys.stderr)
