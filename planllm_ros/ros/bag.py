@@ -63,8 +63,7 @@ def replay(
     """Publish every message of `bag` with its original spacing (divided by `rate`) until done
     or `stop` is set; first wait up to `wait_for_subscribers` s until each topic has a
     subscriber. Returns the count sent. Bags played one after another share `publishers`
-    (topic -> publisher, filled here): a subscriber matched once misses nothing of the next
-    bag, where a new publisher could deliver its first messages before the match completes."""
+    (topic -> publisher, filled here), so subscribers match each topic once, not once per bag."""
     stop = stop or threading.Event()
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
