@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="what runs the graphs: the model's torch modules, or an exported folder's ONNX graphs")
     parser.add_argument("--card", action="store_true",
                         help="record the metrics in the exported folder's model card (under the split name, plus the "
-                             "backend when it is not torch)")
+                             "backend when it is not torch and 'images' when the observations are images)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
 
 
@@ -52,11 +52,12 @@ def run(args: argparse.Namespace) -> int:
                 apply_override(tree, assignment)
             loaded = dataclasses.replace(loaded, config=from_tree(tree, "--set"))
         dataset = load_split(loaded.config.data, args.split, loaded.config.visual())
-        result = {**evaluate(loaded, dataset, args.decode, args.batch_size), "backend": args.backend}
+        result = {**evaluate(loaded, dataset, args.decode, args.batch_size), "backend": args.backend,
+                  "observation": dataset.observation}
         if args.card:
-            name = args.split if args.backend == "torch" else f"{args.split} {args.backend}"
-            add_metrics(loaded.path, name, {k: result[k] for k in ("split", "samples", "decode", "backend", "closed",
-                                                                   "open")})
+            name = " ".join([args.split] + [v for v in (args.backend, dataset.observation) if v not in ("torch", "features")])
+            add_metrics(loaded.path, name, {k: result[k] for k in ("split", "samples", "decode", "backend", "observation",
+                                                                   "closed", "open")})
     except (ConfigError, CheckpointError, DatasetError, PlannerError, ModelCardError) as error:
         print(f"planllm eval: {error}", file=sys.stderr)
         return 2

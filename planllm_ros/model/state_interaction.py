@@ -59,9 +59,8 @@ class VisualStateEncoder(nn.Module):
         k = self.config.merge
         if k == 1:
             return tokens
-        batch, count, hidden = tokens.shape
-        grid = round(count ** 0.5)
-        square = tokens.transpose(1, 2).reshape(batch, hidden, grid, grid)
+        grid = round(self.config.num_tokens ** 0.5)  # a config constant, so an exported graph keeps a dynamic batch
+        square = tokens.transpose(1, 2).reshape(-1, tokens.shape[-1], grid, grid)
         return nn.functional.avg_pool2d(square, k).flatten(2).transpose(1, 2)
 
     def image_backbone(self) -> VisualBackbone:
