@@ -1,6 +1,6 @@
 """Replay and record rosbag2 files (sqlite3 or mcap) with rclpy and the pure-Python `rosbags`.
 
-`ros2 bag` does not install from PyPI (DESIGN.md section 6). Messages travel as serialized CDR
+`ros2 bag` does not install from PyPI. Messages travel as serialized CDR
 bytes in both directions (rclpy publishes and receives raw bytes; rosbags stores the same
 bytes), so no message is ever converted and any type rclpy can import works.
 """

@@ -1,7 +1,7 @@
 """What the node publishes for one plan: the ~/plan JSON document and the ~/plan_image picture.
 
 The plan goes out as JSON in a std_msgs/String because custom .msg packages cannot be built
-from the PyPI ROS wheels (DESIGN.md section 6); the document carries the same fields a
+from the PyPI ROS wheels this package installs; the document carries the same fields a
 message would, stamps included, so consumers can match a plan to the frames it came from.
 """
 from __future__ import annotations
