@@ -16,7 +16,7 @@ def test_percentiles_are_exact():
     table = percentile_table(timings)
     assert table["backbone"] == {"p50": 50.5, "p95": pytest.approx(95.05)}
     assert table["heads"] == {"p50": 1.0, "p95": 1.0}
-    assert set(table) == set(STAGES)
+    assert set(table) == set(STAGES) - {"open_vocab"}  # a stage no run had is left out
 
 
 def test_measure_a_tiny_planner(tmp_path):
@@ -24,8 +24,8 @@ def test_measure_a_tiny_planner(tmp_path):
     rng = np.random.default_rng(0)
     start, goal = rng.random(1280).astype(np.float32), rng.random(1280).astype(np.float32)
     result = measure_latency(planner, start, goal, runs=3, warmup=1)
-    assert result["runs"] == 3 and set(result["stages_ms"]) == set(STAGES)
-    for stage in STAGES:
+    assert result["runs"] == 3 and set(result["stages_ms"]) == set(STAGES) - {"open_vocab"}  # no labels given
+    for stage in result["stages_ms"]:
         assert 0.0 < result["stages_ms"][stage]["p50"] <= result["stages_ms"][stage]["p95"]
     assert result["stages_ms"]["total"]["p50"] >= result["stages_ms"]["backbone"]["p50"]
     assert result["peak_rss_mb"] > 50

@@ -32,6 +32,7 @@ WAIT_S = 60.0  # bound on any one wait for the node (model loading on a busy mac
 STAGES = ("backbone", "heads", "captions", "decode", "open_vocab", "total")
 OPEN_VOCAB_LABELS = 100  # candidate labels per plan in the open-vocabulary measurement
 OPEN_VOCAB_BUDGET_MS = 20.0  # what naming a plan from 100 labels may add on the CPU
+NODE_BACKEND = "onnxruntime"  # how an exported model is deployed on a CPU
 
 
 def percentile_table(timings: list[dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -73,6 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stream-seconds", type=float, default=None, help="length of the 30 Hz stream (default 20; quick 4)")
 
 
+def cpu_backends(threads: int) -> tuple[tuple[str, dict], ...]:
+    """The CPU backends with ONNX Runtime held to the same thread count as torch, so the two
+    compare like with like."""
+    return tuple((name, {**options, "threads": threads} if name == "onnxruntime" else options)
+                 for name, options in CPU_BACKENDS)
+
+
 def planner_latency(model: Path, runs: int, device: str = "cpu", backends=CPU_BACKENDS,
                     captions: bool = True) -> dict[str, dict | str]:
     """{backend label: measure_latency(...) result, or the reason it did not load here}.
@@ -95,6 +103,15 @@ def planner_latency(model: Path, runs: int, device: str = "cpu", backends=CPU_BA
         finally:
             planner.close()
     return results
+
+
+def speedup_line(planner: dict[str, dict | str]) -> str:
+    """How much faster the ONNX Runtime planner's p50 total is than torch's, in this one run."""
+    torch_result, ort_result = planner.get("torch"), planner.get("onnxruntime")
+    if not isinstance(torch_result, dict) or not isinstance(ort_result, dict):
+        return "ONNX Runtime vs torch: not both measured here"
+    slow, fast = (r["stages_ms"]["total"]["p50"] for r in (torch_result, ort_result))
+    return f"**ONNX Runtime planner p50 total {fast:.1f} ms vs torch {slow:.1f} ms: {slow / fast:.2f}x faster**"
 
 
 def open_vocab_latency(model: Path, runs: int) -> dict:
@@ -126,7 +143,8 @@ def _wait(condition, what: str, timeout: float = WAIT_S) -> None:
         time.sleep(0.01)
 
 
-def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, log_path: Path) -> dict:
+def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, log_path: Path,
+                 backend: str = NODE_BACKEND) -> dict:
     """Goal -> plan latencies (ms) in on_goal mode, then the 30 Hz stream counts in continuous mode.
     The node gets `threads` intra-op threads (OMP_NUM_THREADS), like the in-process planner."""
     from planllm_ros.ros.env import apply_ros_environment, random_domain_id
@@ -143,7 +161,7 @@ def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, l
     rng = np.random.default_rng(0)
     arrivals: dict[str, float] = {}
     with open(log_path, "w") as log:
-        process = start_planner({"model_dir": str(model), "namespace": NAMESPACE},
+        process = start_planner({"model_dir": str(model), "namespace": NAMESPACE, "backend": backend},
                                 {**env, "OMP_NUM_THREADS": str(threads)}, log)
         rclpy.init()
         client = None
@@ -213,12 +231,12 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
     runs = args.runs or (5 if args.quick else 50)
     goals = args.goals or (3 if args.quick else 20)
     seconds = args.stream_seconds or (4.0 if args.quick else 20.0)
-    planner = planner_latency(model, runs)
+    planner = planner_latency(model, runs, backends=cpu_backends(args.threads))
     open_vocab = open_vocab_latency(model, runs)
     with tempfile.TemporaryDirectory(prefix="planllm-bench-") as tmp:
         node = node_latency(model, goals, seconds, args.threads, Path(tmp) / "node.log")
 
-    stages = ("backbone", "heads", "captions", "total")
+    stages = ("backbone", "heads", "captions", "decode", "total")
     table = Table(f"Planner per stage at batch 1, CPU, {runs} timed runs after 3 warm-up runs (ms)",
                   ["backend", *[f"{s} p50 / p95" for s in stages], "peak RSS (MB)"])
     for backend, result in planner.items():
@@ -227,10 +245,11 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
             continue
         cells = [f"{result['stages_ms'][s]['p50']:.1f} / {result['stages_ms'][s]['p95']:.1f}" for s in stages]
         table.rows.append([backend, *cells, f"{result['peak_rss_mb']:.0f}"])
+    speedup = speedup_line(planner)
     lat = np.asarray(node["latencies_ms"])
     model_total = np.asarray([r["total"] for r in node["reported_ms"]])
     node_total = np.asarray([r["node_total"] for r in node["reported_ms"]])
-    node_table = Table("Node end to end: goal message -> plan message over DDS (torch backend, CPU, ms)",
+    node_table = Table(f"Node end to end: goal message -> plan message over DDS ({NODE_BACKEND} backend, CPU, ms)",
                        ["goals", "goal -> plan p50", "p95", "max", "node-reported planner total p50",
                         "node-reported node total p50"],
                        [[str(lat.size), f"{np.percentile(lat, 50):.1f}", f"{np.percentile(lat, 95):.1f}",
@@ -252,10 +271,11 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
                            f"{100.0 * s['frames_dropped'] / max(1, s['frames_received']):.1f} %"]])
     stem = "latency-quick" if args.quick else "latency"
     series = {b: [r["stages_ms"][st]["p50"] if not isinstance(r, str) else float("nan") for st in stages]
-              + [float(np.percentile(lat, 50)) if b == "torch" else float("nan")] for b, r in planner.items()}
+              + [float(np.percentile(lat, 50)) if b == NODE_BACKEND else float("nan")] for b, r in planner.items()}
     plot = bar_plot(args.out / f"{stem}.png", "Planning latency p50 (CPU, batch 1)",
                     [*stages, "node goal->plan"], series, "ms")
-    notes = [f"model: `{model}`; inputs: 224x224 RGB frames (random pixels: latency does not depend on them)",
+    notes = [speedup,
+             f"model: `{model}`; inputs: 224x224 RGB frames (random pixels: latency does not depend on them)",
              "stages: backbone (frozen image encoder), heads (projection, state interaction, Q-Former, LLM forward "
              "for h, step decoder / fusion / refiner), captions (LLM generation), total",
              "node: started from launch/planllm.launch.py as a child process, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, "
