@@ -145,3 +145,12 @@ def test_broken_onnx_files_are_refused_clearly(exported, tmp_path):
         Planner.from_dir(broken, backend="onnxruntime")
     card = json.loads((exported / "model_card.json").read_text())
     assert verify_files(broken, card) == ["onnx/heads.onnx"]
+
+
+def test_decoding_settings_chosen_after_training_go_into_the_export(trained, tmp_path):
+    card = export_model(trained, tmp_path / "out", decoding=["open_vocab.method=captions", "llm_weight=0.5"])
+    assert card["config"]["decoding"]["open_vocab"]["method"] == "captions"
+    assert PlanLLM.from_pretrained(tmp_path / "out").config.decoding.llm_weight == 0.5
+    for bad in (["hidden_dim=3"], ["open_vocab.method=nonsense"], ["llm_weight"]):
+        with pytest.raises(ExportError, match="--decoding"):
+            export_model(trained, tmp_path / "bad", decoding=bad, overwrite=True)

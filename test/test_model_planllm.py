@@ -423,3 +423,22 @@ def test_merging_blocks_of_the_map_averages_projected_locations():
     assert model.encode_states(start, goal)[0].shape == (2, 12, 32)
     with pytest.raises(ConfigError, match="merge"):
         tiny_config(visual={"num_tokens": 15, "merge": 2})
+
+
+def test_plan_likelihood_continuing_the_read_prompt_equals_reading_it_again(batch):
+    """Re-ranking continues the prompt's KV cache (left unchanged for captions) instead of
+    re-reading the prompt for every candidate: the same log-likelihoods."""
+    model = make_model(seed=5)
+    set_stage(model, 2)
+    model.eval()
+    _, state_tokens, step_tokens = model.encode_states(batch[0], batch[1])
+    plans = [[LABELS[i] for i in (a, b, c)] for a, b, c in ([0, 1, 2], [3, 4, 5])] * B  # K = 2 per sample
+    with torch.no_grad():
+        prompt = model.llm.read_prompt(state_tokens, step_tokens)
+        length = prompt.cache.get_seq_length()
+        again = model.llm.plan_log_likelihood(state_tokens, step_tokens, plans)
+        cached = model.llm.plan_log_likelihood(state_tokens, step_tokens, plans, prompt)
+        captions = model.llm.generate_captions(state_tokens, step_tokens, prompt)
+    assert torch.allclose(cached, again, atol=1e-4) and cached.shape == (B, 2)
+    assert prompt.cache.get_seq_length() == length  # neither user extended the prompt's own cache
+    assert captions == model.llm.generate_captions(state_tokens, step_tokens)

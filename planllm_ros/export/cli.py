@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8", action="store_true",
                         help="quantize the backbone graph to int8 (static, calibrated on --samples images); measure "
                              "the effect with `planllm eval --backend onnxruntime --split val`")
+    parser.add_argument("--decoding", action="append", default=[], metavar="KEY=VALUE",
+                        help="set an inference-time decoding setting chosen after training, e.g. "
+                             "open_vocab.method=steps (repeatable)")
     parser.add_argument("--tensorrt", action="store_true", help="also build TensorRT engines for this GPU (cached)")
     parser.add_argument("--fp16", action="store_true", help="TensorRT engines in fp16")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -34,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(0)
     try:
         card = export_model(args.checkpoint, args.out, args.name, args.samples, args.int8, args.tensorrt, args.fp16,
-                            args.overwrite)
+                            args.overwrite, args.decoding)
     except (ExportError, ParityError, PlannerError, FileNotFoundError) as error:
         print(f"planllm export: error: {error}", file=sys.stderr)
         return 2

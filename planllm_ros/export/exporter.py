@@ -74,6 +74,32 @@ def merge_and_save(source: Source, out: Path) -> None:
         save_train_config(out, source.train_config)
 
 
+def set_decoding(model, assignments: list[str]) -> None:
+    """Apply `KEY=VALUE` settings of the model's inference-time decoding section (e.g.
+    `open_vocab.method=steps`, chosen after training on a val split), checked like any config."""
+    import yaml
+
+    from planllm_ros.model.config import ConfigError, PlanLLMConfig
+
+    tree = model.config.to_dict()
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        parts = ["decoding", *key.strip().split(".")]
+        node = tree
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ExportError(f"--decoding {assignment!r}: {'.'.join(parts)} is not a decoding setting")
+            node = node[part]
+        if not sep or parts[-1] not in node:
+            raise ExportError(f"--decoding {assignment!r}: expected KEY=VALUE with KEY a decoding setting, e.g. "
+                              f"open_vocab.method=steps")
+        node[parts[-1]] = yaml.safe_load(raw)
+    try:
+        model.config.decoding = PlanLLMConfig.from_dict(tree).decoding
+    except ConfigError as error:
+        raise ExportError(f"--decoding: {error}") from error
+
+
 def read_samples(path: str | Path) -> dict[str, torch.Tensor]:
     """Real start/goal observations for parity and int8 calibration: an .npz with `start` and
     `goal` arrays (uint8 images (N, H, W, 3) or features), as `planllm data samples` writes."""
@@ -88,9 +114,11 @@ def read_samples(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def export_model(checkpoint: str | Path, out: str | Path, name: str | None = None, samples: str | Path | None = None,
-                 int8: bool = False, tensorrt: bool = False, fp16: bool = False, overwrite: bool = False) -> dict:
+                 int8: bool = False, tensorrt: bool = False, fp16: bool = False, overwrite: bool = False,
+                 decoding: list[str] | None = None) -> dict:
     """Run every export step; returns the model card. `samples`: real observations (.npz) for
-    the parity check and, with `int8`, the backbone's calibration images."""
+    the parity check and, with `int8`, the backbone's calibration images. `decoding`:
+    KEY=VALUE settings of the model's decoding section to export with (set_decoding)."""
     from planllm_ros.model.graphs import takes_images
     from planllm_ros.model.planllm import PlanLLM
 
@@ -107,6 +135,7 @@ def export_model(checkpoint: str | Path, out: str | Path, name: str | None = Non
         shutil.rmtree(out)
     real = read_samples(samples) if samples is not None else None
     source = load_source(checkpoint)
+    set_decoding(source.model, decoding or [])
     if int8 and not (takes_images(source.model) and real is not None and real["start"].dtype == torch.uint8):
         raise ExportError("--int8 quantizes the image backbone: it needs a model that takes images and --samples "
                           "holding uint8 training images to calibrate on")

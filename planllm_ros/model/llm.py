@@ -15,6 +15,7 @@ appended ground truth: training and inference compute h identically.
 """
 from __future__ import annotations
 
+import copy
 import re
 import warnings
 from collections.abc import Iterable, Sequence
@@ -36,7 +37,8 @@ _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch
 
 @dataclass
 class PromptState:
-    """What one pass over the prompt leaves: h (B, T, hidden_dim), the KV cache, next-token logits."""
+    """What one pass over the prompt leaves: h (B, T, hidden_dim), the KV cache, next-token
+    logits. Its users copy the cache before extending it, so one read serves them all."""
 
     hidden: torch.Tensor
     cache: object
@@ -167,19 +169,35 @@ class LLMBranch(nn.Module):
 
     @torch.no_grad()
     def plan_log_likelihood(self, state_tokens: torch.Tensor, step_tokens: torch.Tensor,
-                            plans: Sequence[Sequence[str]]) -> torch.Tensor:
+                            plans: Sequence[Sequence[str]], prompt: PromptState | None = None) -> torch.Tensor:
         """log p(plan sentence | prompt) summed over its tokens, for K candidate plans (each a
         list of T step texts) of every sample: (B, K). What ASC trains the LLM to make large
-        for the true plan; PlanLLM.decode uses it to re-rank closed-set candidates."""
+        for the true plan; the pipeline uses it to re-rank closed-set candidates. With `prompt`
+        (read_prompt's state, left unchanged) only the plans' tokens are run, after a copy of
+        its KV cache."""
         batch, k = state_tokens.shape[0], len(plans) // state_tokens.shape[0]
         if k * batch != len(plans) or k == 0:
             raise ValueError(f"expected K plans per sample for {batch} samples, got {len(plans)} plans")
+        if prompt is not None:
+            return self._continuation_log_likelihood(prompt, [format_plan(plan) for plan in plans], k).view(batch, k)
         prompt = self.prompt_embeddings(state_tokens, step_tokens).repeat_interleave(k, dim=0)
         inputs, mask, labels = self._append_targets(prompt, [format_plan(plan) for plan in plans])
         logits = self.model(inputs_embeds=inputs, attention_mask=mask).logits[:, :-1].float()
         targets = labels[:, 1:]
         token_ll = logits.log_softmax(-1).gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
         return (token_ll * (targets != -100)).sum(1).view(batch, k)
+
+    def _continuation_log_likelihood(self, prompt: PromptState, targets: Sequence[str], k: int) -> torch.Tensor:
+        """Summed log-probabilities of each target's tokens (" <plan></s>") continuing the read
+        prompt, K targets per prompt: (B*K,)."""
+        cache = copy.deepcopy(prompt.cache)
+        cache.batch_repeat_interleave(k)
+        ids, mask = self._target_ids(targets, prompt.next_logits.device)
+        past = torch.ones(ids.shape[0], cache.get_seq_length(), dtype=torch.long, device=ids.device)
+        logits = self.model(input_ids=ids, attention_mask=torch.cat([past, mask], dim=1), past_key_values=cache).logits
+        logits = torch.cat([prompt.next_logits.repeat_interleave(k, dim=0)[:, None], logits[:, :-1]], dim=1).float()
+        token_ll = logits.log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+        return (token_ll * mask).sum(1)
 
     def _append_targets(self, prompt: torch.Tensor, targets: Sequence[str]):
         """inputs_embeds, attention mask and LM labels of prompt + " <plan></s>" (labels only on the plan)."""
@@ -229,8 +247,8 @@ class LLMBranch(nn.Module):
     def generate_captions(self, state_tokens: torch.Tensor, step_tokens: torch.Tensor,
                           prompt: PromptState | None = None) -> list[list[str]]:
         """The free-form plan O (Eq. 10), parsed into T captions per sample. Greedy decoding
-        continues from `prompt` (read_prompt's KV cache, consumed here; read afresh when None)
-        one token at a time; beam search (generation_config.num_beams > 1) goes through
+        continues from `prompt` (a copy of read_prompt's KV cache; read afresh when None) one
+        token at a time; beam search (generation_config.num_beams > 1) goes through
         transformers' generate."""
         if (self.base_model().generation_config.num_beams or 1) > 1:  # transformers 5 leaves it None by default
             embeds = self.prompt_embeddings(state_tokens, step_tokens)
@@ -249,7 +267,7 @@ class LLMBranch(nn.Module):
         Every prompt of a batch has the same length (the same words around the soft tokens),
         so no attention mask is needed."""
         eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
-        logits, cache = prompt.next_logits, prompt.cache
+        logits, cache = prompt.next_logits, copy.deepcopy(prompt.cache)  # the prompt's cache serves re-ranking too
         finished = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
         tokens = []
         for _ in range(self.config.max_new_tokens):
