@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from training.datasets.base import DatasetError
-from training.datasets.benchmarks import load_benchmark, load_benchmark_with_report, train_transition_matrix
+from training.datasets.benchmarks import load_benchmark, load_benchmark_with_report
 
 TASKS = """111
 Make Tea
@@ -104,15 +104,6 @@ def test_windows_with_any_step_outside_the_features_are_dropped(tmp_path):
     assert [s.steps.tolist() for s in test2] == [[4, 2]] and report.dropped == 2
     np.testing.assert_allclose(test2[0].start, [5, 50])
     np.testing.assert_allclose(test2[0].goal, [8, 80])
-
-
-def test_train_transition_matrix_counts_full_train_sequences(tmp_path):
-    root, _ = make_crosstask(tmp_path)
-    matrix = train_transition_matrix("crosstask", root, smoothing=1.0)
-    counts = np.ones((5, 5))
-    for a, b in [(2, 3), (3, 4), (4, 2), (1, 0)]:  # v1: 2 3 4 2, v2: 1 0 (test video v3 not counted)
-        counts[a, b] += 1
-    np.testing.assert_allclose(matrix, counts / counts.sum(axis=1, keepdims=True))
 
 
 def test_without_indices_file_ids_follow_tasks_primary(tmp_path, caplog):

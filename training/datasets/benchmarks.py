@@ -24,7 +24,6 @@ from training.datasets.base import (
     Sample,
     StepDescription,
     StepVocabulary,
-    transition_matrix,
 )
 from training.datasets.descriptions import label_descriptions, load_schema_descriptions
 from training.datasets.features import SIMULATED_MARKER, feature_file, read_features, state_feature
@@ -71,13 +70,6 @@ def benchmark_descriptions(name: str, root: str | Path, vocab: StepVocabulary,
         return load_schema_descriptions(default, vocab)
     log.warning("%s not found: step descriptions are the bare labels", default)
     return label_descriptions(vocab)
-
-
-def train_transition_matrix(name: str, root: str | Path, smoothing: float = 1.0) -> np.ndarray:
-    """(N, N) step transition matrix of the train split's full annotated sequences (the prior
-    the peers' Viterbi decoding uses), Laplace-smoothed so no row is NaN."""
-    vocab, videos = read_benchmark(name, root, "train")
-    return transition_matrix([[s.step for s in v.segments] for v in videos], vocab.num_steps, smoothing)
 
 
 def window_samples(video: VideoAnnotation, features: np.ndarray, horizon: int) -> tuple[list[Sample], int]:
