@@ -22,7 +22,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "openvocab": ("training.bench.openvocab", "open vocabulary: paraphrased labels, novel tasks, other label sets"),
     "latency": ("training.bench.latency", "planner per-stage latency per backend, node end to end over DDS, 30 Hz drops"),
     "train": ("training.bench.train_cost", "training samples/s and peak memory, stage 1 and 2, one vs two processes"),
-    "gpu": ("training.bench.gpu", "7B-shaped LLM tokens/s vs the bandwidth floor; graph latency per GPU backend"),
+    "gpu": ("training.bench.gpu", "the GPU check: 7B-shaped decode vs the bandwidth floor, prefill, LoRA training, merge, the Planner on CUDA"),
     "textenc": ("training.bench.text_encoders", "text encoders: label -> paraphrase top-1, open-vocabulary SR ceiling, size, CPU latency"),
 }
 

@@ -416,8 +416,7 @@ def memory_mb(ctx: Context) -> str:
 
 def planner_inputs(planner) -> tuple[object, object, str]:
     """Start and goal images when the model's backbone loads here, else features of the shape
-    the model takes: (C,) for one token or pooled tokens, else (L, C) (a config without
-    num_tokens / pool_tokens is a one-token model)."""
+    the model takes: (C,) for one token or pooled tokens, else (L, C)."""
     from planllm_ros.runtime.errors import PlannerError
 
     rng = np.random.default_rng(0)
@@ -427,7 +426,7 @@ def planner_inputs(planner) -> tuple[object, object, str]:
                 "224x224 RGB images through the model's image backbone")
     except (PlannerError, ImportError) as error:
         visual = planner.model.config.visual
-        tokens = 1 if getattr(visual, "pool_tokens", False) else getattr(visual, "num_tokens", 1)
+        tokens = 1 if visual.pool_tokens else visual.num_tokens
         shape = (planner.feature_dim,) if tokens == 1 else (tokens, planner.feature_dim)
         reason = str(error).splitlines()[0]
         return (*(rng.standard_normal(shape).astype(np.float32) for _ in range(2)),
