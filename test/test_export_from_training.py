@@ -1,15 +1,21 @@
-"""`planllm export` from what `planllm train` writes: a run directory (its model/) and a
-resumable training checkpoint. The card then carries the step descriptions and the metrics
-reached on a split, and parity is also checked on real validation samples."""
+"""`planllm export` from what `planllm train` writes: a run directory (its model/ folder). The
+card carries the step descriptions, parity is also checked on real training images, and
+`planllm eval --card` adds the metrics reached on a split. A directory holding only a resumable
+training checkpoint is refused with what to do."""
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
-from planllm_ros.export.exporter import export_model
+from planllm_ros.cli import main as planllm
+from planllm_ros.export.exporter import ExportError, export_model
 from planllm_ros.runtime.planner import Planner
 
 pytestmark = pytest.mark.slow  # a (very short) real training run
+
+SETS = ["train.stage1.epochs=1", "train.stage2.epochs=1", "data.train_samples=48", "data.eval_samples=16"]
 
 
 @pytest.fixture(scope="module")
@@ -18,32 +24,29 @@ def run_dir(tmp_path_factory):
     from training.trainer import train
 
     out = tmp_path_factory.mktemp("run") / "tabletop"
-    config = load_config("tabletop-tiny", [
-        "train.stage1.epochs=1", "train.stage2.epochs=1", "data.train_samples=48", "data.eval_samples=16",
-        f"data.cache_dir={out.parent / 'cache'}",
-    ])
-    train(config, out, device="cpu")
+    train(load_config("tabletop-tiny", [*SETS, f"data.cache_dir={out.parent / 'cache'}"]), out, device="cpu")
     return out
 
 
-def test_export_a_run_with_metrics_and_descriptions(run_dir, tmp_path):
-    card = export_model(run_dir, tmp_path / "model", eval_split="test")
-    assert card["source"]["kind"] == "trained model"
-    assert card["metrics"]["split"] == "test" and card["metrics"]["samples"] == 16
-    assert 0.0 <= card["metrics"]["closed"]["sr"] <= 100.0
+def test_export_a_run_then_record_its_metrics(run_dir, tmp_path):
+    samples = tmp_path / "samples.npz"
+    assert planllm(["data", "samples", "--config", "tabletop-tiny", *sum((["--set", s] for s in SETS), []),
+                    "--count", "4", "--out", str(samples)]) == 0
+    card = export_model(run_dir, tmp_path / "model", samples=samples)
+    assert card["source"]["path"] == str(run_dir / "model")
     assert all(d.strip() for d in card["descriptions"]) and len(card["descriptions"]) == len(card["labels"])
-    assert max(card["parity_max_abs_diff"].values()) <= 1e-4
+    assert max(card["parity_max_abs_diff"].values()) <= 1e-4 and "backbone.tokens" in card["parity_max_abs_diff"]
     assert (tmp_path / "model" / "train_config.json").is_file()
     feats = np.random.default_rng(0).random((2, 196, 96)).astype(np.float32)  # the preset's block-13 token maps
     plans = [Planner.from_dir(tmp_path / "model", backend=b).plan(feats[0], feats[1]) for b in ("torch", "onnxruntime")]
     assert plans[0].step_ids == plans[1].step_ids
 
+    assert planllm(["eval", "--checkpoint", str(tmp_path / "model"), "--split", "test", "--card"]) == 0
+    metrics = json.loads((tmp_path / "model" / "model_card.json").read_text())["metrics"]["test"]
+    assert metrics["samples"] == 16 and metrics["backend"] == "torch" and 0.0 <= metrics["closed"]["sr"] <= 100.0
+    assert "test" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
 
-def test_export_a_training_checkpoint_gives_the_same_model(run_dir, tmp_path):
-    """The resumable checkpoint holds the best stage-2 weights, which are the run's final model."""
-    from_run = export_model(run_dir, tmp_path / "a")
-    from_checkpoint = export_model(run_dir / "checkpoint", tmp_path / "b")
-    assert from_checkpoint["source"]["kind"] == "training checkpoint"
-    assert from_checkpoint["labels"] == from_run["labels"]
-    assert np.allclose(from_checkpoint["transition"], from_run["transition"], atol=1e-6)
-    assert from_checkpoint["files"]["onnx/heads.onnx"] == from_run["files"]["onnx/heads.onnx"]
+
+def test_a_checkpoint_without_a_model_folder_is_refused_with_what_to_do(run_dir, tmp_path):
+    with pytest.raises(ExportError, match="planllm train --resume"):
+        export_model(run_dir / "checkpoint", tmp_path / "out")

@@ -49,9 +49,9 @@ def load_source(path: str | Path) -> Source:
         raise ExportError(f"--checkpoint {path}: no such directory")
     model_dir = path / RUN_MODEL_DIR if is_model_folder(path / RUN_MODEL_DIR) else path
     if not is_model_folder(model_dir):
-        raise ExportError(f"--checkpoint {path}: not a `planllm train` run or a model folder (no config.json "
-                          f"in it or in its {RUN_MODEL_DIR}/); an interrupted run writes its model folder when "
-                          f"resumed to the end with `planllm train --resume`")
+        raise ExportError(f"--checkpoint {path}: not a `planllm train` run or a model folder (no config.json and "
+                          f"step_labels.json in it or in its {RUN_MODEL_DIR}/); a run writes its model folder at the "
+                          f"end, so finish an interrupted one with `planllm train --resume`")
     try:
         model = PlanLLM.from_pretrained(model_dir).eval()
         return Source(model, load_transition(model_dir, model.config.num_steps), load_train_config(model_dir), model_dir)

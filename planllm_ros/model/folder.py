@@ -46,7 +46,8 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def is_model_folder(directory: str | Path) -> bool:
-    return (Path(directory) / CONFIG_FILE).is_file()
+    """Whether `directory` looks like a model folder (a training checkpoint also has a config.json)."""
+    return all((Path(directory) / name).is_file() for name in (CONFIG_FILE, LABELS_FILE))
 
 
 def save_transition(directory: str | Path, matrix: np.ndarray | torch.Tensor) -> Path:
