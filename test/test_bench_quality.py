@@ -156,6 +156,14 @@ def test_cached_scores_reused_while_weights_data_and_code_are_unchanged(work: Pa
     assert json.loads(scores.read_text())["scores"]["deployed"]["test"]["metrics"]["sr"] < 100.0
 
 
+def test_score_only_trains_nothing_and_says_what_it_left_out(work: Path, report: str) -> None:
+    text = quality(work, work / "score-only", "--variants", "full", "no-mim", "--score-only")
+    assert not run_dir(work, "no-mim").exists()  # nothing was trained
+    assert list(rows(text, "test split")) == [FULL, PLAIN, FIRST_LAST, NEAREST, CEILING]
+    assert "not run here (--score-only: not every seed trained under the work directory): tabletop T=3: no-mim" in text
+    assert rows(text, "test split")[FULL] == rows(report, "test split")[FULL]  # the same run, the same scores
+
+
 def test_a_failing_run_in_a_process_surfaces() -> None:
     with pytest.raises(ValueError, match="invalid literal"):
         in_processes(2, [(int, [("x",)], "a failing item")])

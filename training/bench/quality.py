@@ -91,6 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CrossTask annotation release (the real files)")
     parser.add_argument("--crosstask-features", type=Path, default=None,
                         help="CrossTask feature files (default: simulated into WORK_DIR/crosstask-simulated)")
+    parser.add_argument("--score-only", action="store_true",
+                        help="train nothing: score the runs already trained under --work-dir (on another machine, "
+                             "or by an earlier invocation); a variant is left out of a table unless all its seeds "
+                             "are trained, and the report lists what was left out")
 
 
 def _positive(text: str) -> int:
@@ -363,9 +367,19 @@ def _score_simple(group: Group, runs: list[Run], seeds: list[int], version: str)
             group.add(title, "simple", _seed_result(seed, scores[name], {"wall_s": scores[name]["fit_s"], "jobs": 1}))
 
 
+def left_out(runs: list[Run]) -> list[Run]:
+    """The runs of every dataset x horizon x variant that has a seed not trained yet: a variant is
+    scored with all its seeds or not at all, so that every verdict pairs the same seeds."""
+    incomplete = {(r.dataset, r.horizon, r.variant) for r in runs if not is_trained(r.run_dir)}
+    return [r for r in runs if (r.dataset, r.horizon, r.variant) in incomplete]
+
+
 def measure(args: argparse.Namespace) -> list[Group]:
-    """One Group per dataset x horizon, training what is missing and scoring what is not cached."""
+    """One Group per dataset x horizon, training what is missing (--score-only: leaving it out)
+    and scoring what is not cached."""
     runs = planned_runs(args)
+    args.left_out = left_out(runs) if args.score_only else []
+    runs = [r for r in runs if r not in args.left_out]
     train_missing(runs, args.jobs)
     version = code_version()
     groups = []
@@ -373,6 +387,8 @@ def measure(args: argparse.Namespace) -> list[Group]:
         for horizon in args.horizons:
             group = Group(dataset, horizon)
             mine = [r for r in runs if r.dataset == dataset and r.horizon == horizon]
+            if not mine:
+                continue
             _score_runs(group, mine, version)
             if dataset == "tabletop":
                 _score_simple(group, mine, args.seeds, version)
@@ -528,6 +544,13 @@ def notes(args: argparse.Namespace) -> list[str]:
             "(docs/evaluation.md, \"The exact tabletop ceiling\"); its other columns are the expected scores of "
             "the planner that reaches it",
         ]
+    if args.left_out:
+        variants: dict[tuple[str, int], list[str]] = {}
+        for r in args.left_out:
+            names = variants.setdefault((r.dataset, r.horizon), [])
+            names += [] if r.variant in names else [r.variant]
+        out.append("not run here (--score-only: not every seed trained under the work directory): " + "; ".join(
+            f"{dataset} T={horizon}: {', '.join(names)}" for (dataset, horizon), names in variants.items()))
     if "crosstask" in args.datasets:
         simulated = args.crosstask_features is None
         out.append("CrossTask: " + ("SIMULATED features (training.datasets.simulate): the numbers test the "
