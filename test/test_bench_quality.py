@@ -198,3 +198,15 @@ def test_openvocab_quick_reuses_the_runs(work: Path, report: str) -> None:
     (diagnostics,) = rows(text, "Why novel tasks fail").items()
     assert diagnostics[0] == str(SEED) and all(0 <= float(x) <= 100 for x in diagnostics[1])
     assert (out / "openvocab-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_cell_leaves_resumed_runs_out_of_the_mean() -> None:
+    from training.bench.quality import Row, SeedResult, _train_cell
+
+    def seed(wall: float, resumed: bool) -> SeedResult:
+        return SeedResult(0, {}, np.zeros(1), "", 0.0, {"wall_s": wall, "cpu_s": wall, "jobs": 2, "resumed": resumed})
+
+    assert _train_cell(Row("a", "model", [seed(1000, False), seed(60, True), seed(1200, False)])) == \
+        "1100 (CPU 1100), 2 at once; 1 resumed run(s) not counted"
+    assert _train_cell(Row("b", "model", [seed(60, True)])) == \
+        "60 (CPU 60), 2 at once; every run resumed: seconds after the resume only"

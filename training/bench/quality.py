@@ -424,20 +424,26 @@ def verdicts(group: Group) -> list[str]:
 
 
 def _train_cell(row: Row) -> str:
+    """Mean training seconds of the row's runs. A resumed run's record covers only the part after
+    the resume, so it is counted only when no run of the row trained in one go."""
     if row.kind == "plain":
         return "same runs"
     known = [s.train for s in row.seeds if s.train is not None]
     if not known:
         return "n/a (trained elsewhere)"
-    jobs = sorted({int(t["jobs"]) for t in known})
-    text = f"{np.mean([t['wall_s'] for t in known]):.0f}"
-    if all("cpu_s" in t for t in known):
-        text += f" (CPU {np.mean([t['cpu_s'] for t in known]):.0f})"
+    whole = [t for t in known if not t.get("resumed")]
+    timed = whole or known
+    jobs = sorted({int(t["jobs"]) for t in timed})
+    text = f"{np.mean([t['wall_s'] for t in timed]):.0f}"
+    if all("cpu_s" in t for t in timed):
+        text += f" (CPU {np.mean([t['cpu_s'] for t in timed]):.0f})"
     text += f", {'/'.join(map(str, jobs))} at once"
     if len(known) < len(row.seeds):
         text += f"; {len(row.seeds) - len(known)} run(s) trained elsewhere"
-    if any(t.get("resumed") for t in known):
-        text += "; resumed runs count from the resume"
+    if not whole:
+        text += "; every run resumed: seconds after the resume only"
+    elif len(whole) < len(known):
+        text += f"; {len(known) - len(whole)} resumed run(s) not counted"
     return text
 
 
