@@ -161,6 +161,7 @@ def test_score_only_trains_nothing_and_says_what_it_left_out(work: Path, report:
     assert not run_dir(work, "no-mim").exists()  # nothing was trained
     assert list(rows(text, "test split")) == [FULL, PLAIN, FIRST_LAST, NEAREST, CEILING]
     assert "not run here (--score-only: not every seed trained under the work directory): tabletop T=3: no-mim" in text
+    assert "this invocation trained no run (--score-only)" in text and "runs trained one at a time" not in text
     assert rows(text, "test split")[FULL] == rows(report, "test split")[FULL]  # the same run, the same scores
 
 

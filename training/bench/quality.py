@@ -518,7 +518,9 @@ def notes(args: argparse.Namespace) -> list[str]:
         f"training: the `<dataset>-tiny` presets (training/configs/) at their own sizes"
         f"{' with ' + ' '.join(changes) if changes else ' (tabletop-tiny: 4800 training, 1000 val and 1000 test samples; crosstask-tiny: every window)'}; "
         f"one model per dataset x horizon x variant x seed, in `{args.work_dir}/`; "
-        + (f"{args.jobs} runs trained at once on this machine ({os.cpu_count()} CPUs), each its own process with one "
+        + ("this invocation trained no run (--score-only): the train column gives each run's own record"
+           if args.score_only else
+           f"{args.jobs} runs trained at once on this machine ({os.cpu_count()} CPUs), each its own process with one "
            "torch thread" if args.jobs > 1 else f"runs trained one at a time with {args.threads} torch thread(s)"),
         "seeds: seed S sets train.seed=S and data.seed=S, so seeds differ in training data and in test samples "
         "(tabletop: the episodes every split draws; CrossTask: the validation carve); every system is scored on the "
