@@ -9,13 +9,19 @@ float, because YAML and JSON write `1` for `1.0`.
 
 Supported field types: nested dataclasses, int, float, bool, str, `X | None`, `list[X]`,
 `dict[str, X]` and `Any` (taken as is).
+
+`split_assignment` and `assign` apply a command-line `key=value` (dotted key, YAML value) to a
+raw tree before it is built, for `--set` of the training config and `--decoding` of the export.
 """
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from typing import Any, TypeVar
+
+import yaml
 
 T = TypeVar("T")
 
@@ -75,3 +81,47 @@ def convert(kind: Any, value: Any, where: str) -> Any:
 def _shown(value: Any) -> str:
     """A value for an error message: scalars as written, containers by their type."""
     return type(value).__name__ if isinstance(value, (dict, list)) else repr(value)
+
+
+def split_assignment(assignment: str, flag: str, example: str) -> tuple[list[str], Any]:
+    """`key=value` -> (the dotted key's parts, the value read as YAML); `flag` and `example`
+    name the option in errors."""
+    key, sep, raw = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"{flag} {assignment!r}: expected key=value, e.g. {example}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{flag} {assignment!r}: the value is not valid YAML ({error})") from error
+    return key.split("."), _yaml11_float(value)
+
+
+def assign(tree: dict[str, Any], parts: list[str], value: Any, where: str) -> None:
+    """Set tree[parts[0]][parts[1]]... = value in place (list items by index), creating missing
+    sections; `build` then checks the result. `where` starts error messages (option and key)."""
+    node: Any = tree
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            node = node[_list_index(node, part, where)]
+            continue
+        if not isinstance(node.get(part, {}), (dict, list)):
+            raise ConfigError(f"{where}: {'.'.join(parts[:i + 1])} is a value, not a section")
+        node = node.setdefault(part, {})
+    if isinstance(node, list):
+        node[_list_index(node, parts[-1], where)] = value
+    else:
+        node[parts[-1]] = value
+
+
+def _yaml11_float(value: Any) -> Any:
+    """YAML 1.1 reads `1e-4` (no dot) as a string; on the command line it means the number."""
+    if isinstance(value, str) and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value):
+        return float(value)
+    return value
+
+
+def _list_index(node: list, part: str, where: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"{where}: {part!r} is not an index of a list of {len(node)}")
+    return int(part)

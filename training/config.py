@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from planllm_ros.config_tree import ConfigError, build
+from planllm_ros.config_tree import ConfigError, assign, build, split_assignment
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("data", "train", "model", "name")
@@ -179,48 +179,13 @@ def load_yaml_tree(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 
 def apply_override(tree: dict[str, Any], assignment: str) -> None:
-    """Apply one `key=value` (dotted key, YAML value) to a raw config tree in place."""
-    key, sep, raw = assignment.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. variant.use_mim=false")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as error:
-        raise ConfigError(f"--set {assignment!r}: the value is not valid YAML ({error})") from error
-    value = _yaml11_float(value)
-    parts = key.split(".")
+    """Apply one `key=value` (dotted key, YAML value) to a raw config tree in place; a key outside
+    the top-level sections is a model key."""
+    parts, value = split_assignment(assignment, "--set", "variant.use_mim=false")
+    key = ".".join(parts)
     if parts[0] not in SECTIONS:
         parts = ["model", *parts]
-    node: Any = tree
-    for i, part in enumerate(parts[:-1]):
-        if isinstance(node, list):
-            node = node[_list_index(node, part, key)]
-            continue
-        if not isinstance(node.get(part, {}), (dict, list)):
-            raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} is a value, not a section")
-        node = node.setdefault(part, {})
-    last = parts[-1]
-    if isinstance(node, list):
-        node[_list_index(node, last, key)] = value
-    else:
-        node[last] = value
-
-
-def _yaml11_float(value: Any) -> Any:
-    """YAML 1.1 reads `1e-4` (no dot) as a string; on the command line it means the number."""
-    if isinstance(value, str):
-        try:
-            return float(value) if re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value) else value
-        except ValueError:
-            return value
-    return value
-
-
-def _list_index(node: list, part: str, key: str) -> int:
-    if not part.isdigit() or int(part) >= len(node):
-        raise ConfigError(f"--set {key}: {part!r} is not an index of a list of {len(node)}")
-    return int(part)
+    assign(tree, parts, value, f"--set {key}")
 
 
 def _expand_env(value: Any, where: str) -> Any:

@@ -77,23 +77,16 @@ def merge_and_save(source: Source, out: Path) -> None:
 def set_decoding(model, assignments: list[str]) -> None:
     """Apply `KEY=VALUE` settings of the model's inference-time decoding section (e.g.
     `open_vocab.method=steps`, chosen after training on a val split), checked like any config."""
-    import yaml
-
-    from planllm_ros.model.config import ConfigError, PlanLLMConfig
+    from planllm_ros.config_tree import ConfigError, assign, split_assignment
+    from planllm_ros.model.config import PlanLLMConfig
 
     tree = model.config.to_dict()
-    for assignment in assignments:
-        key, sep, raw = assignment.partition("=")
-        parts = ["decoding", *key.strip().split(".")]
-        node = tree
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                raise ExportError(f"--decoding {assignment!r}: {'.'.join(parts)} is not a decoding setting")
-            node = node[part]
-        if not sep or parts[-1] not in node:
-            raise ExportError(f"--decoding {assignment!r}: expected KEY=VALUE with KEY a decoding setting, e.g. "
-                              f"open_vocab.method=steps")
-        node[parts[-1]] = yaml.safe_load(raw)
+    try:
+        for assignment in assignments:
+            parts, value = split_assignment(assignment, "--decoding", "open_vocab.method=steps")
+            assign(tree, ["decoding", *parts], value, f"--decoding {'.'.join(parts)}")
+    except ConfigError as error:
+        raise ExportError(str(error)) from error
     try:
         model.config.decoding = PlanLLMConfig.from_dict(tree).decoding
     except ConfigError as error:

@@ -553,10 +553,9 @@ def notes(args: argparse.Namespace) -> list[str]:
             "the planner that reaches it",
         ]
     if args.left_out:
-        variants: dict[tuple[str, int], list[str]] = {}
+        variants: dict[tuple[str, int], dict[str, None]] = {}  # in run order, without repeats
         for r in args.left_out:
-            names = variants.setdefault((r.dataset, r.horizon), [])
-            names += [] if r.variant in names else [r.variant]
+            variants.setdefault((r.dataset, r.horizon), {})[r.variant] = None
         out.append("not run here (--score-only: not every seed trained under the work directory): " + "; ".join(
             f"{dataset} T={horizon}: {', '.join(names)}" for (dataset, horizon), names in variants.items()))
     if "crosstask" in args.datasets:
