@@ -35,7 +35,7 @@ test-fast: install
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 demo: install
-	$(PY) -m planllm_ros.demo
+	$(PY) -m planllm_ros.tools.demo
 
 clean-venv:
 	rm -rf $(VENV)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from planllm_ros.ros.env import apply_ros_environment, random_domain_id, ros_environment
+from planllm_ros.tools.env import apply_ros_environment, random_domain_id, ros_environment
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

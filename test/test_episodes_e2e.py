@@ -23,9 +23,9 @@ import rclpy
 from std_msgs.msg import String
 
 from conftest import wait_for
-from planllm_ros.ros.client import PlannerClient
-from planllm_ros.ros.demo_source import TRUTH_QOS
-from planllm_ros.ros.processes import start, start_planner, stop
+from planllm_ros.tools.client import PlannerClient
+from planllm_ros.tools.demo_source import TRUTH_QOS
+from planllm_ros.tools.processes import start, start_planner, stop
 from training.config import load_config
 from training.episodes.baseline import nearest_neighbour_metrics
 from training.episodes.frames import typestore

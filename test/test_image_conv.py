@@ -10,14 +10,13 @@ from PIL import Image as PILImage
 from sensor_msgs.msg import CompressedImage, Image
 
 from planllm_ros.ros.image_conv import (
-    MAX_SIDE,
-    ImageConversionError,
     compressed_to_rgb,
     image_to_rgb,
     msg_to_rgb,
     rgb_to_compressed,
     rgb_to_image,
 )
+from planllm_ros.runtime.images import MAX_SIDE, ImageConversionError
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 
-from planllm_ros.ros.bag import BAG_VERSION, STORAGES
 from planllm_ros.ros.image_conv import image_to_rgb, rgb_to_image
+from planllm_ros.tools.bag import BAG_VERSION, STORAGES
 
 pytestmark = pytest.mark.ros
 COUNT = 8

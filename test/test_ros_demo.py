@@ -19,8 +19,8 @@ from std_msgs.msg import String
 from conftest import wait_for
 from planllm_ros.ros.image_conv import image_to_rgb
 from planllm_ros.ros.planner_node import CAMERA_QOS, GOAL_QOS
-from planllm_ros.ros.processes import start, stop
 from planllm_ros.runtime.cli import default_model_dir
+from planllm_ros.tools.processes import start, stop
 from training.tabletop import scenario
 
 pytestmark = pytest.mark.ros
@@ -73,7 +73,7 @@ def test_demo_shows_plans_from_the_bundled_model(ros_env: dict[str, str]) -> Non
     if not (default_model_dir() / "config.json").is_file():
         pytest.skip(f"the bundled model {default_model_dir()} is not in this checkout yet")
     result = subprocess.run(
-        [sys.executable, "-m", "planllm_ros.demo", "--max-goals", "2", "--seconds-per-goal", "4"],
+        [sys.executable, "-m", "planllm_ros.tools.demo", "--max-goals", "2", "--seconds-per-goal", "4"],
         env=ros_env, capture_output=True, text=True, timeout=400,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr

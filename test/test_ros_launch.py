@@ -11,8 +11,8 @@ import rclpy
 import yaml
 
 from conftest import REPO, wait_for
-from planllm_ros.ros.launch_reader import default_launch_file, read_launch
-from planllm_ros.ros.processes import start_planner, stop
+from planllm_ros.tools.launch_reader import default_launch_file, read_launch
+from planllm_ros.tools.processes import start_planner, stop
 
 LAUNCH_XML = REPO / "launch" / "planllm.launch.xml"
 

@@ -18,10 +18,10 @@ import rclpy
 
 from conftest import wait_for
 from planllm_ros.model.config import OpenVocabConfig
-from planllm_ros.ros.client import PlannerClient
 from planllm_ros.ros.image_conv import image_to_rgb, rgb_to_image
 from planllm_ros.ros.plan_output import PANEL_HEIGHT, render_plan_image
-from planllm_ros.ros.processes import start_planner, stop
+from planllm_ros.tools.client import PlannerClient
+from planllm_ros.tools.processes import start_planner, stop
 from runtime_helpers import LABELS, save_tiny_model
 
 pytestmark = pytest.mark.ros

@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 
 from conftest import REPO
-from planllm_ros.ros.launch_reader import read_launch
 from planllm_ros.ros.params import SPECS
+from planllm_ros.tools.launch_reader import read_launch
 
 LAUNCH_XML = REPO / "launch" / "planllm.launch.xml"
 LAUNCH_PY = REPO / "launch" / "planllm.launch.py"

@@ -16,9 +16,9 @@ import rclpy
 import yaml
 
 from conftest import wait_for
-from planllm_ros.ros.client import PlannerClient
-from planllm_ros.ros.launch_reader import read_launch
-from planllm_ros.ros.processes import start_planner, stop
+from planllm_ros.tools.client import PlannerClient
+from planllm_ros.tools.launch_reader import read_launch
+from planllm_ros.tools.processes import start_planner, stop
 
 pytestmark = pytest.mark.ros
 

@@ -1,1 +1,1 @@
-"""ROS 2 side of planllm_ros: the planner node, image conversion and the bag / demo tools."""
+"""The robot's ROS 2 side: the planner lifecycle node, its parameters, image conversion, plan output and worker."""

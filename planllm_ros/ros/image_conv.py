@@ -1,9 +1,10 @@
 """sensor_msgs Image / CompressedImage <-> numpy HxWx3 uint8 RGB, without cv_bridge.
 
 cv_bridge for ROS 2 is not installable from PyPI (and PyPI's cv-bridge is the ROS 1 one, broken
-with numpy 2), so the node converts with numpy. Every malformed message raises
-ImageConversionError with a message that says what was wrong, so the node can log it and
-drop the frame instead of crashing.
+with numpy 2), so the node converts with numpy. The pixels are decoded by
+planllm_ros/runtime/images.py, which the trainer shares for recorded frames; this module is the
+message side. Every malformed message raises ImageConversionError with a message that says what
+was wrong, so the node can log it and drop the frame instead of crashing.
 """
 from __future__ import annotations
 
@@ -15,75 +16,24 @@ from PIL import Image as PILImage
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-# Larger frames are refused before any allocation: no camera we plan from is bigger, and a
-# corrupt height/width must not make the node allocate gigabytes.
-MAX_SIDE = 8192
-# encoding -> (channels, index of R,G,B in a pixel; None for grey)
-ENCODINGS: dict[str, tuple[int, tuple[int, int, int] | None]] = {
-    "rgb8": (3, (0, 1, 2)),
-    "bgr8": (3, (2, 1, 0)),
-    "rgba8": (4, (0, 1, 2)),
-    "bgra8": (4, (2, 1, 0)),
-    "mono8": (1, None),
-}
-COMPRESSED_FORMATS = {"jpeg": "JPEG", "png": "PNG"}
-
-
-class ImageConversionError(ValueError):
-    """A message that cannot be turned into an RGB frame (the text says why)."""
-
-
-def _check_size(width: int, height: int, what: str) -> None:
-    if width <= 0 or height <= 0:
-        raise ImageConversionError(f"{what} is empty: {width}x{height}")
-    if width > MAX_SIDE or height > MAX_SIDE:
-        raise ImageConversionError(f"{what} is {width}x{height}, larger than the {MAX_SIDE}x{MAX_SIDE} limit")
+from planllm_ros.runtime.images import (
+    COMPRESSED_FORMATS,
+    ENCODINGS,
+    ImageConversionError,
+    check_size,
+    decode_compressed,
+    decode_raw,
+)
 
 
 def image_to_rgb(msg: Image) -> np.ndarray:
     """An HxWx3 uint8 RGB copy of a sensor_msgs/Image, honouring `step` (row padding)."""
-    if msg.encoding not in ENCODINGS:
-        raise ImageConversionError(
-            f"unsupported image encoding {msg.encoding!r}; supported: {', '.join(ENCODINGS)}"
-        )
-    _check_size(msg.width, msg.height, f"{msg.encoding} image")
-    channels, order = ENCODINGS[msg.encoding]
-    row_bytes = msg.width * channels
-    if msg.step < row_bytes:
-        raise ImageConversionError(
-            f"{msg.encoding} image step {msg.step} is smaller than one row ({msg.width} px x {channels} B = {row_bytes} B)"
-        )
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    needed = msg.step * msg.height
-    if data.size < needed:
-        raise ImageConversionError(
-            f"{msg.encoding} image data is truncated: {data.size} B, "
-            f"expected step {msg.step} x height {msg.height} = {needed} B"
-        )
-    rows = data[:needed].reshape(msg.height, msg.step)[:, :row_bytes]
-    pixels = rows.reshape(msg.height, msg.width, channels)
-    if order is None:
-        return np.repeat(pixels, 3, axis=2)
-    return np.ascontiguousarray(pixels[:, :, list(order)])
+    return decode_raw(msg.data, msg.encoding, msg.height, msg.width, msg.step)
 
 
 def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
     """Decode a JPEG or PNG sensor_msgs/CompressedImage to HxWx3 uint8 RGB."""
-    if len(msg.data) == 0:
-        raise ImageConversionError(f"compressed image (format {msg.format!r}) has no data")
-    try:
-        with PILImage.open(io.BytesIO(bytes(msg.data))) as image:
-            # The header gives the size before decoding: refuse absurd sizes before allocating.
-            _check_size(image.width, image.height, f"compressed {image.format} image")
-            if image.format not in COMPRESSED_FORMATS.values():
-                raise ImageConversionError(f"compressed image is {image.format}, expected JPEG or PNG")
-            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
-    except ImageConversionError:
-        raise
-    except (OSError, ValueError, PILImage.DecompressionBombError) as error:
-        raise ImageConversionError(
-            f"compressed image (format {msg.format!r}, {len(msg.data)} B) is not a decodable JPEG/PNG: {error}"
-        ) from error
+    return decode_compressed(msg.data, msg.format)
 
 
 def msg_to_rgb(msg: Image | CompressedImage) -> np.ndarray:
@@ -96,7 +46,7 @@ def msg_to_rgb(msg: Image | CompressedImage) -> np.ndarray:
 def _as_rgb(rgb: np.ndarray) -> np.ndarray:
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ImageConversionError(f"expected an HxWx3 uint8 RGB array, got {rgb.dtype} {rgb.shape}")
-    _check_size(rgb.shape[1], rgb.shape[0], "RGB array")
+    check_size(rgb.shape[1], rgb.shape[0], "RGB array")
     return rgb
 
 

@@ -32,8 +32,9 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
-from planllm_ros.ros.image_conv import ImageConversionError, msg_to_rgb, rgb_to_image
+from planllm_ros.ros.image_conv import msg_to_rgb, rgb_to_image
 from planllm_ros.ros.params import PARAMS, check, read_labels
+from planllm_ros.runtime.images import ImageConversionError
 from planllm_ros.runtime.labels import CandidateLabels
 from planllm_ros.ros.plan_output import Frame, plan_document, render_plan_image
 from planllm_ros.ros.worker import LatestSlotWorker

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
 
+from planllm_ros.runtime.images import ImageConversionError, decode_compressed, decode_raw
 from training.datasets.base import DatasetError
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -175,10 +176,11 @@ def _message_size(message, msgtype: str, path: Path, topic: str, position: int) 
 
 
 def _decode_message(message, msgtype: str, path: Path, topic: str, position: int) -> np.ndarray:
-    from planllm_ros.ros.image_conv import ImageConversionError, compressed_to_rgb, image_to_rgb
-
+    """The frame's pixels, decoded as the node decodes them live (planllm_ros/runtime/images.py)."""
     try:
-        return image_to_rgb(message) if msgtype.endswith("/Image") else compressed_to_rgb(message)
+        if msgtype.endswith("/Image"):
+            return decode_raw(message.data, message.encoding, message.height, message.width, message.step)
+        return decode_compressed(message.data, message.format)
     except ImageConversionError as err:
         raise DatasetError(f"{path}: frame {position} on {topic}: {err}") from err
 

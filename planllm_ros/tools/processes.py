@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-from planllm_ros.ros.env import ros_environment
-from planllm_ros.ros.launch_reader import read_launch
+from planllm_ros.tools.env import ros_environment
+from planllm_ros.tools.launch_reader import read_launch
 
 STOP_TIMEOUT_S = 15.0
 

@@ -1,6 +1,6 @@
 """`planllm ros TOOL`: replay and record rosbag2 files, and publish a tabletop demo stream.
 
-Every tool runs under the localhost ROS settings of planllm_ros.ros.env and stops cleanly on
+Every tool runs under the localhost ROS settings of planllm_ros.tools.env and stops cleanly on
 Ctrl-C or SIGTERM (the demo and the tests stop it by PID).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from planllm_ros.ros.env import apply_ros_environment
+from planllm_ros.tools.env import apply_ros_environment
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     record.add_argument("--held-out", type=int, default=0, metavar="K",
                         help="with --steps-from: mark the last K episodes split=test (held out of training)")
     source = tools.add_parser("demo-source", help="publish a tabletop camera stream and goal images for a scenario")
-    from planllm_ros.ros.demo_source import add_source_arguments
+    from planllm_ros.tools.demo_source import add_source_arguments
 
     add_source_arguments(source)
 
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 def _cut_episodes(raw: Path, args: argparse.Namespace) -> None:
     """--steps-from: cut the recording into the source folder --out (built aside, then moved
     into place); the raw recording is removed once cut, kept when cutting fails."""
-    from training.episodes.demo import cut_recording
+    from planllm_ros.tools.cutter import cut_recording
 
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -106,7 +106,7 @@ def _cut_episodes(raw: Path, args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from planllm_ros.ros import bag
+    from planllm_ros.tools import bag
 
     if args.tool == "replay":
         with ros_node("planllm_replay", spin=False) as (node, stop):
@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.steps_from:
             _cut_episodes(raw, args)
         return 0
-    from planllm_ros.ros.demo_source import run_source
+    from planllm_ros.tools.demo_source import run_source
 
     with ros_node("planllm_demo_source", spin=True) as (node, stop):
         return run_source(node, args, stop)

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from planllm_ros.ros.env import apply_ros_environment
+from planllm_ros.tools.env import apply_ros_environment
 
 READY_TIMEOUT_S = 180.0  # loading torch and the model on two busy cores
 SOURCE_NAME = "planllm_demo_source"
@@ -22,7 +22,7 @@ TRUTH_WAIT_S = 3.0  # how long a plan waits for its goal's truth message (anothe
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m planllm_ros.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m planllm_ros.tools.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=None, help="model folder (default: the bundled model)")
     parser.add_argument("--backend", default="torch", help="torch, onnxruntime or tensorrt")
     parser.add_argument("--task", default=None, help="tabletop task name (default: picked by the seed)")
@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
 
-    from planllm_ros.ros.client import PlannerClient
-    from planllm_ros.ros.processes import start, start_planner, stop
     from planllm_ros.runtime.cli import default_model_dir
+    from planllm_ros.tools.client import PlannerClient
+    from planllm_ros.tools.processes import start, start_planner, stop
 
     model_dir = args.model_dir or default_model_dir()
     horizon = model_horizon(model_dir)

@@ -8,6 +8,7 @@ recording time) and its `<episode>.steps.csv`, plus labels.txt (every label seen
 episodes.csv (task per episode; the last `held_out` episodes split=test): what `planllm data
 episodes import` reads. The goal truth messages stay in each bag, so replaying a held-out
 bag to the node can be scored; the episode announcements do not.
+It is a tool, not part of the trainer: it reads the demo source's truth topic and writes bags.
 """
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rosbags.rosbag2 import Reader, Writer
+
+from planllm_ros.tools.bag import BAG_VERSION, STORAGES
 from training.datasets.base import DatasetError
 from training.episodes.frames import typestore
 from training.episodes.layout import LABELS_FILE, MANIFEST_FILE, STEPS_SUFFIX
@@ -40,8 +44,6 @@ def _ns(stamp: dict[str, int]) -> int:
 
 
 def _announced(bag: Path, truth_topic: str) -> list[Episode]:
-    from rosbags.rosbag2 import Reader
-
     types = typestore()
     episodes = []
     with Reader(bag) as reader:
@@ -80,10 +82,6 @@ def cut_recording(bag: Path, out: Path, truth_topic: str, held_out: int = 0, sto
     """Write the source folder `out` from a demo recording `bag`. An episode is skipped (and
     listed) when the recording lacks its first frame or a frame at one of its step boundaries
     (the source marks each boundary with a frame): it began before the recording, or frames were lost."""
-    from rosbags.rosbag2 import Reader, Writer
-
-    from planllm_ros.ros.bag import BAG_VERSION, STORAGES
-
     types = typestore()
     announced = _announced(bag, truth_topic)
     out.mkdir(parents=True, exist_ok=True)

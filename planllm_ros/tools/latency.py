@@ -1,0 +1,198 @@
+"""`planllm bench latency`: planner stages per backend, the node end to end over DDS, 30 Hz drops.
+
+1. Planner: per-stage p50 / p95 at batch 1 for every backend that loads here, and the ONNX
+   Runtime / torch speed-up (measured in process by training/bench/latency.py).
+2. Node end to end: the planner node runs as a child process exactly as the launch file starts
+   it (planllm_ros.tools.processes, localhost-only discovery, its own domain id); this process
+   publishes goal images and times goal message -> plan message (on_goal mode).
+3. 30 Hz input: the same node switched to continuous mode gets 640x480 frames at 30 Hz; its
+   diagnostics count the frames received and the stale frames it dropped.
+4. Open vocabulary: the torch planner given 100 candidate labels (training/bench/latency.py),
+   against the 20 ms budget.
+
+The node is driven from here, among the tools, because the trainer never imports ROS.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from training.bench.latency import (
+    OPEN_VOCAB_BUDGET_MS,
+    cpu_backends,
+    open_vocab_latency,
+    planner_latency,
+    speedup_line,
+)
+from training.bench.report import Table, bar_plot, write_report
+
+NAMESPACE = "/bench"
+FRAME_RATE_HZ = 30.0
+WAIT_S = 60.0  # bound on any one wait for the node (model loading on a busy machine included)
+NODE_BACKEND = "onnxruntime"  # how an exported model is deployed on a CPU
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=None, help="model folder (default: the bundled tabletop-tiny)")
+    parser.add_argument("--runs", type=int, default=None, help="timed planner runs per backend (default 50; quick 5)")
+    parser.add_argument("--goals", type=int, default=None, help="goal messages timed through the node (default 20; quick 3)")
+    parser.add_argument("--stream-seconds", type=float, default=None, help="length of the 30 Hz stream (default 20; quick 4)")
+
+
+def _wait(condition, what: str, timeout: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"latency benchmark: {what} within {timeout:.0f} s")
+        time.sleep(0.01)
+
+
+def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, log_path: Path,
+                 backend: str = NODE_BACKEND) -> dict:
+    """Goal -> plan latencies (ms) in on_goal mode, then the 30 Hz stream counts in continuous mode.
+    The node gets `threads` intra-op threads (OMP_NUM_THREADS), like the in-process planner."""
+    from planllm_ros.tools.env import apply_ros_environment, random_domain_id
+
+    env = apply_ros_environment(domain_id=random_domain_id())  # before rclpy is imported
+    import rclpy
+    from std_msgs.msg import String
+
+    from planllm_ros.ros.image_conv import rgb_to_image
+    from planllm_ros.ros.planner_node import NODE_NAME
+    from planllm_ros.tools.client import PlannerClient
+    from planllm_ros.tools.processes import start_planner, stop
+
+    rng = np.random.default_rng(0)
+    arrivals: dict[str, float] = {}
+    with open(log_path, "w") as log:
+        process = start_planner({"model_dir": str(model), "namespace": NAMESPACE, "backend": backend},
+                                {**env, "OMP_NUM_THREADS": str(threads)}, log)
+        rclpy.init()
+        client = None
+        try:
+            client = PlannerClient(namespace=NAMESPACE)
+            client.node.create_subscription(
+                String, f"{NAMESPACE}/{NODE_NAME}/plan",
+                lambda msg: arrivals.setdefault(json.loads(msg.data)["goal_header"]["frame_id"],
+                                                (time.perf_counter(), json.loads(msg.data)["latency_ms"])), 10)
+            frame = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+
+            def warmed_up() -> bool:  # best-effort frames may be lost while discovery runs: keep sending
+                client.send_frame(frame)
+                time.sleep(0.1)
+                return "warmup" in arrivals
+
+            client.send_goal(frame, frame_id="warmup")
+            _wait(warmed_up, "no plan for the first goal")
+            latencies, reported = [], []
+            for k in range(goals):
+                name = f"goal-{k}"
+                sent = time.perf_counter()
+                client.send_goal(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8), frame_id=name)
+                _wait(lambda: name in arrivals, f"no plan for {name}")
+                latencies.append((arrivals[name][0] - sent) * 1000.0)
+                reported.append(arrivals[name][1])
+
+            if not all(r.successful for r in client.set_parameters(mode="continuous")):
+                raise RuntimeError("latency benchmark: the node refused mode=continuous")
+            before = _counters(client, fresh=True)
+            image = rgb_to_image(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+            image.header.frame_id = "camera"
+            began, sent_frames = time.monotonic(), 0
+            while time.monotonic() - began < stream_seconds:
+                image.header.stamp = client.node.get_clock().now().to_msg()
+                client.send_frame(image)
+                sent_frames += 1
+                time.sleep(max(0.0, began + sent_frames / FRAME_RATE_HZ - time.monotonic()))
+            time.sleep(1.0)  # a plan may still be running on the last frames
+            after = _counters(client, fresh=True)
+        finally:
+            if client is not None:
+                client.close()
+            rclpy.shutdown()
+            code = stop(process)
+    if code != 0:
+        raise RuntimeError(f"latency benchmark: the node exited with {code}; its log: {log_path}")
+    stream = {key: after[key] - before[key] for key in after}
+    return {"latencies_ms": latencies, "reported_ms": reported, "stream": {"seconds": stream_seconds, "sent": sent_frames, **stream}}
+
+
+def _counters(client, fresh: bool) -> dict[str, int]:
+    """The node's cumulative counters from its diagnostics; `fresh`: from a message published
+    after this call (the node reports once a second, so the last one may be up to 1 s old)."""
+    seen = len(client.snapshot()["diagnostics"])
+    _wait(lambda: len(client.snapshot()["diagnostics"]) > (seen if fresh else 0), "no diagnostics from the node", 10.0)
+    latest = client.snapshot()["diagnostics"][-1]
+    return {key: int(latest[key]) for key in ("frames_received", "frames_dropped", "plans")}
+
+
+def run(args: argparse.Namespace, command: str) -> list[Path]:
+    from planllm_ros.runtime.cli import default_model_dir
+
+    model = args.model or default_model_dir()
+    if not (model / "config.json").is_file():
+        raise FileNotFoundError(f"{model} is not a model folder (no config.json): pass --model DIR")
+    runs = args.runs or (5 if args.quick else 50)
+    goals = args.goals or (3 if args.quick else 20)
+    seconds = args.stream_seconds or (4.0 if args.quick else 20.0)
+    planner = planner_latency(model, runs, backends=cpu_backends(args.threads))
+    open_vocab = open_vocab_latency(model, runs)
+    with tempfile.TemporaryDirectory(prefix="planllm-bench-") as tmp:
+        node = node_latency(model, goals, seconds, args.threads, Path(tmp) / "node.log")
+
+    stages = ("backbone", "heads", "captions", "decode", "total")
+    table = Table(f"Planner per stage at batch 1, CPU, {runs} timed runs after 3 warm-up runs (ms)",
+                  ["backend", *[f"{s} p50 / p95" for s in stages], "peak RSS (MB)"])
+    for backend, result in planner.items():
+        if isinstance(result, str):
+            table.rows.append([backend, *["n/a"] * len(stages), result])
+            continue
+        cells = [f"{result['stages_ms'][s]['p50']:.1f} / {result['stages_ms'][s]['p95']:.1f}" for s in stages]
+        table.rows.append([backend, *cells, f"{result['peak_rss_mb']:.0f}"])
+    speedup = speedup_line(planner)
+    lat = np.asarray(node["latencies_ms"])
+    model_total = np.asarray([r["total"] for r in node["reported_ms"]])
+    node_total = np.asarray([r["node_total"] for r in node["reported_ms"]])
+    node_table = Table(f"Node end to end: goal message -> plan message over DDS ({NODE_BACKEND} backend, CPU, ms)",
+                       ["goals", "goal -> plan p50", "p95", "max", "node-reported planner total p50",
+                        "node-reported node total p50"],
+                       [[str(lat.size), f"{np.percentile(lat, 50):.1f}", f"{np.percentile(lat, 95):.1f}",
+                         f"{lat.max():.1f}", f"{np.median(model_total):.1f}", f"{np.median(node_total):.1f}"]])
+    stage = open_vocab["stages_ms"]["open_vocab"]
+    open_table = Table(f"Open vocabulary: {open_vocab['labels']} candidate labels, torch backend, CPU, "
+                       f"{open_vocab['runs']} timed plans (ms; budget {OPEN_VOCAB_BUDGET_MS:.0f} ms per plan)",
+                       ["method (decoding.open_vocab)", "first plan with the list (embeds the labels, builds the "
+                        "mapping)", "open_vocab p50 / p95", "within the budget (p95)", "planner total p50"],
+                       [[open_vocab["method"], f"{open_vocab['first_ms']:.1f}", f"{stage['p50']:.1f} / {stage['p95']:.1f}",
+                         "yes" if stage["p95"] <= OPEN_VOCAB_BUDGET_MS else "no",
+                         f"{open_vocab['stages_ms']['total']['p50']:.1f}"]])
+    s = node["stream"]
+    stream_table = Table(f"30 Hz camera, 640x480 rgb8, {s['seconds']:.0f} s, node in continuous mode (max_rate_hz 2)",
+                         ["frames sent", "received by the node", "lost in transport", "dropped as stale by the node",
+                          "plans", "dropped share of received"],
+                         [[str(s["sent"]), str(s["frames_received"]), str(s["sent"] - s["frames_received"]),
+                           str(s["frames_dropped"]), str(s["plans"]),
+                           f"{100.0 * s['frames_dropped'] / max(1, s['frames_received']):.1f} %"]])
+    stem = "latency-quick" if args.quick else "latency"
+    series = {b: [r["stages_ms"][st]["p50"] if not isinstance(r, str) else float("nan") for st in stages]
+              + [float(np.percentile(lat, 50)) if b == NODE_BACKEND else float("nan")] for b, r in planner.items()}
+    plot = bar_plot(args.out / f"{stem}.png", "Planning latency p50 (CPU, batch 1)",
+                    [*stages, "node goal->plan"], series, "ms")
+    notes = [speedup,
+             f"model: `{model}`; inputs: 224x224 RGB frames (random pixels: latency does not depend on them)",
+             "stages: backbone (frozen image encoder), heads (projection, state interaction, Q-Former, LLM forward "
+             "for h, step decoder / fusion / refiner), captions (LLM generation), total",
+             "node: started from launch/planllm.launch.py as a child process, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, "
+             f"its own ROS_DOMAIN_ID, OMP_NUM_THREADS={args.threads}; goal -> plan is measured in the sending process from "
+             "publishing the goal to receiving the plan; the node-reported columns are the plan's own latency_ms "
+             "(planner total; node_total adds the node's queueing and publishing)",
+             "the node's planning thread and this process share the machine's cores with whatever else runs"]
+    report = write_report(args.out / f"{stem}.md", "Latency: planner stages, node end to end, 30 Hz input", command,
+                          "n/a (no training; inputs from numpy seed 0)", [table, open_table, node_table, stream_table],
+                          notes, plot)
+    return [report, plot]
