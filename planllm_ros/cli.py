@@ -1,26 +1,26 @@
 """The `planllm` command: one entry point, one module per subcommand.
 
-Each subcommand module exposes `add_arguments(parser)` and `run(args) -> int`. Modules are
-imported only when their subcommand runs, so `planllm --help` stays fast and a broken optional
-dependency of one subcommand never breaks the others.
+Each subcommand module exposes `add_arguments(parser)` and `run(args) -> int` and is imported
+only when its subcommand runs (planllm_ros.cli_dispatch).
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+
+from planllm_ros.cli_dispatch import Commands, dispatch
 
 # name -> (module, one-line help). Modules under training/ are offline tools; the ROS node
 # itself never imports them.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
+SUBCOMMANDS: Commands = {
     "data": ("training.data_cli", "build, simulate and inspect datasets (tabletop, CrossTask, COIN, NIV)"),
-    "describe": ("training.describe", "expand step labels into SCHEMA-format descriptions with a local LLM"),
+    "describe": ("training.describe_cli", "expand step labels into SCHEMA-format descriptions with a local LLM"),
     "train": ("training.train_cli", "train a PlanLLM model (stage 1 and stage 2) from a YAML config"),
     "eval": ("training.eval_cli", "evaluate a checkpoint and print SR / mAcc / mIoU tables"),
     "export": ("planllm_ros.export.cli", "merge LoRA and export a checkpoint to ONNX (+ TensorRT)"),
     "plan": ("planllm_ros.runtime.cli", "plan the steps between a start image and a goal image"),
     "bench": ("training.bench_cli", "run a benchmark and write its table and plot to bench/results/"),
-    "ros": ("planllm_ros.ros.cli", "ROS 2 tools: replay, record, demo-source"),
+    "ros": ("planllm_ros.tools.cli", "ROS 2 tools: replay, record, demo-source"),
 }
 
 
@@ -42,13 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in SUBCOMMANDS:
         build_parser().parse_args(argv)  # prints usage / help and exits
         return 2
-    name, rest = argv[0], argv[1:]
-    module_name, help_text = SUBCOMMANDS[name]
-    module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"planllm {name}", description=help_text)
-    module.add_arguments(parser)
-    args = parser.parse_args(rest)
-    return int(module.run(args) or 0)
+    return dispatch(SUBCOMMANDS, argv[0], f"planllm {argv[0]}", argv[1:])
 
 
 if __name__ == "__main__":

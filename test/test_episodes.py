@@ -61,7 +61,7 @@ def write_bag(folder: Path, images: list[np.ndarray], compressed: bool) -> None:
     """A rosbag2 of the states on /camera (header stamps from 100 s on), and a string topic."""
     from rosbags.rosbag2 import Writer
 
-    from planllm_ros.ros.bag import BAG_VERSION
+    from planllm_ros.tools.bag import BAG_VERSION
 
     types = typestore()
     Time, Header, String = (types.types[f"{t}"] for t in ("builtin_interfaces/msg/Time", "std_msgs/msg/Header",
@@ -334,7 +334,7 @@ def write_demo_recording(bag: Path, truth: str) -> None:
     truth messages; the recording missed ep-a's first frame."""
     from rosbags.rosbag2 import Writer
 
-    from planllm_ros.ros.bag import BAG_VERSION
+    from planllm_ros.tools.bag import BAG_VERSION
 
     types = typestore()
     Time, Header, String = (types.types[t] for t in ("builtin_interfaces/msg/Time", "std_msgs/msg/Header",
@@ -379,7 +379,7 @@ def write_demo_recording(bag: Path, truth: str) -> None:
 def test_a_demo_recording_is_cut_into_a_source_folder(tmp_path: Path, capsys) -> None:
     from rosbags.rosbag2 import Reader
 
-    from training.episodes.demo import cut_recording
+    from planllm_ros.tools.cutter import cut_recording
 
     truth = "/planllm_demo_source/truth"
     write_demo_recording(tmp_path / "recording", truth)

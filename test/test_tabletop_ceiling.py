@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from training.bench.tabletop_baselines import split_overlap
 from training.tabletop import load_tabletop
 from training.tabletop.baselines import (_pooled, best_sequences, exact_ceiling, first_last_frequent, nearest_neighbour,
-                                         split_overlap, state_planner, window_distribution)
+                                         state_planner, window_distribution)
 from training.tabletop.dataset import windows
 from training.tabletop.tasks import SEEN_TASKS, TASKS, Task
 

@@ -1,9 +1,10 @@
 """`planllm bench NAME [--quick] [--out bench/results] ...`: run one benchmark, write its table and plot.
 
-NAME is one of quality, openvocab, latency, train, gpu (one module each in training/bench/).
-Each writes `OUT/<name>[-quick].md` (header: machine, date, versions, code version, seeds and
-the exact command) and a PNG plot beside it. --quick is CI-sized (about a minute on two cores);
-without it the benchmark runs at the size recorded in bench/results/.
+NAME is one of quality, openvocab, latency, train, gpu, textenc, baselines (one module each in
+training/bench/; latency in planllm_ros/tools/). Each writes `OUT/<name>[-quick].md` (header:
+machine, date, versions, code version, seeds and the exact command) and, all but baselines, a
+PNG plot beside it. --quick is CI-sized (about a minute on two cores); without it the benchmark
+runs at the size recorded in bench/results/.
 
 Results come only from a commit: a full run refuses a working tree whose tracked files have
 uncommitted changes, unless --allow-dirty, which the results header then marks. --quick runs are
@@ -17,19 +18,22 @@ import shlex
 import sys
 from pathlib import Path
 
-BENCHMARKS: dict[str, tuple[str, str]] = {
+from planllm_ros.cli_dispatch import Commands, load
+
+BENCHMARKS: Commands = {
     "quality": ("training.bench.quality", "full model vs the paper's ablations: SR, mAcc, mIoU over seeds"),
     "openvocab": ("training.bench.openvocab", "open vocabulary: paraphrased labels, novel tasks, other label sets"),
-    "latency": ("training.bench.latency", "planner per-stage latency per backend, node end to end over DDS, 30 Hz drops"),
+    "latency": ("planllm_ros.tools.latency", "planner per-stage latency per backend, node end to end over DDS, 30 Hz drops"),
     "train": ("training.bench.train_cost", "training samples/s and peak memory, stage 1 and 2, one vs two processes"),
     "gpu": ("training.bench.gpu", "the GPU check: 7B-shaped decode vs the bandwidth floor, prefill, LoRA training, merge, the Planner on CUDA"),
     "textenc": ("training.bench.text_encoders", "text encoders: label -> paraphrase top-1, open-vocabulary SR ceiling, size, CPU latency"),
+    "baselines": ("training.bench.tabletop_baselines", "tabletop domain: simple planners, the exact ceiling, split overlap, render speed"),
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="benchmark", metavar="NAME", required=True)
-    for name, (module, help_text) in BENCHMARKS.items():
+    for name, (_, help_text) in BENCHMARKS.items():
         bench = sub.add_parser(name, help=help_text, description=help_text)
         bench.add_argument("--quick", action="store_true", help="CI-sized run (seconds to a minute or two)")
         bench.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
@@ -37,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="torch threads of this process (default 1: the machine is shared)")
         bench.add_argument("--allow-dirty", action="store_true",
                            help="run although tracked files have uncommitted changes (the results header says so)")
-        importlib.import_module(module).add_arguments(bench)
+        load(BENCHMARKS, name, bench)
         bench.set_defaults(_parser=bench)
 
 

@@ -1,11 +1,8 @@
-"""`planllm describe`: expand step labels into SCHEMA-format descriptions with a local LLM (Eq. 2).
+"""Step labels expanded into SCHEMA-format descriptions with a local LLM (Eq. 2), for `planllm describe`.
 
-    planllm describe --labels steps.json --llm /models/vicuna-7b --out descriptions.json
-
---labels: a JSON object {task: [step label, ...]}, a JSON list of labels, or a text file with
-one "task<TAB>step" (or just "step") per line. --llm: a local directory with any causal LM and
-its tokenizer (loaded by the same code as the model's LLM branch; nothing is downloaded).
---out: SCHEMA-format JSON, {task: {step: {"description", "before": [...], "after": [...]}}}.
+Labels come as a JSON object {task: [step label, ...]}, a JSON list of labels, or a text file
+with one "task<TAB>step" (or just "step") per line. The output is SCHEMA-format JSON,
+{task: {step: {"description", "before": [...], "after": [...]}}}.
 
 The out file is also the cache: steps already in it are kept, and it is rewritten atomically
 after every step, so an interrupted run resumes where it stopped. The LM is prompted with one
@@ -15,15 +12,13 @@ and the run reports how many steps needed a fallback.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-
-from planllm_ros.model.llm import load_local_llm
 
 EXAMPLE = (
     "Task: Make Jello Shots\n"
@@ -34,15 +29,6 @@ EXAMPLE = (
 )
 _WORDS = re.compile(r"[A-Za-z]{2,}")
 DEFAULT_TASK = "default"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--labels", required=True, type=Path, help="step labels: JSON {task: [steps]}, JSON list, or text")
-    parser.add_argument("--llm", required=True, type=Path, help="local directory of a causal LM + tokenizer")
-    parser.add_argument("--out", required=True, type=Path, help="SCHEMA-format JSON to write (and resume from)")
-    parser.add_argument("--max-new-tokens", type=int, default=96)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
 
 
 def read_labels(path: Path) -> dict[str, list[str]]:
@@ -113,7 +99,8 @@ def _write_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _read_existing(path: Path) -> dict:
+def read_existing(path: Path) -> dict:
+    """What an earlier run wrote to `path` (empty when there is none): the steps to keep."""
     if not path.is_file():
         return {}
     try:
@@ -134,22 +121,12 @@ def describe_step(model, tokenizer, task: str, step: str, max_new_tokens: int) -
     return parse_answer(answer, step)
 
 
-def run(args: argparse.Namespace) -> int:
-    tasks = read_labels(args.labels)
-    out = _read_existing(args.out)
-    todo = [(t, s) for t, steps in tasks.items() for s in steps if s not in out.get(t, {})]
-    total = sum(len(s) for s in tasks.values())
-    print(f"describe: {total} steps, {total - len(todo)} already in {args.out}, {len(todo)} to generate")
-    if not todo:
-        return 0
-    model, tokenizer = load_local_llm(args.llm, args.dtype)
-    model.to(args.device).eval()
-    fallbacks = 0
-    for index, (task, step) in enumerate(todo, 1):
-        entry, fell_back = describe_step(model, tokenizer, task, step, args.max_new_tokens)
-        fallbacks += fell_back
-        out.setdefault(task, {})[step] = entry
-        _write_atomic(args.out, out)
-        print(f"[{index}/{len(todo)}] {task} / {step}: {entry['description']}")
-    print(f"describe: wrote {args.out}; {fallbacks} of {len(todo)} new steps used a fallback field")
-    return 0
+def describe_all(todo: list[tuple[str, str]], described: dict, path: Path, model, tokenizer,
+                 max_new_tokens: int) -> Iterator[tuple[str, str, dict, bool]]:
+    """Describe each (task, step) of `todo` into `described`, rewriting `path` after every step so
+    an interrupted run resumes there; yields (task, step, entry, whether a fallback was used)."""
+    for task, step in todo:
+        entry, fell_back = describe_step(model, tokenizer, task, step, max_new_tokens)
+        described.setdefault(task, {})[step] = entry
+        _write_atomic(path, described)
+        yield task, step, entry, fell_back

@@ -1,4 +1,4 @@
-"""`planllm data simulate`: per-video features for CrossTask / COIN / NIV where the real ones are absent.
+"""Simulated per-video features for CrossTask / COIN / NIV where the real ones are absent (`planllm data simulate`).
 
 SIMULATED FEATURES ARE NOT VIDEO FEATURES. They exist so that the whole real-data path
 (loaders, training, evaluation, export) runs on the real annotations without the real S3D
@@ -15,10 +15,8 @@ real layout (training.datasets.features), with a `simulated.json` beside them sa
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 import zlib
 from pathlib import Path
 
@@ -29,41 +27,13 @@ from planllm_ros.model.descriptions import embed_descriptions
 from planllm_ros.model.text_encoder import TextEncoder
 from training.datasets.annotations import SPLITS, VideoAnnotation
 from training.datasets.base import DatasetError, StepVocabulary
-from training.datasets.benchmarks import READERS, benchmark_descriptions, reader
+from training.datasets.benchmarks import benchmark_descriptions, reader
 from training.datasets.features import SIMULATED_MARKER, write_features
 
 log = logging.getLogger(__name__)
 
 NOT_COMPARABLE = ("Simulated features are not video features: numbers measured on them do not compare "
                   "with published results.")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = (f"Write simulated per-video features for a benchmark dataset from its real annotations, "
-                          f"in the real feature layout. {NOT_COMPARABLE}")
-    parser.add_argument("--dataset", required=True, choices=sorted(READERS), help="benchmark to simulate")
-    parser.add_argument("--root", required=True, type=Path, help="the dataset's annotation directory")
-    parser.add_argument("--out", required=True, type=Path, help="directory for the feature files (created)")
-    parser.add_argument("--dim", type=int, default=512, help="feature size (default 512, like S3D)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
-    parser.add_argument("--margin", type=int, default=5, help="seconds of background after the last step")
-    parser.add_argument("--video-noise", type=float, default=0.5, help="std of each video's nuisance offset")
-    parser.add_argument("--frame-noise", type=float, default=1.0, help="std of the per-second noise")
-    parser.add_argument("--descriptions", type=Path, default=None,
-                        help="SCHEMA-format descriptions (default: descriptors_<dataset>.json in --root)")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="cache for the description text embeddings")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        written = simulate(args.dataset, args.root, args.out, dim=args.dim, seed=args.seed, margin=args.margin,
-                           video_noise=args.video_noise, frame_noise=args.frame_noise,
-                           descriptions=args.descriptions, cache_dir=args.cache_dir)
-    except (DatasetError, ValueError) as err:
-        print(f"planllm data simulate: error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {written} simulated {args.dataset} feature files ({args.dim}-d) to {args.out}. {NOT_COMPARABLE}")
-    return 0
 
 
 def annotated_videos(name: str, root: Path) -> tuple[StepVocabulary, list[VideoAnnotation]]:

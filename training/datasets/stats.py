@@ -1,27 +1,13 @@
-"""`planllm data stats`: how many T-step samples (and videos, steps, tasks) each split of a
-benchmark gives with a given features directory: the first check after downloading or
+"""How many T-step samples (and videos, steps, tasks) each split of a benchmark gives with a
+given features directory (`planllm data stats`): the first check after downloading or
 simulating features (CrossTask, T=3: 12293 train / 2030 test with features covering every
 annotation)."""
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
 from training.datasets.annotations import SPLITS
-from training.datasets.base import DatasetError
-from training.datasets.benchmarks import READERS, load_benchmark_with_report, reader
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, choices=sorted(READERS), help="benchmark to count")
-    parser.add_argument("--root", required=True, type=Path, help="the dataset's annotation directory")
-    parser.add_argument("--features", required=True, type=Path, help="directory of per-video feature files")
-    parser.add_argument("--horizon", required=True, type=int, help="steps per sample (T)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--skip-missing-features", action="store_true",
-                        help="count videos without a feature file instead of failing on the first one")
+from training.datasets.benchmarks import load_benchmark_with_report, reader
 
 
 def benchmark_stats(name: str, root: Path, features: Path, horizon: int, skip_missing_features: bool = False) -> dict:
@@ -67,12 +53,3 @@ def format_table(stats: dict) -> str:
             lines.append(f"{split:<5}  " + "  ".join(f"{row[c]!s:>{len(c)}}" for c in columns))
     return "\n".join(lines)
 
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        stats = benchmark_stats(args.dataset, args.root, args.features, args.horizon, args.skip_missing_features)
-    except (DatasetError, ValueError) as err:
-        print(f"planllm data stats: error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(stats, indent=2) if args.json else format_table(stats))
-    return 0

@@ -7,7 +7,6 @@
 - dataset.py: `import_dataset` (checked, atomic) and `load_episodes` (what `data.dataset:
   episodes` trains on; splits in training/splits.py);
 - baseline.py: the nearest-neighbour planner every trained model must beat;
-- demo.py: a recording of `planllm ros demo-source --play episodes` cut into a source folder;
 - cli.py: `planllm data episodes import|validate|stats|preview|from-demo-bag`.
 """
 from training.episodes.dataset import import_dataset, load_episodes

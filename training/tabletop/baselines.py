@@ -1,7 +1,4 @@
-"""Measured difficulty of the tabletop domain: simple planners and the exact ceiling on the test split.
-
-    python -m training.tabletop.baselines --train-samples 4800 --test-samples 1000 \
-        --out bench/results/tabletop-baselines.md
+"""Simple planners of the tabletop domain and its exact ceiling (measured by `planllm bench baselines`).
 
 Planners (none sees the test labels except where said):
 - first/last + most frequent: a multinomial logistic regression on the (start, goal) features
@@ -26,25 +23,16 @@ average-pooled to one C-vector here: these planners are baselines on pooled feat
 """
 from __future__ import annotations
 
-import argparse
 import math
-import multiprocessing
-import os
-import shlex
-import sys
-import time
 from collections import Counter
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from training.bench.report import DirtyTreeError, Table, require_committed, write_report
 from training.metrics import procedure_metrics
-from training.tabletop.dataset import make_episode, windows
-from training.tabletop.renderer import make_scene, render
-from training.tabletop.tasks import SEEN_TASKS, TASKS, Task, novel_overlap
+from training.tabletop.dataset import windows
+from training.tabletop.tasks import TASKS, Task
 from training.tabletop.world import STEP_INDEX, STEPS, State, apply
 
 StateKey = tuple  # a state frozen as its sorted (object, ObjectState) items
@@ -202,117 +190,3 @@ def state_planner(split: str, horizon: int, seed: int, num_samples: int, table: 
     pred = [best[(_freeze(episodes[e].states[k]), _freeze(episodes[e].states[k + horizon]))] for e, k in picked]
     gt = [episodes[e].plan[k:k + horizon] for e, k in picked]
     return np.array(pred, dtype=np.int64), np.array(gt, dtype=np.int64)
-
-
-def split_overlap(horizon: int, seed: int, n_train: int, n_novel: int) -> float:
-    """Share of the novel split's samples whose step sequence is that of some training sample."""
-    train_eps, train_picked = windows("train", horizon, seed, n_train)
-    trained = {train_eps[e].plan[k:k + horizon] for e, k in train_picked}
-    novel_eps, novel_picked = windows("novel", horizon, seed, n_novel)
-    return sum(novel_eps[e].plan[k:k + horizon] in trained for e, k in novel_picked) / len(novel_picked)
-
-
-def _render_many(count: int) -> tuple[int, float]:
-    """Render `count` fresh episodes' goal images; returns (count, CPU seconds this process used)."""
-    cpu = time.process_time()
-    for i in range(count):
-        ep = make_episode(SEEN_TASKS[i % len(SEEN_TASKS)], 10_000 + i)
-        render(ep.states[-1], make_scene(tuple(ep.states[0]), ep.seed), 0)
-    return count, time.process_time() - cpu
-
-
-def render_speed(images: int = 400, processes: int = 2) -> dict[str, float]:
-    """Images/s of full renders, each of a fresh episode (plan, scene and image), in `processes`
-    worker processes: by wall clock, and per CPU-second times `processes` (what `processes`
-    dedicated cores give; on a shared machine the wall-clock number also counts others' load)."""
-    start = time.perf_counter()
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
-        parts = pool.map(_render_many, [images // processes] * processes)
-    done, cpu = sum(n for n, _ in parts), sum(c for _, c in parts)
-    return {f"wall clock, {processes} processes": done / (time.perf_counter() - start),
-            f"per CPU-second x {processes} cores": processes * done / cpu}
-
-
-CEILING = "exact ceiling: SR-optimal planner reading the true states (expected over the split's windows)"
-CEILING_ON_SPLIT = "the same planner on these test samples"
-
-
-def run_baselines(horizons, seed: int, n_train: int, n_test: int, cache_dir) -> dict[int, dict[str, dict]]:
-    from training.tabletop.dataset import load_tabletop
-
-    results = {}
-    for horizon in horizons:
-        train = load_tabletop("train", horizon, seed, n_train, cache_dir=cache_dir)
-        test = load_tabletop("test", horizon, seed, n_test, cache_dir=cache_dir)
-        gt = np.stack([s.steps for s in test.samples])
-        table = window_distribution([TASKS[i] for i in SEEN_TASKS], horizon)
-        results[horizon] = {
-            "first/last (logistic regression) + most frequent sequence": procedure_metrics(first_last_frequent(train, test), gt),
-            "oracle-task random order": procedure_metrics(oracle_task_random(test, seed), gt),
-            "nearest neighbour over [start, goal, goal - start]": procedure_metrics(nearest_neighbour(train, test), gt),
-            "nearest neighbour over [start, goal] only": procedure_metrics(nearest_neighbour(train, test, False), gt),
-            CEILING: exact_ceiling(table),
-            CEILING_ON_SPLIT: procedure_metrics(*state_planner("test", horizon, seed, n_test, table)),
-        }
-    return results
-
-
-def tables(results: dict[int, dict[str, dict]], n_test: int) -> list[Table]:
-    out = []
-    for horizon, rows in results.items():
-        table = Table(f"T={horizon}: test split, {n_test} samples (percent)",
-                      ["planner", "SR", "mAcc", "mIoU (peer, bitwise)", "mIoU (set)"])
-        for name, m in rows.items():
-            table.rows.append([name, *(f"{m[k]:.1f}" for k in ("sr", "macc", "miou", "miou_set"))])
-        out.append(table)
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--horizons", type=int, nargs="+", default=[3, 4])
-    parser.add_argument("--seed", type=int, default=0, help="data seed of every split (default 0)")
-    parser.add_argument("--train-samples", type=int, default=None, help="default: the train split's default size")
-    parser.add_argument("--test-samples", type=int, default=None, help="default: the test split's default size")
-    parser.add_argument("--novel-samples", type=int, default=None,
-                        help="novel split size for the measured overlap (default: --test-samples)")
-    parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--render-images", type=int, default=400, help="images per render-speed measurement")
-    parser.add_argument("--out", type=Path, default=None, help="write the results file here (Markdown)")
-    parser.add_argument("--allow-dirty", action="store_true",
-                        help="write --out although tracked files have uncommitted changes (the header says so)")
-    args = parser.parse_args(argv)
-    from training.tabletop.dataset import DEFAULT_SAMPLES
-
-    if args.out is not None:
-        try:
-            require_committed(args.allow_dirty)
-        except DirtyTreeError as error:
-            print(f"training.tabletop.baselines: {error}", file=sys.stderr)
-            return 2
-    torch.set_num_threads(1)  # a shared 2-core box: more threads only spin-wait (L-BFGS makes many tiny calls)
-    n_train = args.train_samples or DEFAULT_SAMPLES["train"]
-    n_test = args.test_samples or DEFAULT_SAMPLES["test"]
-    n_novel = args.novel_samples or n_test
-    results = run_baselines(args.horizons, args.seed, n_train, n_test, args.cache_dir)
-    overlap = [f"T={h}: {100 * float(novel_overlap(h)):.1f} % of the held-out tasks' windows can occur in a training "
-               f"window (exact, any training size and seed); {100 * split_overlap(h, args.seed, n_train, n_novel):.1f} % "
-               f"of {n_novel} novel samples have the steps of one of the {n_train} training samples"
-               for h in args.horizons]
-    speed = render_speed(args.render_images)
-    notes = [f"splits: train {n_train} and test {n_test} samples of the 12 seen tasks, data seed {args.seed}; "
-             "features: the frozen default backbone (training/tabletop/features.py), average-pooled to one vector",
-             "novel split (held-out tasks, not used here): " + "; ".join(overlap),
-             "render speed (images/s): " + ", ".join(f"{k}: {v:.0f}" for k, v in speed.items())]
-    output = tables(results, n_test)
-    command = shlex.join(["python", "-m", "training.tabletop.baselines", *(argv if argv is not None else sys.argv[1:])])
-    if args.out is not None:
-        print(f"wrote {write_report(args.out, 'Tabletop domain: simple planners and the exact ceiling', command, [args.seed], output, notes)}")
-    for table in output:
-        print(table.markdown() + "\n")
-    print("\n".join(notes))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
