@@ -79,12 +79,12 @@ def test_the_leak_check_fails_a_model_that_reads_the_labels(run_dir):
                 out["logits"] = out["logits"] + 50.0 * torch.nn.functional.one_hot(self.steps, out["logits"].shape[-1])
             return out
 
-    def leaky_predictions(loaded, dataset, decode):
+    def leaky_predictions(loaded, dataset, policy):
         ids = []
         for batch in DataLoader(dataset, batch_size=5, collate_fn=collate):
             graphs = ReadsTheLabels(loaded.graphs, batch["steps"])
-            ids.append(plan_batch(loaded.model, graphs, batch["start"], batch["goal"], loaded.transition,
-                                  decode=decode, captions=False).step_ids)
+            ids.append(plan_batch(loaded.model, graphs, batch["start"], batch["goal"],
+                                  dataclasses.replace(policy, captions=False)).step_ids)
         return {"closed": np.concatenate(ids), "open": None, "captions": []}
 
     assert ground_truth_leak(loaded, dataset, predict=leaky_predictions) == ["closed"]
@@ -111,4 +111,4 @@ def test_table_marks_missing_families():
 
 def test_bad_checkpoint_directory_is_a_clear_error(tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(tmp_path)]) == 2
-    assert "train_config.json is missing" in capsys.readouterr().err
+    assert "is not a `planllm train` run or a model folder" in capsys.readouterr().err

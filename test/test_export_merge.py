@@ -68,4 +68,5 @@ def test_merged_stage2_model_reloads_without_fresh_adapters(tmp_path):
     assert not reloaded.llm.lora_applied and not has_lora(reloaded.llm.model)
     start, goal = torch.randn(2, 1280), torch.randn(2, 1280)
     with torch.no_grad():
-        assert torch.allclose(reloaded(start, goal).logits, model.eval()(start, goal).logits, atol=1e-5)
+        assert torch.allclose(reloaded.predict(start, goal, captions=False).probs,
+                              model.predict(start, goal, captions=False).probs, atol=1e-5)

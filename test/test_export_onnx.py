@@ -74,6 +74,23 @@ def test_parity_on_random_inputs_at_several_batch_sizes(exported):
     assert max(worst.values()) <= PARITY
 
 
+def test_parity_feeds_the_heads_the_h_the_robot_computes(exported, monkeypatch):
+    """The heads graph is checked on h from read_prompt, the LLM pass the pipeline runs, never
+    on the training pass's."""
+    from planllm_ros.model.llm import LLMBranch
+
+    def training_pass(*args, **kwargs):
+        raise AssertionError("parity must not read h from the training pass")
+
+    model = PlanLLM.from_pretrained(exported)
+    read = []
+    original = LLMBranch.read_prompt
+    monkeypatch.setattr(LLMBranch, "forward", training_pass)
+    monkeypatch.setattr(LLMBranch, "read_prompt", lambda self, *a: read.append(1) or original(self, *a))
+    worst = check_parity(model, exported, [encoder_inputs(model, 2, torch.Generator().manual_seed(1))])
+    assert read and worst["heads.logits"] <= PARITY
+
+
 def test_parity_check_catches_graphs_of_another_model(exported, tmp_path):
     mismatched = shutil.copytree(exported, tmp_path / "mismatched")
     export_onnx(build_tiny_model(seed=1), mismatched)
@@ -124,7 +141,7 @@ def test_token_model_encoder_graph_matches_torch(tmp_path):
 def test_export_errors_name_the_problem(trained, exported, tmp_path):
     with pytest.raises(ExportError, match="exists"):
         export_model(trained, exported)
-    with pytest.raises(ExportError, match="no such directory"):
+    with pytest.raises(ExportError, match="does not exist"):
         export_model(tmp_path / "nowhere", tmp_path / "out")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ExportError, match="not a `planllm train` run"):

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from transformers import Blip2QFormerConfig, Blip2QFormerModel
 
 from planllm_ros.model.config import ConfigError, PlanLLMConfig
-from planllm_ros.model.decoding import viterbi
+from planllm_ros.model.decoding import DecodingPolicy, viterbi
 from planllm_ros.model.llm import build_builtin_llm, format_plan, parse_plan
 from planllm_ros.model.pipeline import decode_steps
 from planllm_ros.model.planllm import PlanLLM
@@ -193,7 +193,7 @@ def test_llm_only_generates_captions_at_inference_but_not_for_losses(batch, monk
     generate = model.llm.generate_captions
     monkeypatch.setattr(model.llm, "generate_captions", lambda *a: calls.append(1) or generate(*a))
     out = model(*batch)  # training step: only L_MIM + L_ASC, so no greedy generation per batch
-    assert calls == [] and out.logits is None and out.captions is None
+    assert calls == [] and out.logits is None
     assert set(out.losses) == {"vlc", "vlm", "mim", "asc", "total"}
     out.losses["total"].backward()
     prediction = model.predict(batch[0], batch[1])  # inference: captions -> retrieval -> ids
@@ -215,18 +215,20 @@ def test_llm_plan_likelihood_is_what_asc_trains_and_reranking_uses_it(batch):
     assert float(-likelihood.sum() / tokens) == pytest.approx(float(asc), rel=1e-5)  # ASC = mean token NLL
 
     transition = torch.full((len(LABELS), len(LABELS)), 1.0 / len(LABELS))
-    probs = model(start, goal).logits.softmax(-1)
+    probs = model.predict(start, goal, captions=False).probs
     viterbi_ids = viterbi(probs, transition)
-    ids, none = decode_steps(model, probs, state_tokens, step_tokens, transition)
+    policy = DecodingPolicy.for_model(model, transition)
+    ids, none = decode_steps(model, probs, state_tokens, step_tokens, policy)
     assert (ids == viterbi_ids).all() and none is None  # llm_weight 0: plain Viterbi, no LLM pass
-    _, candidates = decode_steps(model, probs, state_tokens, step_tokens, transition, keep_candidates=True)
+    _, candidates = decode_steps(model, probs, state_tokens, step_tokens, policy, keep_candidates=True)
     assert candidates.paths.shape == (B, 10, T) and (candidates.paths[:, 0] == viterbi_ids).all()
     assert (candidates.choose(0.0) == viterbi_ids).all()
     model.config.decoding.llm_weight = 1e6  # the LLM alone picks among Viterbi's candidates
-    reranked, _ = decode_steps(model, probs, state_tokens, step_tokens, transition)
+    reranked, _ = decode_steps(model, probs, state_tokens, step_tokens, DecodingPolicy.for_model(model, transition))
     assert (reranked == candidates.paths[np.arange(B), candidates.llm_scores.argmax(1)]).all()
     assert (model.predict(start, goal, transition).step_ids.numpy() == reranked).all()
-    argmax_ids, _ = decode_steps(model, probs, state_tokens, step_tokens, transition, decode="argmax")
+    argmax_ids, _ = decode_steps(model, probs, state_tokens, step_tokens,
+                                 DecodingPolicy.for_model(model, transition, method="argmax"))
     assert (argmax_ids == probs.argmax(-1).numpy()).all()
 
 
@@ -272,9 +274,9 @@ def test_bad_inputs_get_clear_errors(batch):
     with pytest.raises(ValueError, match=r"steps must be \(B=4, T=3\)"):
         model(start, goal, steps[:, :2])
     with pytest.raises(ValueError, match="features of shape"):
-        model(start[:, :5], goal[:, :5])
+        model(start[:, :5], goal[:, :5], steps)
     with pytest.raises(ValueError, match="backbone is None"):
-        model(torch.zeros(2, 8, 8, 3, dtype=torch.uint8), torch.zeros(2, 8, 8, 3, dtype=torch.uint8))
+        model(torch.zeros(2, 8, 8, 3, dtype=torch.uint8), torch.zeros(2, 8, 8, 3, dtype=torch.uint8), steps[:2])
     with pytest.raises(ValueError, match="6 step labels"):
         PlanLLM(tiny_config(num_steps=5), torch.randn(6, TEXT_DIM), LABELS)
 
@@ -317,8 +319,8 @@ def test_the_interaction_mixes_roles_within_a_location_only():
 def test_pooling_the_tokens_reproduces_the_one_vector_model():
     pooled = make_model(visual={"num_tokens": 1, "pool_tokens": True}).eval()
     start, goal = torch.randn(2, 6, FEATURE_DIM), torch.randn(2, 6, FEATURE_DIM)
-    from_tokens = pooled(start, goal).logits
-    from_vectors = pooled(start.mean(1), goal.mean(1)).logits  # what a one-vector feature dataset gives
+    from_tokens = pooled.predict(start, goal, captions=False).probs
+    from_vectors = pooled.predict(start.mean(1), goal.mean(1), captions=False).probs  # what a one-vector feature dataset gives
     assert torch.allclose(from_tokens, from_vectors, atol=1e-5)
     assert pooled.visual(start, goal).shape == (2, 3, 32)
 
@@ -391,8 +393,9 @@ def test_uint8_images_go_through_the_frozen_backbone_which_is_never_saved():
 
 
 def test_greedy_captions_continue_the_prompt_pass_exactly_as_generate_would(batch):
-    """One pass over the prompt gives h and the cache captions continue from; the tokens are
-    transformers' greedy generate's, and beam search still goes through generate."""
+    """One pass over the prompt gives h (the training pass's h, with or without the ground truth
+    appended) and the cache captions continue from; the tokens are transformers' greedy
+    generate's, and beam search still goes through generate."""
     model = make_model(seed=4)
     set_stage(model, 2)
     model.eval()
@@ -401,14 +404,15 @@ def test_greedy_captions_continue_the_prompt_pass_exactly_as_generate_would(batc
     with torch.no_grad():
         prompt = llm.read_prompt(state_tokens, step_tokens)
         assert torch.allclose(prompt.hidden, llm(state_tokens, step_tokens)[0], atol=1e-5)
+        targets = [format_plan(LABELS[:T]), format_plan(LABELS[T:])] * (B // 2)  # of two lengths: padded
+        assert torch.allclose(prompt.hidden, llm(state_tokens, step_tokens, targets)[0], atol=1e-5)  # causal
         ours = llm._greedy(prompt)
         embeds = llm.prompt_embeddings(state_tokens, step_tokens)
         reference = llm.model.generate(inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long),
                                        max_new_tokens=llm.config.max_new_tokens, do_sample=False,
                                        pad_token_id=llm.tokenizer.pad_token_id, eos_token_id=llm.tokenizer.eos_token_id)
     assert torch.equal(ours, reference[:, :ours.shape[1]]) and (reference[:, ours.shape[1]:] == llm.tokenizer.pad_token_id).all()
-    llm.base_model().generation_config.num_beams = 2
-    assert len(llm.generate_captions(state_tokens, step_tokens)) == B
+    assert len(llm.generate_captions(state_tokens, step_tokens, num_beams=2)) == B
 
 
 def test_merging_blocks_of_the_map_averages_projected_locations():

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from planllm_ros.model.config import ConfigError, OpenVocabConfig, PlanLLMConfig
+from planllm_ros.model.decoding import DecodingPolicy
 from planllm_ros.model.graphs import TorchGraphs
 from planllm_ros.model.openvocab import (Evidence, LabelIndex, carry_transition, decode, label_mapping,
                                          requirement_problem)
@@ -38,6 +39,12 @@ def model(encoder):
 
 def settings(**values) -> OpenVocabConfig:
     return OpenVocabConfig(**values)
+
+
+def policy(matrix=None, **values) -> DecodingPolicy:
+    """A decoding policy with the transition matrix `matrix` that names plans by the
+    open-vocabulary settings `values`."""
+    return DecodingPolicy(matrix, open_vocab=settings(**values))
 
 
 def test_assignment_gives_each_candidate_one_step_where_nearest_neighbours_collide():
@@ -74,12 +81,11 @@ def test_each_method_on_a_renamed_list(encoder, model):
     captions = np.array([[[0.1, 0.2, 0.9], [0.9, 0.1, 0.2]]])  # captions say candidate 2, then 0
     zero_shot = np.array([[[0.9, 0.1, 0.0], [0.0, 0.1, 0.9]]])
     evidence = Evidence(probs, np.array([[0, 1]]), zero_shot, captions)
-    named = {method: decode(evidence, index, model, None, settings(method=method)).tolist()
+    named = {method: decode(evidence, index, model, policy(method=method)).tolist()
              for method in ("steps", "captions", "zero_shot", "joint")}
     assert named == {"steps": [[1, 2]], "captions": [[2, 0]], "zero_shot": [[0, 2]], "joint": [[1, 2]]}
     # joint: confident captions outvote the step probabilities (1 * log 0.1 vs 0.07-sharp captions)
-    both = settings(method="joint", captions=1.0)
-    assert decode(evidence, index, model, None, both).tolist() == [[2, 0]]
+    assert decode(evidence, index, model, policy(method="joint", captions=1.0)).tolist() == [[2, 0]]
 
 
 def test_joint_follows_the_carried_transition_prior(encoder, model):
@@ -88,8 +94,8 @@ def test_joint_follows_the_carried_transition_prior(encoder, model):
     probs = np.array([[[0.45, 0.1, 0.45], [0.05, 0.9, 0.05]]])  # position 0 undecided between steps 0 and 2
     evidence = Evidence(probs, np.array([[0, 1]]), None, None)
     # step 0 -> step 1 has p 0.98, step 2 -> step 1 has 0.01: the prior picks step 0, i.e. candidate 1
-    assert decode(evidence, index, model, transition, settings(method="joint")).tolist() == [[1, 2]]
-    off = decode(evidence, index, model, transition, settings(method="joint", transition=0.0))
+    assert decode(evidence, index, model, policy(transition, method="joint")).tolist() == [[1, 2]]
+    off = decode(evidence, index, model, policy(transition, method="joint", transition=0.0))
     assert off.tolist() == [[0, 2]]  # an exact tie at position 0: the first candidate
 
 
@@ -103,9 +109,8 @@ def test_a_step_the_model_never_learned_is_reached_through_the_captions(encoder,
     # 0.3 / 0.07 below it in the captions
     captions = np.array([[[0.1, 0.9, 0.1, 0.1], [0.1, 0.1, 0.1, 0.4]]])
     evidence = Evidence(probs, np.array([[0, 0]]), None, captions)
-    assert decode(evidence, index, model, None, settings(method="steps")).tolist() == [[1, 1]]
-    joint = settings(method="joint", captions=1.0)
-    assert decode(evidence, index, model, None, joint).tolist() == [[1, 3]]
+    assert decode(evidence, index, model, policy(method="steps")).tolist() == [[1, 1]]
+    assert decode(evidence, index, model, policy(method="joint", captions=1.0)).tolist() == [[1, 3]]
 
 
 def test_soft_mapping_names_each_step_by_its_nearest_candidate(encoder, model):
@@ -139,9 +144,10 @@ def test_config_rejects_unknown_methods_and_negative_weights():
 def test_requirements_name_what_the_model_lacks(encoder):
     no_mim = PlanLLM(PlanLLMConfig.from_dict({**tiny_config(backbone=None, feature_dim=8).to_dict(),
                                                "variant": {"use_mim": False}}), encoder.encode(KNOWN), KNOWN)
-    assert "no MIM" in requirement_problem(no_mim, settings(method="zero_shot"), captions=True)
-    assert "switched off" in requirement_problem(no_mim, settings(method="joint", captions=0.5), captions=False)
-    assert requirement_problem(no_mim, settings(method="steps"), captions=False) is None
+    assert "no MIM" in requirement_problem(no_mim, policy(method="zero_shot"))
+    quiet = DecodingPolicy(captions=False, open_vocab=settings(method="joint", captions=0.5))
+    assert "switched off" in requirement_problem(no_mim, quiet)
+    assert requirement_problem(no_mim, DecodingPolicy(captions=False, open_vocab=settings(method="steps"))) is None
 
 
 def test_pipeline_names_plans_from_the_models_own_labels_as_the_closed_set_does(encoder, model):
@@ -153,14 +159,16 @@ def test_pipeline_names_plans_from_the_models_own_labels_as_the_closed_set_does(
     transition = rng.random((3, 3)) + 0.05
     transition /= transition.sum(axis=1, keepdims=True)
     index = LabelIndex(KNOWN, encoder)
-    out = plan_batch(model, TorchGraphs(model), start, goal, transition, labels=index,
-                     open_vocab=settings(method="steps"), keep_evidence=True)
+    out = plan_batch(model, TorchGraphs(model), start, goal,
+                     DecodingPolicy.for_model(model, transition, open_vocab=settings(method="steps")), labels=index,
+                     keep_evidence=True)
     np.testing.assert_array_equal(out.open_vocab_ids, out.step_ids)
     assert out.open_vocab_method == "steps" and "open_vocab" in out.timings_ms
     evidence = out.open_vocab_evidence
     assert evidence.zero_shot.shape == (6, 2, 3) and evidence.captions.shape == (6, 2, 3)
-    joint = decode(evidence, index, model, transition, settings(method="joint"))
+    joint = decode(evidence, index, model, policy(transition, method="joint"))
     np.testing.assert_array_equal(joint, out.step_ids)
-    lean = plan_batch(model, TorchGraphs(model), start, goal, transition, labels=index, captions=False)
+    lean = plan_batch(model, TorchGraphs(model), start, goal,
+                      DecodingPolicy.for_model(model, transition, captions=False), labels=index)
     assert lean.open_vocab_method == OpenVocabConfig().method and lean.open_vocab_evidence is None
     np.testing.assert_array_equal(lean.open_vocab_ids, out.step_ids)

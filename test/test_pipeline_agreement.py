@@ -41,7 +41,7 @@ def test_evaluation_and_the_planner_give_the_same_plans(exported, backend):
     graphs = TorchGraphs(model) if backend == "torch" else load_backend(backend, model, exported)
     loaded = EvalModel(model, None, load_transition(exported, len(LABELS)), exported, graphs)
     labels = LabelIndex(["slice the bread", "boil water", "open the drawer"], model.text_encoder())
-    batches = predict_split(loaded, dataset, batch_size=2, labels=labels)
+    batches = predict_split(loaded, dataset, loaded.policy(), batch_size=2, labels=labels)
     planner = Planner.from_dir(exported, backend=backend)
     plans = [planner.plan(s.start, s.goal, labels=labels.labels) for s in dataset]
     assert step_ids(batches).tolist() == [p.step_ids for p in plans]

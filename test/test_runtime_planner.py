@@ -54,7 +54,7 @@ def test_plan_agrees_with_the_model_reference(planner, model_dir):
     """Same ids, scores and captions as PlanLLM.predict with the saved transition matrix."""
     start, goal = features(), features()
     plan = planner.plan(start, goal, horizon=3)
-    transition = torch.as_tensor(planner.transition)
+    transition = torch.as_tensor(planner.policy.transition)
     reference = planner.model.predict(torch.from_numpy(start)[None], torch.from_numpy(goal)[None], transition=transition)
     assert plan.step_ids == reference.step_ids[0].tolist()
     expected_scores = [float(reference.probs[0, t, i]) for t, i in enumerate(plan.step_ids)]
@@ -175,7 +175,7 @@ def test_unknown_backend_and_unexported_folder(model_dir):
 
 def test_beam_search_captions(model_dir):
     beam = Planner.from_dir(model_dir, num_beams=3)
-    assert beam.model.llm.base_model().generation_config.num_beams == 3
+    assert beam.policy.num_beams == 3
     plan = beam.plan(features(), features())
     assert len(plan.captions) == 3
     with pytest.raises(PlannerError, match="num_beams"):

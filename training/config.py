@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from planllm_ros.config_tree import ConfigError, assign, build, split_assignment
+from planllm_ros.model.config import CLOSED_SET_METHODS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("data", "train", "model", "name")
@@ -83,7 +84,7 @@ class TrainConfig:
     eval_every: int = 0  # optimiser steps between val passes + checkpoints; 0 = once per epoch
     log_every: int = 10
     max_grad_norm: float = 1.0
-    decode: str = "viterbi"  # closed-set decoding used for val selection
+    decode: str = "viterbi"  # closed-set decoding (CLOSED_SET_METHODS) of the val plans that select the weights
     # model.decoding.llm_weight candidates, chosen by val SR after the last stage (models with an
     # LLM branch and a step decoder); empty keeps the model config's value
     llm_weights: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0])
@@ -217,7 +218,7 @@ def _validate(config: RunConfig, source: str) -> None:
         (len(train.stages) > 0 and all(s in (1, 2) for s in train.stages) and train.stages == sorted(set(train.stages)),
          f"train.stages must be [1, 2], [1] or [2], got {train.stages!r}"),
         (train.precision in ("fp32", "bf16", "fp16"), f"train.precision must be fp32, bf16 or fp16, got {train.precision!r}"),
-        (train.decode in ("viterbi", "argmax"), f"train.decode must be viterbi or argmax, got {train.decode!r}"),
+        (train.decode in CLOSED_SET_METHODS, f"train.decode must be one of {CLOSED_SET_METHODS}, got {train.decode!r}"),
         (train.batch_size >= 1 and train.grad_accum >= 1, "train.batch_size and train.grad_accum must be >= 1"),
     ]
     for number in (1, 2):

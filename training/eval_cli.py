@@ -14,13 +14,14 @@ import dataclasses
 import json
 import sys
 
+from planllm_ros.model.config import CLOSED_SET_METHODS
 from training.config import ConfigError, apply_override, from_tree
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="run directory or model directory written by planllm train")
     parser.add_argument("--split", default="test", help="test (default), val, or for tabletop also novel / paraphrase")
-    parser.add_argument("--decode", choices=("viterbi", "argmax"), default="viterbi",
+    parser.add_argument("--decode", choices=CLOSED_SET_METHODS, default="viterbi",
                         help="closed-set decoding (viterbi uses the train transition matrix)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
                         help="change the data section of the saved config, e.g. --set data.eval_samples=200")
@@ -52,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
                 apply_override(tree, assignment)
             loaded = dataclasses.replace(loaded, config=from_tree(tree, "--set"))
         dataset = load_split(loaded.config.data, args.split, loaded.config.visual())
-        result = {**evaluate(loaded, dataset, args.decode, args.batch_size), "backend": args.backend,
-                  "observation": dataset.observation}
+        result = {**evaluate(loaded, dataset, loaded.policy(method=args.decode), args.batch_size),
+                  "backend": args.backend, "observation": dataset.observation}
         if args.card:
             name = " ".join([args.split] + [v for v in (args.backend, dataset.observation) if v not in ("torch", "features")])
             add_metrics(loaded.path, name, {k: result[k] for k in ("split", "samples", "decode", "backend", "observation",

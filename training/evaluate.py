@@ -2,13 +2,14 @@
 
 Predictions come from the inference pipeline the robot runs (planllm_ros.model.pipeline), with
 the model's own torch modules or, for an exported folder, a runtime backend (ONNX Runtime,
-TensorRT). Only the start and goal observations reach the model; the ground truth is used
-afterwards, to score. Closed set: the model's T step ids (Viterbi with the *train* transition
-matrix saved in the model folder, or argmax), scored only when the split's label list is the
-model's own (same labels, same order). Open vocabulary: the plan's steps named from the
-split's own label texts by the model's decoding.open_vocab method (planllm_ros.model.openvocab;
-for the tabletop "paraphrase" splits these are paraphrased labels of the same steps). Metric families: see
-training.metrics (SR, mAcc, peer bitwise mIoU, set mIoU).
+TensorRT), decoded by a decoding policy (planllm_ros.model.decoding; by default the one the
+folder records). Only the start and goal observations reach the model; the ground truth is
+used afterwards, to score. Closed set: the model's T step ids (Viterbi with the *train*
+transition matrix saved in the model folder, or argmax), scored only when the split's label
+list is the model's own (same labels, same order). Open vocabulary: the plan's steps named
+from the split's own label texts by the policy's open_vocab method (planllm_ros.model.openvocab;
+for the tabletop "paraphrase" splits these are paraphrased labels of the same steps). Metric
+families: see training.metrics (SR, mAcc, peer bitwise mIoU, set mIoU).
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader
 
-from planllm_ros.model.folder import TRAIN_CONFIG_FILE, ModelFolderError, load_train_config, load_transition
+from planllm_ros.model.decoding import DecodingPolicy
+from planllm_ros.model.folder import TRAIN_CONFIG_FILE, TRANSITION_FILE, ModelFolderError, load_model_folder
 from planllm_ros.model.graphs import GraphRunner, TorchGraphs
 from planllm_ros.model.openvocab import LabelIndex
 from planllm_ros.model.pipeline import PlanBatch, plan_batch
@@ -28,7 +30,6 @@ from training.checkpoint import CheckpointError
 from training.config import RunConfig, from_tree
 from training.datasets.base import ProcedureDataset, collate
 from training.metrics import procedure_metrics
-from training.trainer import MODEL_DIR
 
 METRICS = ("sr", "macc", "miou", "miou_set")
 METRIC_TITLES = {"sr": "SR", "macc": "mAcc", "miou": "mIoU (peer, bitwise)", "miou_set": "mIoU (set)"}
@@ -42,41 +43,34 @@ class EvalModel:
     path: Path
     graphs: GraphRunner  # what runs the model's graphs: its torch modules or a runtime backend
 
+    def policy(self, **overrides) -> DecodingPolicy:
+        """The decoding the folder records (its transition matrix, its config's decoding
+        section), with `overrides` (DecodingPolicy.for_model: method, captions, llm_weight, ...)."""
+        return DecodingPolicy.for_model(self.model, self.transition, **overrides)
+
 
 def load_for_eval(path: str | Path, device: str = "cpu", backend: str = "torch") -> EvalModel:
     """A run directory (uses RUN/model) or a model folder written by the trainer (or exported).
     backend: torch (the model's own modules) or a runtime backend over the folder's exported
     graphs (onnxruntime, tensorrt)."""
-    from planllm_ros.model.planllm import PlanLLM
-
-    path = Path(path)
-    model_dir = path / MODEL_DIR if (path / MODEL_DIR).is_dir() else path
     try:
-        tree = load_train_config(model_dir)
-        if tree is None:
-            raise CheckpointError(f"{model_dir} is not a trained model directory: {TRAIN_CONFIG_FILE} is missing "
-                                  f"(pass a run directory written by `planllm train`, or its model/ folder)")
-        config = from_tree(tree, str(model_dir / TRAIN_CONFIG_FILE))
-        model = PlanLLM.from_pretrained(model_dir, device).eval()
-        transition = load_transition(model_dir, model.config.num_steps)
+        folder = load_model_folder(path, device, require=(TRAIN_CONFIG_FILE, TRANSITION_FILE))
     except ModelFolderError as error:
         raise CheckpointError(str(error)) from error
-    if transition is None:
-        raise CheckpointError(f"{model_dir} holds no train transition matrix")
+    config = from_tree(folder.train_config, str(folder.path / TRAIN_CONFIG_FILE))
     if backend == "torch":
-        graphs: GraphRunner = TorchGraphs(model)
+        graphs: GraphRunner = TorchGraphs(folder.model)
     else:
         from planllm_ros.runtime.backends import load_backend
 
-        graphs = load_backend(backend, model, model_dir, device)
-    return EvalModel(model, config, transition, model_dir, graphs)
+        graphs = load_backend(backend, folder.model, folder.path, device)
+    return EvalModel(folder.model, config, folder.transition, folder.path, graphs)
 
 
-def predict_split(loaded: EvalModel, dataset: ProcedureDataset, decode: str = "viterbi", batch_size: int = 64,
-                  captions: bool = True, labels: LabelIndex | None = None) -> list[PlanBatch]:
+def predict_split(loaded: EvalModel, dataset: ProcedureDataset, policy: DecodingPolicy, batch_size: int = 64,
+                  labels: LabelIndex | None = None) -> list[PlanBatch]:
     """The pipeline's output for every batch of `dataset`, from start/goal only."""
-    return [plan_batch(loaded.model, loaded.graphs, batch["start"], batch["goal"], loaded.transition,
-                       decode=decode, captions=captions, labels=labels)
+    return [plan_batch(loaded.model, loaded.graphs, batch["start"], batch["goal"], policy, labels=labels)
             for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)]
 
 
@@ -84,46 +78,51 @@ def step_ids(batches: list[PlanBatch]) -> np.ndarray:
     return np.concatenate([b.step_ids for b in batches]).astype(np.int64)
 
 
-def predictions(loaded: EvalModel, dataset: ProcedureDataset, decode: str = "viterbi",
+def predictions(loaded: EvalModel, dataset: ProcedureDataset, policy: DecodingPolicy | None = None,
                 batch_size: int = 64) -> dict[str, Any]:
-    """What the model predicts for `dataset` from start/goal only: closed-set ids, captions and,
-    for models with an LLM, the plans named from the split's own label texts (open vocabulary)."""
+    """What the model predicts for `dataset` from start/goal only, decoded by `policy` (default:
+    the folder's own, loaded.policy()): closed-set ids, captions and, for models with an LLM,
+    the plans named from the split's own label texts (open vocabulary)."""
     model = loaded.model
     has_llm = bool(model.config.variant.use_llm)
     labels = LabelIndex(list(dataset.vocab.labels), model.text_encoder()) if has_llm else None
-    batches = predict_split(loaded, dataset, decode, batch_size, captions=has_llm, labels=labels)
+    batches = predict_split(loaded, dataset, policy or loaded.policy(), batch_size, labels=labels)
     return {"closed": step_ids(batches),
             "open": np.concatenate([b.open_vocab_ids for b in batches]) if has_llm else None,
             "captions": [c for b in batches for c in b.captions]}
 
 
-def evaluate(loaded: EvalModel, dataset: ProcedureDataset, decode: str = "viterbi",
+def evaluate(loaded: EvalModel, dataset: ProcedureDataset, policy: DecodingPolicy | None = None,
              batch_size: int = 64) -> dict[str, Any]:
-    """{"closed": metrics | None, "open": metrics | None, plus what was evaluated}. Closed-set
-    metrics need the split's label list to be the model's own, in the same order."""
+    """{"closed": metrics | None, "open": metrics | None, plus what was evaluated}, decoded by
+    `policy` (default: the folder's own). Closed-set metrics need the split's label list to be
+    the model's own, in the same order."""
     model = loaded.model
+    policy = policy or loaded.policy()
     gt = np.stack(dataset.sequences()).astype(np.int64)
     own_labels = list(dataset.vocab.labels) == list(model.step_labels)
     if not own_labels and not model.config.variant.use_llm:
         raise CheckpointError(f"{dataset.name}/{dataset.split} names its steps differently from the model, which has "
                               f"no LLM to plan with new labels: nothing to score")
-    predicted = predictions(loaded, dataset, decode, batch_size)
+    predicted = predictions(loaded, dataset, policy, batch_size)
     closed = procedure_metrics(predicted["closed"], gt) if own_labels else None
     opened = procedure_metrics(predicted["open"], gt) if predicted["open"] is not None else None
     return {"dataset": dataset.name, "split": dataset.split, "horizon": dataset.horizon, "samples": len(dataset),
-            "decode": decode, "closed": closed, "open": opened, "example_captions": predicted["captions"][:3]}
+            "decode": policy.method, "closed": closed, "open": opened, "example_captions": predicted["captions"][:3]}
 
 
-def ground_truth_leak(loaded: EvalModel, dataset: ProcedureDataset, decode: str = "viterbi", seed: int = 0,
-                      predict=predictions) -> list[str]:
-    """Run `predict` (evaluation's own `predictions` by default) on `dataset` and on a copy whose
-    ground truth (every sample's steps and task) is replaced by random values, and name the
-    predictions that differ: empty when nothing derived from the ground truth reaches the model."""
+def ground_truth_leak(loaded: EvalModel, dataset: ProcedureDataset, policy: DecodingPolicy | None = None,
+                      seed: int = 0, predict=predictions) -> list[str]:
+    """Run `predict` (evaluation's own `predictions` by default) with `policy` (default: the
+    folder's own) on `dataset` and on a copy whose ground truth (every sample's steps and task)
+    is replaced by random values, and name the predictions that differ: empty when nothing
+    derived from the ground truth reaches the model."""
+    policy = policy or loaded.policy()
     rng = np.random.default_rng(seed)
     scrambled = dataclasses.replace(dataset, samples=[
         dataclasses.replace(s, steps=rng.integers(0, dataset.vocab.num_steps, s.steps.shape), task=-1)
         for s in dataset.samples])
-    honest, other = predict(loaded, dataset, decode), predict(loaded, scrambled, decode)
+    honest, other = predict(loaded, dataset, policy), predict(loaded, scrambled, policy)
     changed = [k for k in ("closed", "open") if honest[k] is not None and not np.array_equal(honest[k], other[k])]
     return changed + (["captions"] if honest["captions"] != other["captions"] else [])
 

@@ -4,12 +4,14 @@ Stage 1 freezes the LLM and the backbones and trains with L_MIM; stage 2 switche
 trains L_MIM + L_ASC + L_SD. `training.stages.set_stage` decides what is trainable and which
 loss terms the forward pass returns; this file only optimises `losses["total"]` over the
 parameters that require a gradient. `train.stages: [2]` is one-stage training; the ablations
-are model switches. Validation and the choice of the re-ranking weight run the inference
-pipeline the robot runs (planllm_ros.model.pipeline).
+are model switches. Validation decodes the step logits of its one training pass per batch with
+the inference pipeline's decoding, and the choice of the re-ranking weight runs the pipeline
+itself (planllm_ros.model.pipeline), so both score what the robot plans.
 
-Per stage: AdamW (per-parameter-name learning rates through `lr_overrides`), linear warm-up then
-cosine decay, gradient accumulation, gradient clipping, bf16/fp16 autocast on GPU (fp16 with a
-GradScaler), DDP when started by torchrun. Every `eval_every` optimiser steps (or once per
+Per stage (the optimiser, autocast and step in training/stages.py): AdamW (per-parameter-name
+learning rates through `lr_overrides`), linear warm-up then cosine decay, gradient
+accumulation, gradient clipping, bf16/fp16 autocast on GPU (fp16 with a GradScaler), DDP when
+started by torchrun. Every `eval_every` optimiser steps (or once per
 epoch) the model is scored on the validation split and a resumable checkpoint is written; the
 best validation weights of a stage are restored at its end, and the final model directory
 (`OUT/model`, a model folder: planllm_ros.model.folder) holds
@@ -37,9 +39,11 @@ from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from planllm_ros.model.folder import save_train_config, save_transition
+from planllm_ros.model.decoding import DecodingPolicy
+from planllm_ros.model.folder import CHECKPOINT_DIR, MODEL_DIR, save_train_config, save_transition
 from planllm_ros.model.graphs import TorchGraphs
-from planllm_ros.model.pipeline import plan_batch
+from planllm_ros.model.pipeline import decode_steps, plan_batch
+from planllm_ros.model.planllm import PlanLLMOutput
 from training import distributed
 from training.checkpoint import CheckpointError, install_directory, load_checkpoint, save_checkpoint, temporary_sibling
 from training.config import RunConfig, StageConfig, from_tree
@@ -48,10 +52,7 @@ from training.llm_pretrain import pretrain_builtin_llm
 from training.logging_utils import RunLogger
 from training.metrics import procedure_metrics
 from training.splits import load_split
-from training.stages import set_stage
-
-CHECKPOINT_DIR = "checkpoint"
-MODEL_DIR = "model"
+from training.stages import autocast, grad_scaler, optimizer_step, set_stage, stage_optimizer
 
 
 def effective_stages(config: RunConfig, use_mim: bool) -> list[int]:
@@ -110,23 +111,6 @@ def _set_rng_state(ctx: distributed.Context, state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"][ctx.rank].clone(), ctx.device)
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
-
-
-def _param_groups(model: torch.nn.Module, stage: StageConfig) -> list[dict[str, Any]]:
-    """One group per `lr_overrides` entry (first matching name substring wins) plus the rest."""
-    groups: dict[str, list[torch.nn.Parameter]] = {key: [] for key in stage.lr_overrides}
-    rest: list[torch.nn.Parameter] = []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        key = next((k for k in stage.lr_overrides if k in name), None)
-        (groups[key] if key is not None else rest).append(param)
-    out = [{"params": params, "lr": float(stage.lr_overrides[key])} for key, params in groups.items() if params]
-    if rest:
-        out.append({"params": rest, "lr": float(stage.lr)})
-    if not out:
-        raise RuntimeError("no trainable parameters in this stage: check the variant switches")
-    return out
 
 
 def _lr_factor(warmup: int, total: int):
@@ -201,12 +185,6 @@ class Trainer:
         self.logger.truncate_after(self.progress.global_step)
         return True
 
-    def _autocast(self):
-        precision = self.config.train.precision
-        if self.ctx.device.type != "cuda" or precision == "fp32":
-            return nullcontext()
-        return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
     def _epoch_order(self, epoch: int) -> list[int]:
         sampler = DistributedSampler(self.train_set, num_replicas=self.ctx.world_size, rank=self.ctx.rank,
                                      shuffle=True, seed=self.config.train.seed)
@@ -226,23 +204,23 @@ class Trainer:
     # ---------------------------------------------------------------- validation
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Mean val losses and closed-set metrics, over every process's shard of the val split."""
+        """Mean val losses and closed-set metrics, over every process's shard of the val split.
+        One model pass per batch gives both (`_val_plans`). It runs without autocast, as
+        inference does, so the metrics score the precision the robot plans in."""
         self.model.eval()
         indices = list(range(self.ctx.rank, len(self.val_set), self.ctx.world_size))
         loss_sums: dict[str, float] = {}
         count = 0
         preds, gts = [], []
+        policy = DecodingPolicy.for_model(self.model, self.transition, method=self.config.train.decode, captions=False)
         for batch in self._batches(indices, self.val_set):
             batch = self._to_device(batch)
-            with self._autocast():
-                out = self.model(batch["start"], batch["goal"], batch["steps"])
+            out = self.model(batch["start"], batch["goal"], batch["steps"])
             n = batch["steps"].shape[0]
             for name, value in out.losses.items():
                 loss_sums[name] = loss_sums.get(name, 0.0) + float(value) * n
             count += n
-            prediction = plan_batch(self.model, TorchGraphs(self.model), batch["start"], batch["goal"], self.transition,
-                                    decode=self.config.train.decode, captions=False)
-            preds.append(torch.as_tensor(prediction.step_ids).long())
+            preds.append(torch.as_tensor(self._val_plans(batch, out, policy)).long())
             gts.append(batch["steps"].cpu())
         names = sorted(loss_sums)
         totals = distributed.all_reduce_sum(self.ctx, torch.tensor([loss_sums[n] for n in names] + [count]))
@@ -252,6 +230,17 @@ class Trainer:
         values.update(procedure_metrics(pred.numpy(), gt.numpy()))
         self.model.train()
         return values
+
+    def _val_plans(self, batch: dict[str, torch.Tensor], out: PlanLLMOutput, policy: DecodingPolicy) -> np.ndarray:
+        """Closed-set plans (B, T) of a val batch: the pipeline's decoding of the training pass's
+        step logits. They are the logits inference computes: the pass reads h at the prompt's
+        step positions, and the causal LLM reads those before the ground truth appended after
+        the prompt. LLM-only models score steps from generated captions, which the training
+        pass does not generate, so they plan through plan_batch."""
+        if out.logits is None:
+            return plan_batch(self.model, TorchGraphs(self.model), batch["start"], batch["goal"], policy).step_ids
+        probs = out.logits.float().softmax(-1).cpu()
+        return decode_steps(self.model, probs, out.state_tokens, out.step_tokens, policy)[0]
 
     def _improved(self, stage: StageConfig, values: dict[str, float]) -> bool:
         score = values["loss"] if stage.select == "loss" else values[stage.select]
@@ -291,10 +280,10 @@ class Trainer:
         stage = train.stage(stage_number)
         set_stage(self.model, stage_number)
         self.model.train()
-        optimizer = torch.optim.AdamW(_param_groups(self.model, stage), weight_decay=stage.weight_decay)
+        optimizer = stage_optimizer(self.model, stage)
         total_steps = stage.epochs * self._steps_per_epoch()
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(stage.warmup_steps, total_steps))
-        scaler = torch.amp.GradScaler("cuda", enabled=self.ctx.device.type == "cuda" and train.precision == "fp16")
+        scaler = grad_scaler(self.ctx.device, train.precision)
         resumed = self._resume_state
         if resumed is not None and resumed["optimizer"] is not None:
             optimizer.load_state_dict(resumed["optimizer"])
@@ -321,18 +310,13 @@ class Trainer:
                 for i, batch in enumerate(group):
                     batch = self._to_device(batch)
                     sync = i == len(group) - 1 or not self.ctx.distributed
-                    with (nullcontext() if sync else network.no_sync()), self._autocast():
+                    with (nullcontext() if sync else network.no_sync()), autocast(self.ctx.device, train.precision):
                         out = network(batch["start"], batch["goal"], batch["steps"])
                         loss = out.losses["total"] / len(group)
                     scaler.scale(loss).backward()
                     for name, value in out.losses.items():
                         sums[name] = sums.get(name, 0.0) + float(value.detach()) / len(group)
-                scaler.unscale_(optimizer)
-                if train.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(trainable, train.max_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
+                optimizer_step(optimizer, scaler, trainable, train.max_grad_norm)
                 scheduler.step()
                 self.progress.batches_done += len(group)
                 self.progress.global_step += 1
@@ -400,14 +384,14 @@ class Trainer:
         (the smallest on ties; candidates and both scores are computed once). None when the model
         has nothing to re-rank with or no weights are configured."""
         model, weights = self.model, sorted(self.config.train.llm_weights)
-        if not weights or not model.can_rerank or self.config.train.decode != "viterbi":
+        policy = DecodingPolicy.for_model(model, self.transition, method=self.config.train.decode, captions=False)
+        if not weights or not model.can_rerank or not policy.uses_viterbi:
             return None
         model.eval()
         graphs, candidates, truth = TorchGraphs(model), [], []
         for batch in self._batches(list(range(len(self.val_set))), self.val_set):
             batch = self._to_device(batch)
-            out = plan_batch(model, graphs, batch["start"], batch["goal"], self.transition, captions=False,
-                             keep_candidates=True)
+            out = plan_batch(model, graphs, batch["start"], batch["goal"], policy, keep_candidates=True)
             candidates.append(out.candidates)
             truth.append(batch["steps"].cpu().numpy())
         truth = np.concatenate(truth)

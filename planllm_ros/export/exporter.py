@@ -12,9 +12,7 @@ metrics are added to the card by `planllm eval --card`.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -22,44 +20,23 @@ import torch
 from planllm_ros.export.merge import merge_lora
 from planllm_ros.export.model_card import write_model_card
 from planllm_ros.export.onnx_export import check_parity, export_onnx, graph_differences, random_observations
-from planllm_ros.model.folder import (ModelFolderError, is_model_folder, load_train_config, load_transition,
-                                      save_train_config, save_transition)
-
-RUN_MODEL_DIR = "model"  # where `planllm train` writes the model folder inside a run directory
+from planllm_ros.model.folder import (ModelFolder, ModelFolderError, load_model_folder, save_train_config,
+                                      save_transition)
 
 
 class ExportError(RuntimeError):
     """The source cannot be exported; the message names the path and what is wrong."""
 
 
-@dataclass
-class Source:
-    model: Any  # PlanLLM
-    transition: np.ndarray | None
-    train_config: dict | None  # the training config saved with the model, when there is one
-    path: Path
-
-
-def load_source(path: str | Path) -> Source:
-    """A run directory (its model/) or a model folder, as a model on the CPU."""
-    from planllm_ros.model.planllm import PlanLLM
-
-    path = Path(path)
-    if not path.is_dir():
-        raise ExportError(f"--checkpoint {path}: no such directory")
-    model_dir = path / RUN_MODEL_DIR if is_model_folder(path / RUN_MODEL_DIR) else path
-    if not is_model_folder(model_dir):
-        raise ExportError(f"--checkpoint {path}: not a `planllm train` run or a model folder (no config.json and "
-                          f"step_labels.json in it or in its {RUN_MODEL_DIR}/); a run writes its model folder at the "
-                          f"end, so finish an interrupted one with `planllm train --resume`")
+def load_source(path: str | Path) -> ModelFolder:
+    """A run directory (its model/) or a model folder, with its model on the CPU."""
     try:
-        model = PlanLLM.from_pretrained(model_dir).eval()
-        return Source(model, load_transition(model_dir, model.config.num_steps), load_train_config(model_dir), model_dir)
-    except (ModelFolderError, FileNotFoundError, KeyError, ValueError) as error:
-        raise ExportError(f"--checkpoint {path}: {error}") from error
+        return load_model_folder(path)
+    except ModelFolderError as error:
+        raise ExportError(f"--checkpoint: {error}") from error
 
 
-def merge_and_save(source: Source, out: Path) -> None:
+def merge_and_save(source: ModelFolder, out: Path) -> None:
     """Fold LoRA into the LLM and save the folder the runtime loads. A local-path LLM (e.g.
     Vicuna) is written merged into out/llm/."""
     model = source.model
@@ -113,7 +90,6 @@ def export_model(checkpoint: str | Path, out: str | Path, name: str | None = Non
     the parity check and, with `int8`, the backbone's calibration images. `decoding`:
     KEY=VALUE settings of the model's decoding section to export with (set_decoding)."""
     from planllm_ros.model.graphs import takes_images
-    from planllm_ros.model.planllm import PlanLLM
 
     out = Path(out)
     if tensorrt:
@@ -136,7 +112,7 @@ def export_model(checkpoint: str | Path, out: str | Path, name: str | None = Non
     merge_and_save(source, out)
     export_onnx(source.model, out)
 
-    reloaded = PlanLLM.from_pretrained(out).eval()
+    reloaded = load_model_folder(out).model
     generator = torch.Generator().manual_seed(0)
     batches = [random_observations(reloaded, 1, generator), random_observations(reloaded, 4, generator)]
     if real is not None:

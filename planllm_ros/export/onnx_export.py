@@ -52,10 +52,11 @@ def backbone_inputs(model, observations: dict[str, torch.Tensor]) -> dict[str, t
 
 @torch.no_grad()
 def heads_inputs(model, encoder_out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """What the heads graph reads: the encoder's outputs plus, for fused models, the LLM's h."""
+    """What the heads graph reads: the encoder's outputs plus, for fused models, the LLM's h from
+    the prompt pass the robot runs (`read_prompt`, as in planllm_ros.model.pipeline)."""
     inputs = {"visual_tokens": encoder_out["visual_tokens"], "step_tokens": encoder_out["step_tokens"]}
     if model.uses_fusion:
-        inputs["llm_hidden"] = model.llm(encoder_out["state_tokens"], encoder_out["step_tokens"])[0].float()
+        inputs["llm_hidden"] = model.llm.read_prompt(encoder_out["state_tokens"], encoder_out["step_tokens"]).hidden
     return inputs
 
 

@@ -209,10 +209,15 @@ class OpenVocabConfig:
             raise ConfigError("decoding.open_vocab.method=joint needs a positive steps, zero_shot or captions weight")
 
 
+CLOSED_SET_METHODS = ("viterbi", "argmax")
+
+
 @dataclass
 class DecodingConfig:
-    """Closed-set decoding of the step decoder's probabilities (Viterbi with the train
-    transition matrix, or argmax).
+    """The decoding a model folder records: the defaults of every decoding policy made for the
+    model (planllm_ros.model.decoding.DecodingPolicy), which callers may override. Closed-set
+    decoding of the step decoder's probabilities is Viterbi with the train transition matrix,
+    or argmax (CLOSED_SET_METHODS, the caller's choice).
 
     llm_weight > 0 (models with an LLM branch and a step decoder): the `candidates` best
     Viterbi plans are re-scored as Viterbi score + llm_weight * log p_LLM(plan sentence |

@@ -1,14 +1,65 @@
-"""Closed-set decoding of a (T, N) step-probability table into T step ids.
+"""How a plan is decoded: the decoding policy, and closed-set decoding of a (T, N)
+step-probability table into T step ids.
 
 Lives in the model package (not training/) because the runtime and the node decode too;
 training.metrics re-exports it for evaluation code.
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 
+from planllm_ros.model.config import CLOSED_SET_METHODS, OpenVocabConfig
+
 _TINY = 1e-30  # floor before log: a zero probability becomes a very unlikely, finite choice
+
+
+@dataclass(frozen=True, eq=False)
+class DecodingPolicy:
+    """Every choice the inference pipeline (planllm_ros.model.pipeline.plan_batch) makes after
+    the graphs have run, in one object that the caller owns: callers sharing a model each plan
+    with their own policy, and planning never writes into the model.
+
+    transition: the train transition matrix (N, N); without one, closed-set decoding is argmax.
+    method: closed-set decoding, viterbi or argmax. llm_weight > 0: Viterbi's `candidates`
+    best plans are re-ranked by the LLM (models that can re-rank: PlanLLM.can_rerank).
+    captions: generate the LLM's free-form plan (LLM-only planning always does). num_beams:
+    caption generation, 1 = greedy, more = beam search. open_vocab: how the plan's steps are
+    named from a caller's candidate labels (planllm_ros.model.openvocab)."""
+
+    transition: np.ndarray | None = None
+    method: str = "viterbi"
+    llm_weight: float = 0.0
+    candidates: int = 10
+    captions: bool = True
+    num_beams: int = 1
+    open_vocab: OpenVocabConfig = field(default_factory=OpenVocabConfig)
+
+    def __post_init__(self) -> None:
+        if self.method not in CLOSED_SET_METHODS:
+            raise ValueError(f"decode must be one of {CLOSED_SET_METHODS}, got {self.method!r}")
+        if self.num_beams < 1:
+            raise ValueError(f"num_beams must be >= 1, got {self.num_beams}")
+        if self.llm_weight < 0 or self.candidates < 1:
+            raise ValueError(f"llm_weight must be >= 0 and candidates >= 1, got {self.llm_weight} and "
+                             f"{self.candidates}")
+
+    @classmethod
+    def for_model(cls, model, transition, *, method: str = "viterbi", captions: bool = True, num_beams: int = 1,
+                  llm_weight: float | None = None, open_vocab: OpenVocabConfig | None = None) -> "DecodingPolicy":
+        """The policy a model folder records (its config's decoding section, its transition
+        matrix), with the caller's overrides."""
+        decoding = model.config.decoding
+        return cls(transition, method, decoding.llm_weight if llm_weight is None else llm_weight, decoding.candidates,
+                   captions, num_beams, dataclasses.replace(open_vocab or decoding.open_vocab))
+
+    @property
+    def uses_viterbi(self) -> bool:
+        """Whether closed-set decoding is Viterbi: asked for, and a transition matrix to run it with."""
+        return self.method == "viterbi" and self.transition is not None
 
 
 def _as_numpy(x) -> np.ndarray:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
-from planllm_ros.model.config import LLMConfig
+from planllm_ros.model.config import LLMConfig, LoRAConfig
 from planllm_ros.model.tokenizer import train_bpe_tokenizer
 
 ROLE_SEGMENTS = ("Start:", " Goal:", " Change:")  # one per state token role, in VisualStateEncoder's order
@@ -83,6 +83,17 @@ def build_builtin_llm(config: LLMConfig, step_labels: Sequence[str], horizon: in
     return model.eval(), tokenizer
 
 
+def add_lora(model: PreTrainedModel, lora: LoRAConfig) -> nn.Module:
+    """`model` wrapped with `lora`'s adapters (peft), only they train: what stage 2 adds to the
+    LLM, and what the GPU benchmark adds to its 7B-shaped LLM, so it measures this set-up."""
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM",
+    ))
+
+
 def load_local_llm(path: str | Path, dtype: str):
     """Any causal LM + tokenizer from a local directory (never the hub)."""
     directory = Path(path)
@@ -123,13 +134,7 @@ class LLMBranch(nn.Module):
 
     def apply_lora(self) -> None:
         """Wrap the LLM with LoRA adapters (peft); only the adapters train."""
-        from peft import LoraConfig, get_peft_model
-
-        lora = self.config.lora
-        self.model = get_peft_model(self.model, LoraConfig(
-            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-            target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM",
-        ))
+        self.model = add_lora(self.model, self.config.lora)
         self.lora_applied = True
 
     def base_model(self) -> PreTrainedModel:
@@ -164,8 +169,12 @@ class LLMBranch(nn.Module):
         if targets is not None:
             inputs, mask, labels = self._append_targets(prompt, targets)
         out = self.model(inputs_embeds=inputs, attention_mask=mask, labels=labels, output_hidden_states=True)
-        hidden = out.hidden_states[-1][:, self.step_positions].float()
-        return self.hidden_out(hidden), (out.loss.float() if labels is not None else None)
+        return self._step_hidden(out.hidden_states), (out.loss.float() if labels is not None else None)
+
+    def _step_hidden(self, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """h (B, T, hidden_dim): the last layer's states at the step tokens' positions. The one
+        place h is made, for training (`forward`) and inference (`read_prompt`) alike."""
+        return self.hidden_out(hidden_states[-1][:, self.step_positions].float())
 
     @torch.no_grad()
     def plan_log_likelihood(self, state_tokens: torch.Tensor, step_tokens: torch.Tensor,
@@ -240,22 +249,21 @@ class LLMBranch(nn.Module):
         logits that caption generation continues from, so the prompt is read once per plan."""
         prompt = self.prompt_embeddings(state_tokens, step_tokens)
         out = self.model(inputs_embeds=prompt, use_cache=True, output_hidden_states=True)
-        hidden = self.hidden_out(out.hidden_states[-1][:, self.step_positions].float())
-        return PromptState(hidden, out.past_key_values, out.logits[:, -1])
+        return PromptState(self._step_hidden(out.hidden_states), out.past_key_values, out.logits[:, -1])
 
     @torch.no_grad()
     def generate_captions(self, state_tokens: torch.Tensor, step_tokens: torch.Tensor,
-                          prompt: PromptState | None = None) -> list[list[str]]:
+                          prompt: PromptState | None = None, num_beams: int = 1) -> list[list[str]]:
         """The free-form plan O (Eq. 10), parsed into T captions per sample. Greedy decoding
         continues from `prompt` (a copy of read_prompt's KV cache; read afresh when None) one
-        token at a time; beam search (generation_config.num_beams > 1) goes through
-        transformers' generate."""
-        if (self.base_model().generation_config.num_beams or 1) > 1:  # transformers 5 leaves it None by default
+        token at a time; beam search (num_beams > 1) goes through transformers' generate."""
+        if num_beams > 1:
             embeds = self.prompt_embeddings(state_tokens, step_tokens)
             mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
             tokens = self.model.generate(
                 inputs_embeds=embeds, attention_mask=mask, max_new_tokens=self.config.max_new_tokens,
-                do_sample=False, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
+                do_sample=False, num_beams=num_beams, pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
             )
         else:
             tokens = self._greedy(prompt or self.read_prompt(state_tokens, step_tokens))

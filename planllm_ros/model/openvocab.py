@@ -21,7 +21,8 @@ stage of planllm_ros.model.pipeline):
 - captions: the LLM's caption of each position against each candidate label (mixed with the
   candidate's description where the caller has one, e.g. from `planllm describe`).
 
-Methods (config decoding.open_vocab, planllm_ros.model.config.OpenVocabConfig):
+Methods (a decoding policy's open_vocab, by default the model's config decoding.open_vocab:
+planllm_ros.model.config.OpenVocabConfig):
 - captions: each position takes the candidate nearest its caption (the paper's retrieval);
 - steps: the closed-set plan (Viterbi, LLM re-ranking where configured), each step renamed
   through the mapping;
@@ -45,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from planllm_ros.model.config import OpenVocabConfig
-from planllm_ros.model.decoding import viterbi
+from planllm_ros.model.decoding import DecodingPolicy, viterbi
 
 _TINY = 1e-30  # floor before log
 
@@ -192,8 +193,10 @@ def sources(settings: OpenVocabConfig) -> set[str]:
     return set()
 
 
-def requirement_problem(model, settings: OpenVocabConfig, captions: bool) -> str | None:
-    """Why `model` (with caption generation on or off) cannot run `settings`, or None."""
+def requirement_problem(model, policy: DecodingPolicy) -> str | None:
+    """Why `model` cannot name plans by `policy` (its open-vocabulary method, with its caption
+    generation on or off), or None."""
+    settings = policy.open_vocab
     needs = sources(settings)
     if "zero_shot" in needs and not model.config.variant.use_mim:
         return (f"open-vocabulary method {settings.method!r} scores step embeddings, which this model has not "
@@ -201,7 +204,7 @@ def requirement_problem(model, settings: OpenVocabConfig, captions: bool) -> str
     if "captions" in needs and not model.config.variant.use_llm:
         return (f"open-vocabulary method {settings.method!r} reads the LLM's captions, and this model has no LLM "
                 f"branch; set decoding.open_vocab to a method without captions")
-    if "captions" in needs and not captions:
+    if "captions" in needs and not policy.captions:
         return (f"open-vocabulary method {settings.method!r} reads the LLM's captions, which are switched off "
                 f"(captions=False / --no-captions)")
     return None
@@ -238,14 +241,16 @@ def _needed(array: np.ndarray | None, name: str, method: str) -> np.ndarray:
     return array
 
 
-def decode(evidence: Evidence, index: LabelIndex, model, transition, settings: OpenVocabConfig) -> np.ndarray:
-    """(B, T) indices into `index.labels`: the plan named by `settings.method` (module docstring)."""
+def decode(evidence: Evidence, index: LabelIndex, model, policy: DecodingPolicy) -> np.ndarray:
+    """(B, T) indices into `index.labels`: the plan named by the policy's open_vocab method, with
+    its transition matrix (module docstring)."""
+    settings = policy.open_vocab
     method, temperature = settings.method, model.config.loss.temperature
     if method == "captions":
         return _needed(evidence.captions, "captions", method).argmax(axis=-1)
     if method == "zero_shot":
         return _needed(evidence.zero_shot, "zero_shot", method).argmax(axis=-1)
-    mapping = index.mapping(model, transition, settings)
+    mapping = index.mapping(model, policy.transition, settings)
     if method == "steps":
         return mapping.matrix[evidence.closed_ids].argmax(axis=-1)
     if method != "joint":

@@ -1,7 +1,9 @@
 """The one inference path of a PlanLLM model. Evaluation, the trainer's validation and its
 choice of the re-ranking weight, and the robot's Planner all call `plan_batch`; they differ
-only in the graph runner they pass (TorchGraphs, or a runtime backend running exported ONNX
-graphs or TensorRT engines), so what is scored is what the robot runs.
+in the graph runner they pass (TorchGraphs, or a runtime backend running exported ONNX graphs
+or TensorRT engines), so what is scored is what the robot runs, and in their decoding policy
+(planllm_ros.model.decoding.DecodingPolicy: Viterbi or argmax, LLM re-ranking weight, captions,
+beams, open-vocabulary method), which every stage below reads instead of the model's config.
 
     observations --backbone graph (images only)--> token maps
                  --encoder graph--> visual, state and step tokens      (encoded once per plan)
@@ -25,11 +27,8 @@ import torch
 
 from planllm_ros.model import openvocab
 from planllm_ros.model.backbone import input_spec, preprocess
-from planllm_ros.model.config import OpenVocabConfig
-from planllm_ros.model.decoding import argmax_decode, plan_candidates, viterbi
+from planllm_ros.model.decoding import DecodingPolicy, argmax_decode, plan_candidates, viterbi
 from planllm_ros.model.graphs import BACKBONE, ENCODER, HEADS, GraphRunner
-
-DECODES = ("viterbi", "argmax")
 
 
 @dataclass
@@ -53,7 +52,7 @@ class PlanBatch:
     probs: torch.Tensor  # (B, T, N) float32 on the CPU
     captions: list[list[str]]  # T captions per sample; empty lists when none were generated
     open_vocab_ids: np.ndarray | None = None  # (B, T) indices into the candidate labels, when given
-    open_vocab_method: str | None = None  # the decoding.open_vocab method that chose open_vocab_ids
+    open_vocab_method: str | None = None  # the policy's open_vocab method that chose open_vocab_ids
     open_vocab_evidence: openvocab.Evidence | None = None  # kept on request (to compare methods on one pass)
     candidates: Candidates | None = None  # kept on request (the trainer calibrates the re-ranking on them)
     timings_ms: dict[str, float] = field(default_factory=dict)  # per stage (batch total), see plan_batch
@@ -92,11 +91,11 @@ def image_tokens(model, graphs: GraphRunner, images: Sequence[torch.Tensor]) -> 
 
 
 def rerank_candidates(model, probs: torch.Tensor, state_tokens: torch.Tensor, step_tokens: torch.Tensor,
-                      transition, prompt=None) -> Candidates:
-    """The decoding.candidates best Viterbi plans of each sample and the LLM's log-likelihood of
+                      policy: DecodingPolicy, prompt=None) -> Candidates:
+    """The policy's `candidates` best Viterbi plans of each sample and the LLM's log-likelihood of
     each, from one batched LLM pass over every candidate sentence (continuing `prompt`, the read
     prompt's KV cache, when given; else over prompt and sentence)."""
-    found = [plan_candidates(row, transition, model.config.decoding.candidates) for row in probs]
+    found = [plan_candidates(row, policy.transition, policy.candidates) for row in probs]
     k = min(len(paths) for paths, _ in found)  # fewer than asked only when fewer plans exist
     paths = np.stack([p[:k] for p, _ in found])
     sd_scores = np.stack([s[:k] for _, s in found])
@@ -105,33 +104,30 @@ def rerank_candidates(model, probs: torch.Tensor, state_tokens: torch.Tensor, st
     return Candidates(paths, sd_scores, llm_scores)
 
 
-def decode_steps(model, probs: torch.Tensor, state_tokens: torch.Tensor, step_tokens: torch.Tensor, transition,
-                 decode: str = "viterbi", keep_candidates: bool = False, prompt=None) -> tuple[np.ndarray, Candidates | None]:
-    """(B, T, N) step probabilities -> (B, T) ids: argmax; Viterbi with the train transition
-    matrix (argmax without one); or, for models with decoding.llm_weight > 0 (and whenever
+def decode_steps(model, probs: torch.Tensor, state_tokens: torch.Tensor, step_tokens: torch.Tensor,
+                 policy: DecodingPolicy, keep_candidates: bool = False,
+                 prompt=None) -> tuple[np.ndarray, Candidates | None]:
+    """(B, T, N) step probabilities -> (B, T) ids: argmax; Viterbi with the policy's transition
+    matrix; or, for models that can re-rank, with the policy's llm_weight > 0 (and whenever
     `keep_candidates`), Viterbi's best candidates re-ranked with the LLM."""
-    if decode not in DECODES:
-        raise ValueError(f"decode must be one of {DECODES}, got {decode!r}")
-    if decode == "argmax" or transition is None:
+    if not policy.uses_viterbi:
         return argmax_decode(probs), None
-    if not (model.reranks_with_llm or (keep_candidates and model.can_rerank)):
-        return viterbi(probs, transition), None
-    candidates = rerank_candidates(model, probs, state_tokens, step_tokens, transition, prompt)
-    return candidates.choose(model.config.decoding.llm_weight), candidates
+    if not (model.can_rerank and (policy.llm_weight > 0 or keep_candidates)):
+        return viterbi(probs, policy.transition), None
+    candidates = rerank_candidates(model, probs, state_tokens, step_tokens, policy, prompt)
+    return candidates.choose(policy.llm_weight), candidates
 
 
 @torch.inference_mode()  # not only no_grad: skipping autograd's version counters saves about a tenth of caption time
-def plan_batch(model, graphs: GraphRunner, start: torch.Tensor, goal: torch.Tensor, transition=None, *,
-               decode: str = "viterbi", captions: bool = True, keep_candidates: bool = False,
-               labels: openvocab.LabelIndex | None = None, open_vocab: OpenVocabConfig | None = None,
+def plan_batch(model, graphs: GraphRunner, start: torch.Tensor, goal: torch.Tensor, policy: DecodingPolicy, *,
+               keep_candidates: bool = False, labels: openvocab.LabelIndex | None = None,
                keep_evidence: bool = False) -> PlanBatch:
-    """Plan a batch. start/goal: uint8 images (B, H, W, 3) (through the backbone graph), or
-    float features (B, L, C) / (B, C). transition: the train transition matrix (None: argmax).
-    captions: generate the LLM's free-form plan (always, for LLM-only planning). labels: candidate
-    labels to name the plan's steps from, by `open_vocab` (default: the model's
-    decoding.open_vocab); keep_evidence: gather every open-vocabulary source the model has and
-    keep it in the result (openvocab.decode then names the plan by any method). Timings (ms,
-    whole batch): backbone, heads (encoder graph, the LLM's h, heads graph), captions, decode, open_vocab, total."""
+    """Plan a batch as `policy` says. start/goal: uint8 images (B, H, W, 3) (through the backbone
+    graph), or float features (B, L, C) / (B, C). labels: candidate labels to name the plan's
+    steps from, by the policy's open_vocab method; keep_evidence: gather every open-vocabulary
+    source the model has and keep it in the result (openvocab.decode then names the plan by any
+    method). Timings (ms, whole batch): backbone, heads (encoder graph, the LLM's h, heads
+    graph), captions, decode, open_vocab, total."""
     model.eval()
     variant = model.config.variant
     clock = _Clock(model.description_embeddings.device)
@@ -141,7 +137,7 @@ def plan_batch(model, graphs: GraphRunner, start: torch.Tensor, goal: torch.Tens
 
     tokens = graphs.run(ENCODER, {"start": start, "goal": goal})
     state_tokens, step_tokens = tokens["state_tokens"], tokens["step_tokens"]
-    generate = variant.use_llm and (captions or variant.planning == "llm_only")
+    generate = variant.use_llm and (policy.captions or variant.planning == "llm_only")
     prompt = model.llm.read_prompt(state_tokens, step_tokens) if model.uses_fusion or generate else None
     logits = None
     if variant.planning != "llm_only":
@@ -154,21 +150,20 @@ def plan_batch(model, graphs: GraphRunner, start: torch.Tensor, goal: torch.Tens
     batch = len(state_tokens)
     texts: list[list[str]] = [[] for _ in range(batch)]
     if generate:
-        texts = model.llm.generate_captions(state_tokens, step_tokens, prompt)
+        texts = model.llm.generate_captions(state_tokens, step_tokens, prompt, policy.num_beams)
     if logits is None:
         logits = model.caption_logits(texts)
     clock.lap("captions")
 
     probs = logits.float().softmax(-1).cpu()
-    ids, candidates = decode_steps(model, probs, state_tokens, step_tokens, transition, decode, keep_candidates, prompt)
+    ids, candidates = decode_steps(model, probs, state_tokens, step_tokens, policy, keep_candidates, prompt)
     clock.lap("decode")
 
     open_ids, method, evidence = None, None, None
     if labels is not None:
-        settings = open_vocab or model.config.decoding.open_vocab
-        wanted = {"zero_shot", "captions"} if keep_evidence else openvocab.sources(settings)
+        wanted = {"zero_shot", "captions"} if keep_evidence else openvocab.sources(policy.open_vocab)
         evidence = openvocab.gather(model, labels, probs, np.asarray(ids), step_tokens, texts, wanted)
-        open_ids, method = openvocab.decode(evidence, labels, model, transition, settings), settings.method
+        open_ids, method = openvocab.decode(evidence, labels, model, policy), policy.open_vocab.method
         clock.lap("open_vocab")
     return PlanBatch(np.asarray(ids, dtype=np.int64), probs, texts, open_ids, method,
                      evidence if keep_evidence else None, candidates if keep_candidates else None, clock.total())

@@ -4,10 +4,12 @@ Data flow: start/goal -> VisualStateEncoder (Eq. 1) -> StateInteraction (Eq. 4) 
 -> MIMQFormer (Eq. 5) -> x^q -> LLMBranch (Eq. 9-10) -> h, captions -> StepDecoder (Eq. 11)
 -> knowledge fusion (Eq. 12) -> StepRefiner (Eq. 13) -> logits over the N steps.
 
-Ground truth (`steps`) is used only for the losses: the VLM matching pass, the ASC target
-appended after the prompt (the LLM is causal, so h cannot see it) and the labels of the
-cross-entropies. `logits` and everything `predict` returns depend on start and goal alone.
-Inference (`predict`) is planllm_ros.model.pipeline.plan_batch, the path the robot runs too.
+`forward` is the training pass, one path for every variant. Ground truth (`steps`) is used
+only for the losses: the VLM matching pass, the ASC target appended after the prompt (the LLM is
+causal, so h cannot see it) and the labels of the cross-entropies. The step logits it returns
+depend on start and goal alone, so validation decodes them instead of planning a second time.
+Inference is planllm_ros.model.pipeline.plan_batch, the path the robot runs (`predict` calls it
+on this model's own modules).
 Which parameters train in which stage is the trainer's business (training/stages.py); the
 model only knows which loss terms its `stage` asks for.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -38,9 +40,13 @@ from planllm_ros.model.state_interaction import StateInteraction, VisualStateEnc
 
 @dataclass
 class PlanLLMOutput:
-    logits: torch.Tensor | None  # (B, T, N); None for llm_only planning when steps are given (losses only)
-    losses: dict[str, torch.Tensor] = field(default_factory=dict)  # "total" + enabled terms, when steps given
-    captions: list[list[str]] | None = None  # only where the forward pass generated them (llm_only)
+    """What the training pass computes: the losses, and on the way the tokens and step logits
+    that the inference pipeline's decoding reads (validation decodes them)."""
+
+    losses: dict[str, torch.Tensor]  # "total" + the terms of this stage
+    logits: torch.Tensor | None  # (B, T, N); None for llm_only planning (its steps come from generated captions)
+    state_tokens: torch.Tensor  # (B, R, H)
+    step_tokens: torch.Tensor  # (B, T, H)
 
 
 @dataclass
@@ -107,11 +113,6 @@ class PlanLLM(nn.Module):
         """Whether the model has both an LLM and a step decoder, so the LLM can re-rank Viterbi's plans."""
         return self.config.variant.use_llm and self.config.variant.planning != "llm_only"
 
-    @property
-    def reranks_with_llm(self) -> bool:
-        """Whether closed-set Viterbi decoding re-scores its candidates with the LLM (config.decoding)."""
-        return self.can_rerank and self.config.decoding.llm_weight > 0
-
     # ----------------------------------------------------------------- forward
     def encode_states(self, start: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The input-only part: visual tokens [x0v, xTv(, change)] (B, R*L, H), their per-role
@@ -122,39 +123,38 @@ class PlanLLM(nn.Module):
             return visual_tokens, state_tokens, self.qformer(visual_tokens)
         return visual_tokens, state_tokens, self.step_tokens.unsqueeze(0).expand(visual_tokens.shape[0], -1, -1)
 
-    def forward(self, start: torch.Tensor, goal: torch.Tensor, steps: torch.Tensor | None = None) -> PlanLLMOutput:
+    def forward(self, start: torch.Tensor, goal: torch.Tensor, steps: torch.Tensor) -> PlanLLMOutput:
+        """The training pass: the loss terms of `stage` and the step logits (models with a step
+        decoder). LLM-only models get no logits here: their steps come from generated captions,
+        and greedy generation per batch would dominate training."""
         visual_tokens, state_tokens, step_tokens = self.encode_states(start, goal)
-        losses: dict[str, torch.Tensor] = {}
-        if steps is not None:
-            steps = steps.to(self.description_embeddings.device).long()
-            if steps.shape != (visual_tokens.shape[0], self.config.horizon):
-                raise ValueError(f"steps must be (B={visual_tokens.shape[0]}, T={self.config.horizon}), "
-                                 f"got {tuple(steps.shape)}")
-            if steps.min() < 0 or steps.max() >= self.config.num_steps:
-                raise ValueError(f"step ids must lie in [0, {self.config.num_steps}), got "
-                                 f"{int(steps.min())}..{int(steps.max())}")
-            if self.config.variant.use_mim:
-                losses.update(self._mim_losses(visual_tokens, step_tokens, steps))
-        train_llm = steps is not None and self.stage == 2
+        steps = self._checked_steps(steps, visual_tokens.shape[0])
+        losses = self._mim_losses(visual_tokens, step_tokens, steps) if self.config.variant.use_mim else {}
+        train_llm = self.stage == 2
         hidden = None
         if self.config.variant.use_llm and (train_llm or self.uses_fusion):
             targets = [format_plan([self.step_labels[i] for i in row]) for row in steps.tolist()] if train_llm else None
-            with torch.set_grad_enabled(torch.is_grad_enabled() and self.stage == 2):
+            with torch.set_grad_enabled(torch.is_grad_enabled() and train_llm):
                 hidden, asc = self.llm(state_tokens, step_tokens, targets)
             if asc is not None:
                 losses["asc"] = asc
-        captions, logits = None, None
-        if self.config.variant.planning == "llm_only":
-            if steps is None:  # with steps only the losses are wanted: greedy generation would dominate training
-                captions = self.llm.generate_captions(state_tokens, step_tokens)
-                logits = self.caption_logits(captions)
-        else:
+        logits = None
+        if self.config.variant.planning != "llm_only":
             logits = self.decode_steps(visual_tokens, step_tokens, hidden)
             if train_llm:
                 losses["sd"] = L.step_decoding_loss(logits, steps)
-        if steps is not None:
-            losses["total"] = self._total(losses, visual_tokens)
-        return PlanLLMOutput(logits=logits, losses=losses, captions=captions)
+        losses["total"] = self._total(losses, visual_tokens)
+        return PlanLLMOutput(losses, logits, state_tokens, step_tokens)
+
+    def _checked_steps(self, steps: torch.Tensor, batch: int) -> torch.Tensor:
+        """Ground-truth step ids (B, T) as int64 on the model's device, or a clear error."""
+        steps = steps.to(self.description_embeddings.device).long()
+        if steps.shape != (batch, self.config.horizon):
+            raise ValueError(f"steps must be (B={batch}, T={self.config.horizon}), got {tuple(steps.shape)}")
+        if steps.min() < 0 or steps.max() >= self.config.num_steps:
+            raise ValueError(f"step ids must lie in [0, {self.config.num_steps}), got "
+                             f"{int(steps.min())}..{int(steps.max())}")
+        return steps
 
     def decode_steps(self, visual_tokens, step_tokens, hidden) -> torch.Tensor:
         """Eq. 11-13: step decoder, knowledge fusion (fused planning only), step refiner."""
@@ -226,13 +226,14 @@ class PlanLLM(nn.Module):
         without a transition matrix is argmax), probabilities and the LLM's captions: the
         inference pipeline (planllm_ros.model.pipeline) on this model's own modules. Takes start
         and goal only: nothing about the ground truth can reach it."""
+        from planllm_ros.model.decoding import DecodingPolicy
         from planllm_ros.model.graphs import TorchGraphs
         from planllm_ros.model.pipeline import plan_batch
 
         was_training = self.training
         try:
-            out = plan_batch(self, TorchGraphs(self), start, goal, transition, decode=decode,
-                             captions=captions and self.config.variant.use_llm)
+            out = plan_batch(self, TorchGraphs(self), start, goal,
+                             DecodingPolicy.for_model(self, transition, method=decode, captions=captions))
         finally:
             self.train(was_training)
         return Prediction(step_ids=torch.as_tensor(out.step_ids), probs=out.probs, captions=out.captions)

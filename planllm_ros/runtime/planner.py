@@ -3,16 +3,19 @@
     planner = Planner.from_dir("models/tabletop-tiny", backend="onnxruntime", device="cpu")
     plan = planner.plan(start_rgb, goal_rgb)          # -> Plan (step ids, labels, scores, captions)
 
-A model folder (planllm_ros.model.folder) is one written by the trainer or PlanLLM.save_pretrained
-(the torch backend needs nothing else) or by `planllm export` (adds onnx/, the merged LLM and the
-model card). Planning is planllm_ros.model.pipeline.plan_batch, the very function evaluation
-runs, with this planner's backend running the graphs. Stages, each timed: backbone (frozen image
-encoder; skipped for feature inputs), heads (the encoder graph, the LLM's hidden states h in
-torch, the heads graph), captions (LLM generation, torch, KV-cached), decode (Viterbi with the
-train transition matrix when the folder has one, else argmax; with the model's
-decoding.llm_weight > 0 Viterbi's best candidates are re-ranked by the LLM, torch) and, given
-candidate labels, open vocabulary: the plan's steps named from those labels by the model's
-decoding.open_vocab method (planllm_ros.model.openvocab).
+A model folder (planllm_ros.model.folder: a `planllm train` run directory's model/ or the folder
+itself) is one written by the trainer or PlanLLM.save_pretrained (the torch backend needs nothing
+else) or by `planllm export` (adds onnx/, the merged LLM and the model card). Planning is
+planllm_ros.model.pipeline.plan_batch, the very function evaluation runs, with this planner's
+backend running the graphs and its decoding policy (planllm_ros.model.decoding.DecodingPolicy)
+deciding the rest. Stages, each timed: backbone (frozen image encoder; skipped for feature
+inputs), heads (the encoder graph, the LLM's hidden states h in torch, the heads graph),
+captions (LLM generation, torch, KV-cached), decode (Viterbi with the train transition matrix
+when the folder has one, else argmax; with the model's decoding.llm_weight > 0 Viterbi's best
+candidates are re-ranked by the LLM, torch) and, given candidate labels, open vocabulary: the
+plan's steps named from those labels by the model's decoding.open_vocab method
+(planllm_ros.model.openvocab). The planner never changes its model, so planners with other
+policies may share it.
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from planllm_ros.model.folder import ModelFolderError, load_transition
+from planllm_ros.model.decoding import DecodingPolicy
+from planllm_ros.model.folder import load_model_folder
 from planllm_ros.model.graphs import takes_images
 from planllm_ros.model.openvocab import LabelIndex, requirement_problem
 from planllm_ros.model.pipeline import plan_batch
@@ -31,69 +35,38 @@ from planllm_ros.runtime.backends.base import parse_device
 from planllm_ros.runtime.errors import PlannerError
 from planllm_ros.runtime.plan import Plan
 
-_LLM_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def load_model(model_dir: Path, device: torch.device):
-    """PlanLLM.from_pretrained with every failure turned into a PlannerError naming the folder."""
-    from safetensors import SafetensorError
-
-    from planllm_ros.model.config import ConfigError
-    from planllm_ros.model.planllm import PlanLLM
-
-    if not model_dir.is_dir():
-        raise PlannerError(f"model directory {model_dir} does not exist")
-    try:
-        return PlanLLM.from_pretrained(model_dir).to(device).eval()
-    except FileNotFoundError as error:
-        raise PlannerError(f"cannot load the model in {model_dir}: {error}") from error
-    except (SafetensorError, ConfigError, ValueError, KeyError, OSError, RuntimeError) as error:
-        raise PlannerError(f"the model in {model_dir} is corrupt or incomplete: {type(error).__name__}: {error}") from error
-
 
 class Planner:
     """Plans T steps from a start and a goal observation with one loaded model."""
 
-    def __init__(self, model, backend: GraphBackend, model_dir: Path, transition: np.ndarray | None,
-                 backbone_checkpoint: str | None = None, captions: bool = True):
+    def __init__(self, model, backend: GraphBackend, model_dir: Path, policy: DecodingPolicy):
         self.model = model
         self.backend = backend
         self.model_dir = model_dir
-        self.transition = transition
+        self.policy = policy
         self.device = backend.device
-        self.captions = captions and model.config.variant.use_llm
-        if backbone_checkpoint:
-            model.config.visual.backbone_checkpoint = backbone_checkpoint
         self._labels: LabelIndex | None = None
 
     @classmethod
     def from_dir(cls, path: str | Path, backend: str = "torch", device: str = "cpu", *,
                  backbone_checkpoint: str | None = None, captions: bool = True, num_beams: int = 1,
                  llm_dtype: str | None = None, **backend_options) -> "Planner":
-        """Load a model folder. backend: torch | onnxruntime | tensorrt. llm_dtype: the LLM's
-        dtype (default float16 on CUDA, float32 on the CPU). num_beams: caption generation,
-        1 = greedy, more = beam search (both KV-cached). backend_options go to the backend
-        (onnxruntime: provider="cpu"|"cuda"|"tensorrt", fp16, cache_dir, threads; tensorrt:
-        fp16, cache_dir, max_batch)."""
+        """Load a model folder (or a run directory's). backend: torch | onnxruntime | tensorrt.
+        llm_dtype: the LLM's dtype (default float16 on CUDA, float32 on the CPU). num_beams:
+        caption generation, 1 = greedy, more = beam search (both KV-cached). backend_options go
+        to the backend (onnxruntime: provider="cpu"|"cuda"|"tensorrt", fp16, cache_dir, threads;
+        tensorrt: fp16, cache_dir, max_batch)."""
         if backend not in BACKENDS:
             raise PlannerError(f"unknown backend {backend!r}: expected one of {BACKENDS}")
-        if num_beams < 1:
-            raise PlannerError(f"num_beams must be >= 1, got {num_beams}")
         torch_device = parse_device(device)
-        model_dir = Path(path)
-        model = load_model(model_dir, torch_device)
-        if model.config.variant.use_llm:
-            dtype = llm_dtype or ("float16" if torch_device.type == "cuda" else "float32")
-            if dtype not in _LLM_DTYPES:
-                raise PlannerError(f"llm_dtype must be one of {sorted(_LLM_DTYPES)}, got {dtype!r}")
-            model.llm.model.to(_LLM_DTYPES[dtype])
-            model.llm.base_model().generation_config.num_beams = num_beams  # generate()'s default
         try:
-            transition = load_transition(model_dir, model.config.num_steps)
-        except ModelFolderError as error:
+            folder = load_model_folder(path, torch_device, backbone_checkpoint=backbone_checkpoint,
+                                       llm_dtype=llm_dtype or ("float16" if torch_device.type == "cuda" else "float32"))
+            policy = DecodingPolicy.for_model(folder.model, folder.transition, captions=captions, num_beams=num_beams)
+        except ValueError as error:  # ModelFolderError included
             raise PlannerError(str(error)) from error
-        graphs = load_backend(backend, model, model_dir, device, **backend_options)
-        return cls(model, graphs, model_dir, transition, backbone_checkpoint, captions)
+        graphs = load_backend(backend, folder.model, folder.path, device, **backend_options)
+        return cls(folder.model, graphs, folder.path, policy)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -179,9 +152,7 @@ class Planner:
         start, goal = (self._as_batch(self._check_observation(x, name)) for x, name in ((start, "start"), (goal, "goal")))
         if start.dtype != goal.dtype:  # one image and one feature map: both as features
             start, goal = (self._as_features(x) for x in (start, goal))
-        out = plan_batch(self.model, self.backend, start, goal, self.transition,
-                         decode="viterbi" if self.transition is not None else "argmax",
-                         captions=self.captions, labels=index)
+        out = plan_batch(self.model, self.backend, start, goal, self.policy, labels=index)
         ids = out.step_ids[0].tolist()
         probs = out.probs[0].numpy()
         return Plan(
@@ -201,9 +172,9 @@ class Planner:
         return image_tokens(self.model, self.backend, [observation])[0]
 
     def open_vocab_problem(self) -> str | None:
-        """Why this planner cannot name plans from candidate labels (its model's open-vocabulary
+        """Why this planner cannot name plans from candidate labels (its policy's open-vocabulary
         method needs what the model lacks or what is switched off), or None."""
-        return requirement_problem(self.model, self.model.config.decoding.open_vocab, self.captions)
+        return requirement_problem(self.model, self.policy)
 
     def _label_index(self, labels: Sequence[str], descriptions: Sequence[str | None] | None) -> LabelIndex:
         """The index of `labels` (kept while the same list and descriptions come again)."""

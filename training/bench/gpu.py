@@ -274,27 +274,31 @@ def part_decode_static(ctx: Context) -> None:
 
 
 def lora_model(ctx: Context, dtype, lora: dict):
-    """The random LLM in `dtype` with the preset's LoRA adapters (peft keeps adapters in fp32)."""
-    from peft import LoraConfig, get_peft_model
+    """The random LLM in `dtype` with the preset's LoRA adapters, set up as stage 2 sets them up
+    (planllm_ros.model.llm.add_lora; peft keeps adapters in fp32)."""
+    from planllm_ros.config_tree import build
+    from planllm_ros.model.config import LoRAConfig
+    from planllm_ros.model.llm import add_lora
 
     model = build_llm(ctx, dtype)
     model.requires_grad_(False)
-    return get_peft_model(model, LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                                            target_modules=list(lora["target_modules"]), bias="none",
-                                            task_type="CAUSAL_LM"))
+    return add_lora(model, build(LoRAConfig, lora, "llm.lora"))
 
 
 def train_steps(ctx: Context, model, precision: str, steps: int, run) -> dict[str, float]:
     """`steps` optimiser steps of stage 2 on the PlanLLM prompt + a plan sentence of the caption
-    budget's length (labels on the plan only), the way training/trainer.py runs them: autocast on
-    CUDA, a GradScaler for fp16, gradient accumulation, clipping. Returns seconds per step (after
-    one warm-up step), the last loss and the GradScaler's skipped steps."""
+    budget's length (labels on the plan only), with the trainer's own code (training/stages.py):
+    the stage's optimiser, autocast on CUDA, a GradScaler for fp16, gradient accumulation, the
+    optimiser step with clipping. Returns seconds per step (after one warm-up step), the last
+    loss and the GradScaler's skipped steps."""
     import torch
 
+    from training.stages import autocast, grad_scaler, optimizer_step, stage_optimizer
+
     train = run.train
+    device = torch.device(ctx.device)
     prompt = prompt_length(run.data.horizon)
     width = prompt + int(run.model["llm"]["max_new_tokens"])
-    dtype = getattr(torch, PRECISION_DTYPES[precision])
     generator = torch.Generator().manual_seed(0)
     embeds = (torch.randn(train.batch_size, width, model.config.hidden_size, generator=generator) * 0.02).to(
         ctx.device, model.get_input_embeddings().weight.dtype)  # the prompt comes in the LLM's dtype
@@ -302,25 +306,20 @@ def train_steps(ctx: Context, model, precision: str, steps: int, run) -> dict[st
     labels[:, :prompt] = -100
     labels = labels.to(ctx.device)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=train.stage2.lr, weight_decay=train.stage2.weight_decay)
-    autocast = ctx.device == "cuda" and precision != "fp32"  # as the trainer: no autocast on the CPU
-    scaler = torch.amp.GradScaler("cuda", enabled=autocast and precision == "fp16")
+    optimizer = stage_optimizer(model, train.stage2)
+    scaler = grad_scaler(device, precision)
     model.train()
     skipped, loss = 0, torch.zeros(())
 
     def step() -> None:
         nonlocal skipped, loss
         for _ in range(train.grad_accum):
-            with torch.autocast(ctx.device, dtype=dtype, enabled=autocast):
+            with autocast(device, precision):
                 loss = model(inputs_embeds=embeds, labels=labels).loss / train.grad_accum
             scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(trainable, train.max_grad_norm)
         scale = scaler.get_scale()
-        scaler.step(optimizer)
-        scaler.update()
+        optimizer_step(optimizer, scaler, trainable, train.max_grad_norm)
         skipped += int(scaler.get_scale() < scale)
-        optimizer.zero_grad(set_to_none=True)
 
     ctx.timed(step)  # warm-up: kernels, allocator, optimizer state
     times = ctx.repeat(step, steps)
@@ -563,13 +562,13 @@ def not_run(out: Path, command: str) -> Path:
 def run(args: argparse.Namespace, command: str) -> list[Path]:
     import torch
 
-    from planllm_ros.paths import models_dir
+    from planllm_ros.runtime.cli import default_model_dir
 
     cuda = torch.cuda.is_available()
     if not cuda and not args.quick:
         return [not_run(args.out, command)]
     device = "cuda" if cuda else "cpu"
-    model = args.model or models_dir() / "tabletop-tiny"
+    model = args.model or default_model_dir()
     options = ["--device", device, "--model", str(model), "--threads", str(args.threads)] + (
         ["--quick"] if args.quick else [])
     tables, notes, plot_values = [], [], {}

@@ -105,7 +105,7 @@ def run_pass(loaded: EvalModel, dataset: ProcedureDataset, candidates: list[str]
     """Plans for `dataset` (start and goal only) with every open-vocabulary source kept, so each
     method is scored from the one pass."""
     index = LabelIndex(candidates, loaded.model.text_encoder())
-    batches = [plan_batch(loaded.model, loaded.graphs, b["start"], b["goal"], loaded.transition, labels=index,
+    batches = [plan_batch(loaded.model, loaded.graphs, b["start"], b["goal"], loaded.policy(), labels=index,
                           keep_evidence=True)
                for b in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)]
     parts = [b.open_vocab_evidence for b in batches]
@@ -115,13 +115,13 @@ def run_pass(loaded: EvalModel, dataset: ProcedureDataset, candidates: list[str]
 
 
 def named(loaded: EvalModel, run: Pass, settings: OpenVocabConfig) -> np.ndarray:
-    return decode(run.evidence, run.index, loaded.model, loaded.transition, settings)
+    return decode(run.evidence, run.index, loaded.model, loaded.policy(open_vocab=settings))
 
 
 def tune(loaded: EvalModel, run: Pass) -> tuple[OpenVocabConfig, float]:
     """The joint settings of TUNING_GRID with the best SR on `run` (paraphrase-val), and that SR;
     the model's own joint settings are tried first and win ties."""
-    own = dataclasses.replace(loaded.model.config.decoding.open_vocab, method="joint")
+    own = dataclasses.replace(loaded.policy().open_vocab, method="joint")
     grid = [dataclasses.replace(own, steps=1.0, **dict(zip(TUNING_GRID, values)))
             for values in itertools.product(*TUNING_GRID.values())]
     best, best_sr = own, -1.0
@@ -135,7 +135,8 @@ def tune(loaded: EvalModel, run: Pass) -> tuple[OpenVocabConfig, float]:
 def mapping_ceiling(loaded: EvalModel, run: Pass) -> float:
     """Percent of samples whose every true step the model's label mapping renames to its own
     label in `run`'s list (the list is in step-id order)."""
-    mapping = run.index.mapping(loaded.model, loaded.transition, loaded.model.config.decoding.open_vocab)
+    policy = loaded.policy()
+    mapping = run.index.mapping(loaded.model, policy.transition, policy.open_vocab)
     right = mapping.matrix.argmax(axis=1) == np.arange(len(mapping.matrix))
     return 100.0 * float(right[run.gt].all(axis=1).mean())
 
@@ -153,7 +154,7 @@ def score_seed(loaded: EvalModel, config) -> dict:
         scores[(split, "closed")] = runs[split].closed
         ceilings[open_setting] = mapping_ceiling(loaded, runs[split])
     tuned, _ = tune(loaded, runs["val"])
-    own = loaded.model.config.decoding.open_vocab
+    own = loaded.policy().open_vocab
     for split, (_, open_setting) in PASSES.items():
         for row in ROWS:
             settings = tuned if row == TUNED else dataclasses.replace(own, method=row)

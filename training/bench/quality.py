@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader
 
-from planllm_ros.model.folder import WEIGHTS_FILE
+from planllm_ros.model.folder import MODEL_DIR, WEIGHTS_FILE
 from planllm_ros.model.pipeline import plan_batch
 from training.bench.report import REPO, Table, code_version, mean_std, write_report
 from training.bench.runs import (QUICK_OVERRIDES, VARIANT_TITLES, VARIANTS, add_set_argument, check_config,
@@ -55,7 +55,6 @@ from training.datasets.base import ProcedureDataset, collate
 from training.evaluate import METRIC_TITLES, METRICS, EvalModel, load_for_eval
 from training.metrics import procedure_metrics
 from training.splits import load_split
-from training.trainer import MODEL_DIR
 
 DATASETS = ("tabletop", "crosstask")
 SCORES_FILE = "bench-quality.json"  # a run's scores and per-sample success, beside the run
@@ -195,9 +194,9 @@ def model_plans(loaded: EvalModel, dataset: ProcedureDataset, batch_size: int = 
     that can re-rank with their LLM, the plain Viterbi plans from the same candidates (weight 0):
     one pass of the inference pipeline, start and goal only."""
     chosen, plain = [], []
+    policy = loaded.policy(captions=False)
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
-        out = plan_batch(loaded.model, loaded.graphs, batch["start"], batch["goal"], loaded.transition,
-                         captions=False, keep_candidates=True)
+        out = plan_batch(loaded.model, loaded.graphs, batch["start"], batch["goal"], policy, keep_candidates=True)
         chosen.append(out.step_ids)
         if out.candidates is not None:
             plain.append(out.candidates.choose(0.0))
@@ -214,7 +213,7 @@ def score_model(loaded: EvalModel, splits: dict[str, ProcedureDataset]) -> dict:
         scores["deployed"][name] = split_scores(chosen, gt)
         if plain is not None:
             scores["plain"] = {**(scores["plain"] or {}), name: split_scores(plain, gt)}
-            scores["llm_weight"] = float(loaded.model.config.decoding.llm_weight)
+            scores["llm_weight"] = float(loaded.policy().llm_weight)
     return scores
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from planllm_ros.model.folder import TRAIN_CONFIG_FILE
+from planllm_ros.model.folder import CHECKPOINT_DIR, MODEL_DIR, TRAIN_CONFIG_FILE
 from training.config import ConfigError, RunConfig, load_config
 from training.evaluate import EvalModel, load_for_eval
-from training.trainer import CHECKPOINT_DIR, MODEL_DIR, train
+from training.trainer import train
 
 # CI-sized training: a few dozen samples, one epoch per stage (the variants still run every
 # code path of the full benchmark: both stages, LoRA, captions, Viterbi).
