@@ -13,13 +13,13 @@ from planllm_ros.cli_dispatch import Commands, dispatch
 # name -> (module, one-line help). Modules under training/ are offline tools; the ROS node
 # itself never imports them.
 SUBCOMMANDS: Commands = {
-    "data": ("training.data_cli", "build, simulate and inspect datasets (tabletop, CrossTask, COIN, NIV)"),
-    "describe": ("training.describe_cli", "expand step labels into SCHEMA-format descriptions with a local LLM"),
-    "train": ("training.train_cli", "train a PlanLLM model (stage 1 and stage 2) from a YAML config"),
-    "eval": ("training.eval_cli", "evaluate a checkpoint and print SR / mAcc / mIoU tables"),
+    "data": ("training.cli.data", "build, simulate and inspect datasets (tabletop, CrossTask, COIN, NIV)"),
+    "describe": ("training.cli.describe", "expand step labels into SCHEMA-format descriptions with a local LLM"),
+    "train": ("training.cli.train", "train a PlanLLM model (stage 1 and stage 2) from a YAML config"),
+    "eval": ("training.cli.eval", "evaluate a checkpoint and print SR / mAcc / mIoU tables"),
     "export": ("planllm_ros.export.cli", "merge LoRA and export a checkpoint to ONNX (+ TensorRT)"),
     "plan": ("planllm_ros.runtime.cli", "plan the steps between a start image and a goal image"),
-    "bench": ("training.bench_cli", "run a benchmark and write its table and plot to bench/results/"),
+    "bench": ("training.cli.bench", "run a benchmark and write its table and plot to bench/results/"),
     "ros": ("planllm_ros.tools.cli", "ROS 2 tools: replay, record, demo-source"),
 }
 

@@ -1,6 +1,6 @@
 """Dataclass trees from plain dicts (YAML, JSON, `--set` overrides), checked field by field.
 
-The model config (planllm_ros.model.config) and the training config (training.config) are both
+The model config (planllm_ros.model.config) and the training config (training.train.config) are both
 trees of dataclasses read from files people edit by hand. `build` turns a dict into such a tree
 and rejects, with the dotted key path, what would otherwise surface much later or never: an
 unknown key (a typo silently falling back to a default), a value of the wrong type (`"big"` for

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check, in one command: `planllm bench gpu` (training/bench/gpu.py) run from a plain
+# The GPU check, in one command: `planllm bench gpu` (training/benchmarks/gpu.py) run from a plain
 # checkout, with no install step, ending within 8 minutes.
 #
 #   PYTHONPATH=. bash scripts/gpu_check.sh --out DIR [--quick] [--parts decode train ...] [--model DIR]

@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 
 from planllm_ros.model.config import PlanLLMConfig
 from planllm_ros.model.planllm import PlanLLM
-from training.stages import set_stage
+from training.train.stages import set_stage
 
 LABELS = ["pick up the cup", "place the cup on the plate", "open the drawer", "close the drawer",
           "wipe the table", "put the sponge in the sink"]

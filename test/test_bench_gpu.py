@@ -1,4 +1,4 @@
-"""The GPU check (scripts/gpu_check.sh -> `planllm bench gpu`, training/bench/gpu.py).
+"""The GPU check (scripts/gpu_check.sh -> `planllm bench gpu`, training/benchmarks/gpu.py).
 
 A GPU machine has no rclpy and maybe no matplotlib, rich, open_clip, rosbags or torchvision, and
 the check runs there rarely, so CI runs the same script at tiny shapes with those packages made
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.bench import gpu
-from training.bench_cli import add_arguments, command_line
+from training.benchmarks import gpu
+from training.cli.bench import add_arguments, command_line
 
 REPO = Path(__file__).resolve().parents[1]
 HIDDEN = ("rclpy", "matplotlib", "rich", "open_clip", "rosbags", "torchvision")

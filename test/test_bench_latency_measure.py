@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.bench.latency import STAGES, measure_latency, percentile_table
+from training.benchmarks.latency import STAGES, measure_latency, percentile_table
 from planllm_ros.runtime.planner import Planner
 from runtime_helpers import save_tiny_model
 

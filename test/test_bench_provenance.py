@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from training.bench.report import REPO, DirtyTreeError, code_version, require_committed, uncommitted_files
+from training.benchmarks.report import REPO, DirtyTreeError, code_version, require_committed, uncommitted_files
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -95,10 +95,10 @@ def test_bench_refuses_a_dirty_tree_unless_allowed(tmp_path: Path) -> None:
     edited = checkout / "training" / "bench" / "stats.py"
     edited.write_text(edited.read_text() + "\n")
     refused = _bench(checkout, tmp_path / "refused")
-    assert refused.returncode == 2 and "uncommitted changes: training/bench/stats.py" in refused.stderr
+    assert refused.returncode == 2 and "uncommitted changes: training/benchmarks/stats.py" in refused.stderr
     assert "--allow-dirty" in refused.stderr and not (tmp_path / "refused").exists()
 
     allowed = _bench(checkout, tmp_path / "allowed", "--allow-dirty")
     assert allowed.returncode == 0, allowed.stderr
     header = (tmp_path / "allowed" / "gpu.md").read_text()
-    assert "--allow-dirty" in header and "- **NOT FROM A COMMIT**: uncommitted changes in training/bench/stats.py" in header
+    assert "--allow-dirty" in header and "- **NOT FROM A COMMIT**: uncommitted changes in training/benchmarks/stats.py" in header

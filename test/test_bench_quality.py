@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from planllm_ros.cli import main
-from training.bench.quality import SCORES_FILE, ceiling, planned_runs
-from training.bench.runs import in_processes
-from training.bench_cli import add_arguments
+from training.benchmarks.quality import SCORES_FILE, ceiling, planned_runs
+from training.benchmarks.runs import in_processes
+from training.cli.bench import add_arguments
 from training.tabletop.dataset import windows
 
 pytestmark = pytest.mark.slow
@@ -171,7 +171,7 @@ def test_a_failing_run_in_a_process_surfaces() -> None:
 
 
 def test_openvocab_quick_reuses_the_runs(work: Path, report: str) -> None:
-    from training.bench.openvocab import ROW_TITLES, ROWS
+    from training.benchmarks.openvocab import ROW_TITLES, ROWS
 
     model = run_dir(work, "full") / "model" / "model.safetensors"
     trained_at = model.stat().st_mtime_ns
@@ -202,7 +202,7 @@ def test_openvocab_quick_reuses_the_runs(work: Path, report: str) -> None:
 
 
 def test_train_cell_leaves_resumed_runs_out_of_the_mean() -> None:
-    from training.bench.quality import Row, SeedResult, _train_cell
+    from training.benchmarks.quality import Row, SeedResult, _train_cell
 
     def seed(wall: float, resumed: bool) -> SeedResult:
         return SeedResult(0, {}, np.zeros(1), "", 0.0, {"wall_s": wall, "cpu_s": wall, "jobs": 2, "resumed": resumed})

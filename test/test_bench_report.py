@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from training.bench.report import Table, bar_plot, mean_std, write_report
-from training.bench_cli import add_arguments, command_line
+from training.benchmarks.report import Table, bar_plot, mean_std, write_report
+from training.cli.bench import add_arguments, command_line
 
 
 def test_table_markdown_and_bad_rows() -> None:

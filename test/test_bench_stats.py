@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.bench.stats import paired_bootstrap, per_sample_success, verdict
+from training.benchmarks.stats import paired_bootstrap, per_sample_success, verdict
 
 
 def test_constant_difference_gives_a_degenerate_interval():

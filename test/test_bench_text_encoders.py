@@ -10,7 +10,7 @@ import pytest
 
 from planllm_ros.cli import main
 from planllm_ros.model.text_encoder import TextEncoder
-from training.bench.text_encoders import ceiling, choose_default, flip_margin, retrieval_hits, split_steps
+from training.benchmarks.text_encoders import ceiling, choose_default, flip_margin, retrieval_hits, split_steps
 from training.tabletop.paraphrases import paraphrase_labels
 from training.tabletop.world import STEPS
 

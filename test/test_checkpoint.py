@@ -1,4 +1,4 @@
-"""training.checkpoint: exact round trips of weights and training state, atomic replacement,
+"""training.train.checkpoint: exact round trips of weights and training state, atomic replacement,
 and clear errors for missing or corrupt files (never unpickling anything)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from training.checkpoint import CheckpointError, decode_tree, encode_tree, load_checkpoint, save_checkpoint
+from training.train.checkpoint import CheckpointError, decode_tree, encode_tree, load_checkpoint, save_checkpoint
 
 
 def _train_steps(model: nn.Module, optimizer, scheduler, steps: int, seed: int) -> None:

@@ -5,7 +5,7 @@ import pytest
 
 from planllm_ros.cli import main
 from planllm_ros.model.config import LLMConfig
-from training.describe import parse_answer, read_labels
+from training.datasets.describe import parse_answer, read_labels
 from planllm_ros.model.llm import build_builtin_llm
 from training.datasets.descriptions import read_schema_file
 

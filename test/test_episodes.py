@@ -20,11 +20,11 @@ from PIL import Image
 
 from planllm_ros.cli import main as planllm
 from planllm_ros.model.backbone import build_backbone
-from training.config import load_config
+from training.train.config import load_config
 from training.datasets.base import DatasetError, ProcedureDataset
 from training.episodes import load_episodes
 from training.episodes.frames import typestore
-from training.splits import load_split
+from training.train.splits import load_split
 
 SIDE = 32
 PER_STATE, SPACING = 3, 0.1  # frames per state and seconds between frames

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from planllm_ros.cli import main
-from training.config import load_config
+from training.train.config import load_config
 import torch
 from torch.utils.data import DataLoader
 
 from planllm_ros.model.pipeline import plan_batch
 from training.datasets.base import collate, transition_matrix
-from training.evaluate import format_table, ground_truth_leak, load_for_eval
-from training.splits import load_split
-from training.trainer import train
+from training.evaluation.evaluate import format_table, ground_truth_leak, load_for_eval
+from training.train.splits import load_split
+from training.train.trainer import train
 
 SETS = ["data.train_samples=32", "data.eval_samples=12", "train.batch_size=16", "train.stage1.epochs=1",
         "train.stage2.epochs=1", "train.progress=false", "llm.max_new_tokens=6"]

@@ -20,8 +20,8 @@ SETS = ["train.stage1.epochs=1", "train.stage2.epochs=1", "data.train_samples=48
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    from training.config import load_config
-    from training.trainer import train
+    from training.train.config import load_config
+    from training.train.trainer import train
 
     out = tmp_path_factory.mktemp("run") / "tabletop"
     train(load_config("tabletop-tiny", [*SETS, f"data.cache_dir={out.parent / 'cache'}"]), out, device="cpu")

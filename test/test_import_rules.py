@@ -19,7 +19,7 @@ FORBIDDEN = {
 }
 TOOLS = "planllm_ros.tools"
 # The only product code that may import the tools: the tools themselves and the two command tables.
-TOOLS_IMPORTERS = ("planllm_ros/tools", "planllm_ros/cli.py", "training/bench_cli.py")
+TOOLS_IMPORTERS = ("planllm_ros/tools", "planllm_ros/cli.py", "training/cli/bench.py")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -59,8 +59,8 @@ def test_the_rooms_follow_the_rules():
 
 def test_the_checker_sees_lazy_imports(tmp_path):
     source = tmp_path / "probe.py"
-    source.write_text("def f():\n    from training.trainer import train\n    import planllm_ros.export.cli\n")
-    assert imported_modules(source) == {"training.trainer", "planllm_ros.export.cli"}
+    source.write_text("def f():\n    from training.train.trainer import train\n    import planllm_ros.export.cli\n")
+    assert imported_modules(source) == {"training.train.trainer", "planllm_ros.export.cli"}
 
 
 def test_the_checker_reports_each_broken_rule(tmp_path):
@@ -68,12 +68,12 @@ def test_the_checker_reports_each_broken_rule(tmp_path):
         "planllm_ros/ros/probe.py": "import planllm_ros.tools.client\ndef f():\n    from training.tabletop import scenario\n",
         "planllm_ros/runtime/probe.py": "def f():\n    from planllm_ros.tools.env import ros_environment\n",
         "training/probe.py": "def f():\n    from planllm_ros.ros.image_conv import image_to_rgb\n",
-        "training/bench/probe.py": "import planllm_ros.tools.latency\n",
+        "training/benchmarks/probe.py": "import planllm_ros.tools.latency\n",
         "planllm_ros/paths_probe.py": "from planllm_ros.tools import bag\n",
         # allowed: the tools import the node's room and training, the command tables name the tools
         "planllm_ros/tools/probe.py": "from planllm_ros.ros.image_conv import rgb_to_image\nimport training.tabletop\n",
         "planllm_ros/cli.py": "import planllm_ros.tools.cli\n",
-        "training/bench_cli.py": "import planllm_ros.tools.latency\n",
+        "training/cli/bench.py": "import planllm_ros.tools.latency\n",
         "planllm_ros/ros/allowed.py": "from planllm_ros.runtime.planner import Planner\nfrom planllm_ros.model.config import ModelConfig\n",
     }
     for name, text in probes.items():
@@ -84,6 +84,6 @@ def test_the_checker_reports_each_broken_rule(tmp_path):
         "planllm_ros/ros/probe.py imports planllm_ros.tools.client",
         "planllm_ros/ros/probe.py imports training.tabletop",
         "planllm_ros/runtime/probe.py imports planllm_ros.tools.env",
-        "training/bench/probe.py imports planllm_ros.tools.latency",
+        "training/benchmarks/probe.py imports planllm_ros.tools.latency",
         "training/probe.py imports planllm_ros.ros.image_conv",
     ]

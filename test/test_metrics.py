@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from planllm_ros.model.decoding import plan_candidates
-from training.metrics import argmax_decode, batch_set_iou, procedure_metrics, viterbi
+from training.evaluation.metrics import argmax_decode, batch_set_iou, procedure_metrics, viterbi
 
 
 def test_metrics_hand_worked():

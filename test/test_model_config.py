@@ -7,7 +7,7 @@ import yaml
 
 from planllm_ros.config_tree import build
 from planllm_ros.model.config import ConfigError, PlanLLMConfig
-from training import config as training_config
+from training.train import config as training_config
 
 
 def test_round_trip_through_json_and_yaml():

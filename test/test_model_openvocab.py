@@ -9,7 +9,7 @@ from planllm_ros.model.descriptions import embed_descriptions
 from planllm_ros.model.openvocab import retrieve_labels
 from planllm_ros.model.planllm import PlanLLM
 from planllm_ros.model.text_encoder import TextEncoder
-from training.stages import set_stage
+from training.train.stages import set_stage
 
 LABELS = ["slice the tomato", "add salt", "pour water", "stir the soup"]
 

@@ -43,7 +43,7 @@ def planner_plans(backend: str, dataset, labels: list[str]) -> list[dict]:
 
 def evaluation_plans(dataset) -> dict:
     from planllm_ros.runtime.cli import default_model_dir
-    from training.evaluate import load_for_eval, predictions
+    from training.evaluation.evaluate import load_for_eval, predictions
 
     predicted = predictions(load_for_eval(default_model_dir()), dataset, batch_size=8)
     return {"closed": predicted["closed"].tolist(), "open": predicted["open"].tolist(),

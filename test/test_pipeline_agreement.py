@@ -1,4 +1,4 @@
-"""Evaluation measures the robot's path: `training.evaluate` (batched) and `Planner.plan` (one
+"""Evaluation measures the robot's path: `training.evaluation.evaluate` (batched) and `Planner.plan` (one
 sample at a time, as the node calls it) run the same pipeline and give the same plans, on the
 torch modules and on the exported ONNX graphs alike."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ from planllm_ros.runtime.backends import load_backend
 from planllm_ros.runtime.planner import Planner
 from runtime_helpers import LABELS, save_tiny_model, tiny_config
 from training.datasets.base import ProcedureDataset, Sample, StepDescription, StepVocabulary
-from training.evaluate import EvalModel, predict_split, step_ids
+from training.evaluation.evaluate import EvalModel, predict_split, step_ids
 
 
 @pytest.fixture(scope="module")

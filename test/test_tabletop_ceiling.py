@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.bench.tabletop_baselines import split_overlap
+from training.benchmarks.tabletop_baselines import split_overlap
 from training.tabletop import load_tabletop
 from training.tabletop.baselines import (_pooled, best_sequences, exact_ceiling, first_last_frequent, nearest_neighbour,
                                          state_planner, window_distribution)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.metrics import procedure_metrics
+from training.evaluation.metrics import procedure_metrics
 from training.tabletop import load_tabletop
 from training.tabletop.baselines import first_last_frequent, nearest_neighbour, oracle_task_random
 from training.tabletop.features import cache_identity, cache_path, generator_hash

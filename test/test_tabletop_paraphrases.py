@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.config import DataConfig
-from training.splits import load_split
+from training.train.config import DataConfig
+from training.train.splits import load_split
 from training.tabletop import descriptions, load_tabletop, vocabulary
 from training.tabletop.dataset import windows
 from training.tabletop.paraphrases import SETS, TEST, VAL, check, normalise, paraphrase_labels

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from planllm_ros.cli import main
-from training.config import load_config
-from training.splits import load_split
-from training.trainer import train
+from training.train.config import load_config
+from training.train.splits import load_split
+from training.train.trainer import train
 
 pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 

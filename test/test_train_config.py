@@ -1,4 +1,4 @@
-"""training.config: every preset loads into a valid PlanLLMConfig; the benchmark presets are a
+"""training.train.config: every preset loads into a valid PlanLLMConfig; the benchmark presets are a
 base plus the dataset; overrides reach the model or the trainer; typos, bad values and unset
 paths fail with the key named."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 
 from planllm_ros.model.config import ConfigError as ModelConfigError
 from planllm_ros.model.config import PlanLLMConfig
-from training.config import BASES, BENCHMARKS, CONFIG_DIR, ConfigError, load_config, preset_names
+from training.train.config import BASES, BENCHMARKS, CONFIG_DIR, ConfigError, load_config, preset_names
 
 PRESET_ENV = {"VICUNA_DIR": "/models/vicuna-7b-v1.5", **{f"{d}_{k}": f"/data/{d}/{k}" for d in ("CROSSTASK", "COIN", "NIV")
                                                          for k in ("ROOT", "FEATURES")}}

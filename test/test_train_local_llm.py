@@ -11,9 +11,9 @@ from safetensors.torch import load_file
 from planllm_ros.cli import main
 from planllm_ros.model.config import LLMConfig
 from planllm_ros.model.llm import build_builtin_llm
-from training.config import load_config
+from training.train.config import load_config
 from training.tabletop import vocabulary
-from training.trainer import train
+from training.train.trainer import train
 
 
 @pytest.mark.slow

@@ -14,10 +14,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training.checkpoint import CheckpointError
-from training.config import load_config
-from training.logging_utils import read_log
-from training.trainer import train
+from training.train.checkpoint import CheckpointError
+from training.train.config import load_config
+from training.train.logging_utils import read_log
+from training.train.trainer import train
 
 # 48 train samples / batch 16 = 3 optimiser steps per epoch; a checkpoint every 2 steps and at
 # every epoch end, so the kill lands on a mid-epoch checkpoint of stage 2.
@@ -82,7 +82,7 @@ def test_an_existing_run_needs_resume(tmp_path):
 
 def test_resume_from_a_corrupt_checkpoint_names_the_file(tmp_path, capsys):
     from planllm_ros.cli import main
-    from training.checkpoint import save_checkpoint
+    from training.train.checkpoint import save_checkpoint
 
     save_checkpoint(tmp_path / "checkpoint", {"w": torch.zeros(3)}, {"progress": {}}, {})
     (tmp_path / "checkpoint" / "state.safetensors").write_bytes(b"\x00" * 10)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.config import ConfigError, DataConfig
+from training.train.config import ConfigError, DataConfig
 from training.datasets.base import ProcedureDataset, Sample, StepVocabulary
-from training.splits import carve_videos, load_split
+from training.train.splits import carve_videos, load_split
 
 
 def _dataset(videos: int, windows: int) -> ProcedureDataset:

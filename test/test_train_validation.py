@@ -10,11 +10,11 @@ import torch
 from planllm_ros.model.decoding import DecodingPolicy
 from planllm_ros.model.graphs import TorchGraphs
 from planllm_ros.model.pipeline import plan_batch
-from training import trainer as trainer_module
-from training.config import load_config
-from training.metrics import procedure_metrics
-from training.stages import set_stage
-from training.trainer import Trainer
+from training.train import trainer as trainer_module
+from training.train.config import load_config
+from training.evaluation.metrics import procedure_metrics
+from training.train.stages import set_stage
+from training.train.trainer import Trainer
 
 pytestmark = pytest.mark.filterwarnings("ignore:llm.max_new_tokens=6 cuts captions")
 SETS = ["data.train_samples=16", "data.eval_samples=24", "train.batch_size=8", "train.progress=false",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from safetensors.torch import load_file
 
-from training.config import load_config
-from training.logging_utils import read_log
-from training.trainer import train
+from training.train.config import load_config
+from training.train.logging_utils import read_log
+from training.train.trainer import train
 
 SETS = ["data.train_samples=32", "data.eval_samples=12", "train.batch_size=16", "train.stage1.epochs=1",
         "train.stage2.epochs=1", "train.progress=false", "train.log_every=1", "llm.max_new_tokens=6"]

@@ -89,7 +89,7 @@ class BuiltinLLMConfig:
     rebuilding from the same config, labels and training plans gives the same LLM.
 
     pretrain_steps > 0: before stage 1, train it as a plain causal LM on the training split's
-    plans written as sentences (training/llm_pretrain.py). Vicuna arrives knowing language and how
+    plans written as sentences (training/train/llm_pretrain.py). Vicuna arrives knowing language and how
     procedures go; a randomly initialised stand-in knows nothing, and LoRA on a random network
     cannot make up for that. On the tabletop world (2400 training samples) this took
     open-vocabulary SR from about 2% to about 17%."""

@@ -2,7 +2,7 @@
 step-probability table into T step ids.
 
 Lives in the model package (not training/) because the runtime and the node decode too;
-training.metrics re-exports it for evaluation code.
+training.evaluation.metrics re-exports it for evaluation code.
 """
 from __future__ import annotations
 

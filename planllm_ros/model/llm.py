@@ -67,7 +67,7 @@ def _builtin_corpus(step_labels: Sequence[str], horizon: int) -> list[str]:
 def build_builtin_llm(config: LLMConfig, step_labels: Sequence[str], horizon: int):
     """The tiny Llama (randomly initialised from builtin.seed) and its tokenizer, deterministic
     for a given config and label list. The trainer then pretrains it on the training plans
-    (training/llm_pretrain.py) when builtin.pretrain_steps > 0."""
+    (training/train/llm_pretrain.py) when builtin.pretrain_steps > 0."""
     tiny = config.builtin
     tokenizer = train_bpe_tokenizer(_builtin_corpus(step_labels, horizon), tiny.vocab_size)
     llama_config = LlamaConfig(

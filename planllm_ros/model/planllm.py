@@ -10,7 +10,7 @@ causal, so h cannot see it) and the labels of the cross-entropies. The step logi
 depend on start and goal alone, so validation decodes them instead of planning a second time.
 Inference is planllm_ros.model.pipeline.plan_batch, the path the robot runs (`predict` calls it
 on this model's own modules).
-Which parameters train in which stage is the trainer's business (training/stages.py); the
+Which parameters train in which stage is the trainer's business (training/train/stages.py); the
 model only knows which loss terms its `stage` asks for.
 """
 from __future__ import annotations
@@ -99,7 +99,7 @@ class PlanLLM(nn.Module):
             if self.uses_fusion:
                 self.knowledge_fusion = CrossAttentionBlock(hidden, config.heads)
             self.step_refiner = StepRefiner(hidden, text_dim, n, config.heads)
-        self.stage = 1  # which loss terms forward returns (training/stages.py sets it with the trainable parameters)
+        self.stage = 1  # which loss terms forward returns (training/train/stages.py sets it with the trainable parameters)
         self._text_encoder = None
         self._label_embeddings: torch.Tensor | None = None
 

@@ -1,13 +1,13 @@
 """`planllm bench latency`: planner stages per backend, the node end to end over DDS, 30 Hz drops.
 
 1. Planner: per-stage p50 / p95 at batch 1 for every backend that loads here, and the ONNX
-   Runtime / torch speed-up (measured in process by training/bench/latency.py).
+   Runtime / torch speed-up (measured in process by training/benchmarks/latency.py).
 2. Node end to end: the planner node runs as a child process exactly as the launch file starts
    it (planllm_ros.tools.processes, localhost-only discovery, its own domain id); this process
    publishes goal images and times goal message -> plan message (on_goal mode).
 3. 30 Hz input: the same node switched to continuous mode gets 640x480 frames at 30 Hz; its
    diagnostics count the frames received and the stale frames it dropped.
-4. Open vocabulary: the torch planner given 100 candidate labels (training/bench/latency.py),
+4. Open vocabulary: the torch planner given 100 candidate labels (training/benchmarks/latency.py),
    against the 20 ms budget.
 
 The node is driven from here, among the tools, because the trainer never imports ROS.
@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from training.bench.latency import (
+from training.benchmarks.latency import (
     OPEN_VOCAB_BUDGET_MS,
     cpu_backends,
     open_vocab_latency,
     planner_latency,
     speedup_line,
 )
-from training.bench.report import Table, bar_plot, write_report
+from training.benchmarks.report import Table, bar_plot, write_report
 
 NAMESPACE = "/bench"
 FRAME_RATE_HZ = 30.0

@@ -5,7 +5,7 @@
 - frames.py: a recording's frames (rosbag2 image topic or a folder of timestamped frames);
 - features.py: the backbone's states around each step's start and end, cached;
 - dataset.py: `import_dataset` (checked, atomic) and `load_episodes` (what `data.dataset:
-  episodes` trains on; splits in training/splits.py);
+  episodes` trains on; splits in training/train/splits.py);
 - baseline.py: the nearest-neighbour planner every trained model must beat;
 - cli.py: `planllm data episodes import|validate|stats|preview|from-demo-bag`.
 """

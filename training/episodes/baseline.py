@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from training.datasets.base import ProcedureDataset
-from training.metrics import procedure_metrics
+from training.evaluation.metrics import procedure_metrics
 
 
 def _flat(dataset: ProcedureDataset) -> ProcedureDataset:

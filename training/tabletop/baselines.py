@@ -30,7 +30,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from training.metrics import procedure_metrics
+from training.evaluation.metrics import procedure_metrics
 from training.tabletop.dataset import windows
 from training.tabletop.tasks import TASKS, Task
 from training.tabletop.world import STEP_INDEX, STEPS, State, apply

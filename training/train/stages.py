@@ -9,7 +9,7 @@ stage's losses reach, so an optimizer over them needs no unused-parameter handli
 
 The optimiser of a stage, the autocast and GradScaler of a precision and one optimiser step
 live here, beside the freeze policy, so that the trainer and the GPU benchmark
-(training/bench/gpu.py, which must import no more than this) run the same code.
+(training/benchmarks/gpu.py, which must import no more than this) run the same code.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from training.config import StageConfig
+from training.train.config import StageConfig
 
 STAGE1_PREFIXES = ("visual.", "interaction.", "qformer.", "contrast_")
 

@@ -37,7 +37,7 @@ import yaml
 from planllm_ros.config_tree import ConfigError, assign, build, split_assignment
 from planllm_ros.model.config import CLOSED_SET_METHODS
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 SECTIONS = ("data", "train", "model", "name")
 DERIVED_MODEL_KEYS = {"horizon": "data.horizon", "num_steps": "the dataset's vocabulary"}
 BENCHMARKS = ("crosstask", "coin", "niv")  # each has a <dataset>-<base> preset for every base

@@ -1,14 +1,14 @@
 """The progressive two-stage trainer (paper Eq. 15).
 
 Stage 1 freezes the LLM and the backbones and trains with L_MIM; stage 2 switches LoRA on and
-trains L_MIM + L_ASC + L_SD. `training.stages.set_stage` decides what is trainable and which
+trains L_MIM + L_ASC + L_SD. `training.train.stages.set_stage` decides what is trainable and which
 loss terms the forward pass returns; this file only optimises `losses["total"]` over the
 parameters that require a gradient. `train.stages: [2]` is one-stage training; the ablations
 are model switches. Validation decodes the step logits of its one training pass per batch with
 the inference pipeline's decoding, and the choice of the re-ranking weight runs the pipeline
 itself (planllm_ros.model.pipeline), so both score what the robot plans.
 
-Per stage (the optimiser, autocast and step in training/stages.py): AdamW (per-parameter-name
+Per stage (the optimiser, autocast and step in training/train/stages.py): AdamW (per-parameter-name
 learning rates through `lr_overrides`), linear warm-up then cosine decay, gradient
 accumulation, gradient clipping, bf16/fp16 autocast on GPU (fp16 with a GradScaler), DDP when
 started by torchrun. Every `eval_every` optimiser steps (or once per
@@ -44,15 +44,15 @@ from planllm_ros.model.folder import CHECKPOINT_DIR, MODEL_DIR, save_train_confi
 from planllm_ros.model.graphs import TorchGraphs
 from planllm_ros.model.pipeline import decode_steps, plan_batch
 from planllm_ros.model.planllm import PlanLLMOutput
-from training import distributed
-from training.checkpoint import CheckpointError, install_directory, load_checkpoint, save_checkpoint, temporary_sibling
-from training.config import RunConfig, StageConfig, from_tree
+from training.train import distributed
+from training.train.checkpoint import CheckpointError, install_directory, load_checkpoint, save_checkpoint, temporary_sibling
+from training.train.config import RunConfig, StageConfig, from_tree
 from training.datasets.base import ProcedureDataset, collate, transition_matrix
-from training.llm_pretrain import pretrain_builtin_llm
-from training.logging_utils import RunLogger
-from training.metrics import procedure_metrics
-from training.splits import load_split
-from training.stages import autocast, grad_scaler, optimizer_step, set_stage, stage_optimizer
+from training.train.llm_pretrain import pretrain_builtin_llm
+from training.train.logging_utils import RunLogger
+from training.evaluation.metrics import procedure_metrics
+from training.train.splits import load_split
+from training.train.stages import autocast, grad_scaler, optimizer_step, set_stage, stage_optimizer
 
 
 def effective_stages(config: RunConfig, use_mim: bool) -> list[int]:

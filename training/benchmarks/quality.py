@@ -3,7 +3,7 @@
 For every dataset x horizon, at the preset's operating point (tabletop-tiny: 4800 training and
 1000 val / test samples; crosstask-tiny: every window), one table holds:
 
-- the full model and each ablation of the paper's Tables 4-6 (training.bench.runs VARIANTS),
+- the full model and each ablation of the paper's Tables 4-6 (training.benchmarks.runs VARIANTS),
   one training run per seed, scored on test as deployed (Viterbi with the train transition
   matrix, its best plans re-ranked by the LLM at the weight the run chose on val), and, for
   models that can re-rank, the same runs' plain Viterbi (decoding.llm_weight = 0, from the
@@ -16,7 +16,7 @@ A seed S sets train.seed=S and data.seed=S, so seeds differ in training data and
 Beside the test metrics every row shows its val SR, what development compares. Verdicts pair
 systems per test sample within each seed: the full model vs each ablation, vs its own plain
 Viterbi and vs the simple planner with the best val SR, each with a paired bootstrap 95 %
-interval (training.bench.stats). Per-sample success is kept beside each run (bench-quality.json:
+interval (training.benchmarks.stats). Per-sample success is kept beside each run (bench-quality.json:
 keyed by the training config, the weights' SHA-256 and the code version) and beside the runs
 for the simple planners (keyed by the data config and the code version), so a rerun re-scores
 only what changed. Test is reported once per final configuration: this benchmark is not a tool
@@ -45,16 +45,16 @@ from torch.utils.data import DataLoader
 
 from planllm_ros.model.folder import MODEL_DIR, WEIGHTS_FILE
 from planllm_ros.model.pipeline import plan_batch
-from training.bench.report import REPO, Table, code_version, mean_std, write_report
-from training.bench.runs import (QUICK_OVERRIDES, VARIANT_TITLES, VARIANTS, add_set_argument, check_config,
+from training.benchmarks.report import REPO, Table, code_version, mean_std, write_report
+from training.benchmarks.runs import (QUICK_OVERRIDES, VARIANT_TITLES, VARIANTS, add_set_argument, check_config,
                                  in_processes, is_trained, run_config, run_directory, seed_overrides, train_record,
                                  train_timed)
-from training.bench.stats import RESAMPLES, per_sample_success, verdict
-from training.config import DataConfig, RunConfig
+from training.benchmarks.stats import RESAMPLES, per_sample_success, verdict
+from training.train.config import DataConfig, RunConfig
 from training.datasets.base import ProcedureDataset, collate
-from training.evaluate import METRIC_TITLES, METRICS, EvalModel, load_for_eval
-from training.metrics import procedure_metrics
-from training.splits import load_split
+from training.evaluation.evaluate import METRIC_TITLES, METRICS, EvalModel, load_for_eval
+from training.evaluation.metrics import procedure_metrics
+from training.train.splits import load_split
 
 DATASETS = ("tabletop", "crosstask")
 SCORES_FILE = "bench-quality.json"  # a run's scores and per-sample success, beside the run
@@ -262,7 +262,7 @@ def write_cache(path: Path, key: dict, scores: dict) -> None:
 
 def run_key(run: Run, version: str) -> dict:
     """What a run's scores depend on: its training config, its weights and the code (`version`,
-    training.bench.report.code_version)."""
+    training.benchmarks.report.code_version)."""
     weights = hashlib.sha256((run.run_dir / MODEL_DIR / WEIGHTS_FILE).read_bytes()).hexdigest()
     return {"config": run.config.to_dict(), "weights_sha256": weights, "code_version": version}
 
@@ -535,7 +535,7 @@ def notes(args: argparse.Namespace) -> list[str]:
         "0-based ids) and mIoU (set: per-sample set IoU); ± is the population std over seeds and describes spread "
         "only: claims rest on the verdicts",
         f"verdicts: mean difference in test SR and its 95 % interval from a paired bootstrap ({RESAMPLES} replicates "
-        "drawing seeds, and test samples within each drawn seed, with replacement; training/bench/stats.py); "
+        "drawing seeds, and test samples within each drawn seed, with replacement; training/benchmarks/stats.py); "
         "\"not distinguishable\" when the interval contains 0",
         "train s per run: wall seconds of each run's training (mean over seeds; CPU seconds of its process in "
         "brackets) and how many runs trained at once; simple planners: fitting and predicting the test split",

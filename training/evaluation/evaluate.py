@@ -9,7 +9,7 @@ transition matrix saved in the model folder, or argmax), scored only when the sp
 list is the model's own (same labels, same order). Open vocabulary: the plan's steps named
 from the split's own label texts by the policy's open_vocab method (planllm_ros.model.openvocab;
 for the tabletop "paraphrase" splits these are paraphrased labels of the same steps). Metric
-families: see training.metrics (SR, mAcc, peer bitwise mIoU, set mIoU).
+families: see training.evaluation.metrics (SR, mAcc, peer bitwise mIoU, set mIoU).
 """
 from __future__ import annotations
 
@@ -26,10 +26,10 @@ from planllm_ros.model.folder import TRAIN_CONFIG_FILE, TRANSITION_FILE, ModelFo
 from planllm_ros.model.graphs import GraphRunner, TorchGraphs
 from planllm_ros.model.openvocab import LabelIndex
 from planllm_ros.model.pipeline import PlanBatch, plan_batch
-from training.checkpoint import CheckpointError
-from training.config import RunConfig, from_tree
+from training.train.checkpoint import CheckpointError
+from training.train.config import RunConfig, from_tree
 from training.datasets.base import ProcedureDataset, collate
-from training.metrics import procedure_metrics
+from training.evaluation.metrics import procedure_metrics
 
 METRICS = ("sr", "macc", "miou", "miou_set")
 METRIC_TITLES = {"sr": "SR", "macc": "mAcc", "miou": "mIoU (peer, bitwise)", "miou_set": "mIoU (set)"}

@@ -1,6 +1,6 @@
 """`planllm train --config NAME|PATH [--set key=value ...] [--resume] [--out DIR]`.
 
-The same command runs single-process or under torchrun (see training.distributed for multi-GPU
+The same command runs single-process or under torchrun (see training.train.distributed for multi-GPU
 and multi-node launch lines). Output: OUT/checkpoint (resumable state), OUT/model (the selected
 model, loadable with PlanLLM.from_pretrained and `planllm eval --checkpoint OUT`), OUT/log.csv,
 OUT/curves-stage{1,2}.png and OUT/tensorboard when TensorBoard is installed.
@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from training.config import ConfigError, load_config, preset_names
+from training.train.config import ConfigError, load_config, preset_names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from planllm_ros.model.config import ConfigError as ModelConfigError
-    from training.checkpoint import CheckpointError
+    from training.train.checkpoint import CheckpointError
     from training.datasets.base import DatasetError
-    from training.trainer import train
+    from training.train.trainer import train
 
     try:
         config = load_config(args.config, args.overrides)

@@ -11,7 +11,7 @@ the rest of its work with a note, or is stopped; the others still run):
 - decode-static: the same with a static KV cache, which `generate` compiles (torch.compile) on CUDA;
 - train: stage-2 training steps of that LLM with LoRA (the tabletop-vicuna7b preset's LoRA,
   batch, gradient accumulation and learning rate), bf16 and fp16 (autocast, and a GradScaler for
-  fp16, as training/trainer.py runs them): samples/s and peak memory;
+  fp16, as training/train/trainer.py runs them): samples/s and peak memory;
 - merge: `merge_lora` and `save_llm` (planllm_ros/export/merge.py) of the adapted LLM after two
   training steps, the saved size, and the time to load it back as the Planner does;
 - planner: the bundled model's Planner with the torch backend on the device: per-stage latency
@@ -21,7 +21,7 @@ the rest of its work with a note, or is stopped; the others still run):
 `--quick` runs the same parts at tiny shapes (the CI smoke test). Without CUDA, `--quick` runs
 them on the CPU and the results file says that its numbers are a CPU smoke run; the full run
 refuses to measure a 7B model on the CPU and writes a results file that says it has not run.
-Child processes are started as `python -m training.bench.gpu --child PART ...`.
+Child processes are started as `python -m training.benchmarks.gpu --child PART ...`.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.bench.report import Table, bar_plot, write_report
+from training.benchmarks.report import Table, bar_plot, write_report
 
 PRESET = "tabletop-vicuna7b"  # LoRA, batch, precision, caption budget and horizon of the 7B shape
 VICUNA_7B = {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32,
@@ -151,7 +151,7 @@ class Context:
 
 def preset():
     """The 7B preset's RunConfig (its LLM path is not needed: the weights here are random)."""
-    from training.config import load_config
+    from training.train.config import load_config
 
     return load_config(PRESET, ["llm.path=null"])
 
@@ -287,13 +287,13 @@ def lora_model(ctx: Context, dtype, lora: dict):
 
 def train_steps(ctx: Context, model, precision: str, steps: int, run) -> dict[str, float]:
     """`steps` optimiser steps of stage 2 on the PlanLLM prompt + a plan sentence of the caption
-    budget's length (labels on the plan only), with the trainer's own code (training/stages.py):
+    budget's length (labels on the plan only), with the trainer's own code (training/train/stages.py):
     the stage's optimiser, autocast on CUDA, a GradScaler for fp16, gradient accumulation, the
     optimiser step with clipping. Returns seconds per step (after one warm-up step), the last
     loss and the GradScaler's skipped steps."""
     import torch
 
-    from training.stages import autocast, grad_scaler, optimizer_step, stage_optimizer
+    from training.train.stages import autocast, grad_scaler, optimizer_step, stage_optimizer
 
     train = run.train
     device = torch.device(ctx.device)
@@ -500,7 +500,7 @@ def child_main(argv: list[str] | None = None) -> int:
 def run_part(name: str, cap_s: float, options: list[str], results: Path) -> tuple[str, list[dict]]:
     """Run one part in a child process (its own process group) stopped at `cap_s`; returns its
     status line and the records it wrote."""
-    command = [sys.executable, "-m", "training.bench.gpu", "--child", name, "--cap", str(cap_s),
+    command = [sys.executable, "-m", "training.benchmarks.gpu", "--child", name, "--cap", str(cap_s),
                "--results", str(results), *options]
     began = time.monotonic()
     print(f"planllm bench gpu: part {name} (cap {cap_s:.0f} s)", flush=True)

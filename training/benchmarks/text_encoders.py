@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.bench.report import Table, bar_plot, write_report
+from training.benchmarks.report import Table, bar_plot, write_report
 
 CURRENT_DEFAULT = "minilm"
 CANDIDATES = 100  # candidate labels scored per plan (the robot path's budget is stated for 100)
@@ -135,7 +135,7 @@ def choose_default(results: dict[str, dict[str, float]], budget_ms: float, margi
 
 def run(args: argparse.Namespace, command: str) -> list[Path]:
     from planllm_ros.model.text_encoder import PACKAGED, TextEncoder
-    from training.config import load_config
+    from training.train.config import load_config
 
     data = load_config("tabletop-tiny", []).data
     count = args.samples or (100 if args.quick else data.eval_samples)

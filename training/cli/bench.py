@@ -1,7 +1,7 @@
 """`planllm bench NAME [--quick] [--out bench/results] ...`: run one benchmark, write its table and plot.
 
 NAME is one of quality, openvocab, latency, train, gpu, textenc, baselines (one module each in
-training/bench/; latency in planllm_ros/tools/). Each writes `OUT/<name>[-quick].md` (header:
+training/benchmarks/; latency in planllm_ros/tools/). Each writes `OUT/<name>[-quick].md` (header:
 machine, date, versions, code version, seeds and the exact command) and, all but baselines, a
 PNG plot beside it. --quick is CI-sized (about a minute on two cores); without it the benchmark
 runs at the size recorded in bench/results/.
@@ -21,13 +21,13 @@ from pathlib import Path
 from planllm_ros.cli_dispatch import Commands, load
 
 BENCHMARKS: Commands = {
-    "quality": ("training.bench.quality", "full model vs the paper's ablations: SR, mAcc, mIoU over seeds"),
-    "openvocab": ("training.bench.openvocab", "open vocabulary: paraphrased labels, novel tasks, other label sets"),
+    "quality": ("training.benchmarks.quality", "full model vs the paper's ablations: SR, mAcc, mIoU over seeds"),
+    "openvocab": ("training.benchmarks.openvocab", "open vocabulary: paraphrased labels, novel tasks, other label sets"),
     "latency": ("planllm_ros.tools.latency", "planner per-stage latency per backend, node end to end over DDS, 30 Hz drops"),
-    "train": ("training.bench.train_cost", "training samples/s and peak memory, stage 1 and 2, one vs two processes"),
-    "gpu": ("training.bench.gpu", "the GPU check: 7B-shaped decode vs the bandwidth floor, prefill, LoRA training, merge, the Planner on CUDA"),
-    "textenc": ("training.bench.text_encoders", "text encoders: label -> paraphrase top-1, open-vocabulary SR ceiling, size, CPU latency"),
-    "baselines": ("training.bench.tabletop_baselines", "tabletop domain: simple planners, the exact ceiling, split overlap, render speed"),
+    "train": ("training.benchmarks.train_cost", "training samples/s and peak memory, stage 1 and 2, one vs two processes"),
+    "gpu": ("training.benchmarks.gpu", "the GPU check: 7B-shaped decode vs the bandwidth floor, prefill, LoRA training, merge, the Planner on CUDA"),
+    "textenc": ("training.benchmarks.text_encoders", "text encoders: label -> paraphrase top-1, open-vocabulary SR ceiling, size, CPU latency"),
+    "baselines": ("training.benchmarks.tabletop_baselines", "tabletop domain: simple planners, the exact ceiling, split overlap, render speed"),
 }
 
 
@@ -67,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from planllm_ros.model.config import ConfigError as ModelConfigError
-    from training.bench.report import DirtyTreeError, require_committed
-    from training.checkpoint import CheckpointError
-    from training.config import ConfigError
+    from training.benchmarks.report import DirtyTreeError, require_committed
+    from training.train.checkpoint import CheckpointError
+    from training.train.config import ConfigError
     from training.datasets.base import DatasetError
 
     if args.threads < 1:

@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from planllm_ros.model.config import VisualConfig
-from training.config import DataConfig, ConfigError
+from training.train.config import DataConfig, ConfigError
 from training.datasets.base import ProcedureDataset
 
 TABLETOP_SPLITS = ("train", "val", "test", "novel", "paraphrase", "paraphrase-val")

@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.config import ConfigError
+    from training.train.config import ConfigError
 
     try:
         return {"validate": _validate, "preview": _preview, "import": _import, "stats": _stats}[args.action](args)
@@ -83,7 +83,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from training.config import load_config
+    from training.train.config import load_config
     from training.episodes.dataset import import_dataset
     from training.episodes.features import backbone_arguments
 
@@ -101,10 +101,10 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from training.config import load_config
+    from training.train.config import load_config
     from training.episodes.baseline import nearest_neighbour_metrics
     from training.episodes.dataset import read_meta
-    from training.splits import load_split
+    from training.train.splits import load_split
 
     config = load_config(args.config, args.overrides)
     config.data.root = str(args.dataset)

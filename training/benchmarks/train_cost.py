@@ -3,7 +3,7 @@
 Each measurement is a fresh `planllm train`-equivalent run of the tiny tabletop preset on the
 CPU with only that stage (`train.stages=[S]`; stage 2 alone does the same work per step as
 stage 2 after stage 1: LoRA on, L_MIM + L_ASC + L_SD), started either as one process or under
-`torchrun --standalone --nproc_per_node 2` (gloo), through training.trainer.Trainer itself.
+`torchrun --standalone --nproc_per_node 2` (gloo), through training.train.trainer.Trainer itself.
 samples/s = training samples x epochs / wall time of Trainer.fit(), which includes one
 validation pass and one checkpoint per epoch; peak memory is each process's peak RSS.
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from training.bench.report import Table, bar_plot, write_report
-from training.bench.runs import QUICK_OVERRIDES, run_config
+from training.benchmarks.report import Table, bar_plot, write_report
+from training.benchmarks.runs import QUICK_OVERRIDES, run_config
 
 FULL_SIZE = ("data.train_samples=600", "data.eval_samples=64", "train.batch_size=32")
 STAGES = (1, 2)
@@ -47,8 +47,8 @@ def overrides(quick: bool, stage: int, epochs: int, seed: int) -> list[str]:
 
 def worker(args: argparse.Namespace) -> None:
     """One process of a measurement (rank 0 writes the result JSON)."""
-    from training import distributed
-    from training.trainer import Trainer
+    from training.train import distributed
+    from training.train.trainer import Trainer
 
     torch.set_num_threads(args.threads)
     config = run_config("tabletop-tiny", overrides(args.quick, args.stage, args.epochs, args.seed))
@@ -73,7 +73,7 @@ def worker(args: argparse.Namespace) -> None:
 
 def measure(args: argparse.Namespace, stage: int, processes: int, result: Path) -> dict:
     """Start one measurement as 1 process or under torchrun; its result."""
-    inner = ["-m", "training.bench.train_cost", "--worker", "--stage", str(stage), "--epochs", str(args.epochs),
+    inner = ["-m", "training.benchmarks.train_cost", "--worker", "--stage", str(stage), "--epochs", str(args.epochs),
              "--seed", str(args.seed), "--threads", str(args.threads), "--result", str(result)]
     inner += ["--quick"] if args.quick else []
     launcher = [] if processes == 1 else ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
@@ -87,7 +87,7 @@ def measure(args: argparse.Namespace, stage: int, processes: int, result: Path) 
 
 
 def run(args: argparse.Namespace, command: str) -> list[Path]:
-    from training.splits import load_split
+    from training.train.splits import load_split
 
     args.epochs = args.epochs or (1 if args.quick else 6)
     config = run_config("tabletop-tiny", overrides(args.quick, 1, args.epochs, args.seed))
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the measured processes (`python -m training.bench.train_cost --worker ...`)."""
+    """Entry point of the measured processes (`python -m training.benchmarks.train_cost --worker ...`)."""
     parser = argparse.ArgumentParser(description="one measured process of `planllm bench train`")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1)

@@ -1,6 +1,6 @@
 """`planllm bench openvocab`: plans named in words the model never saw (the paper's Table 3 analogue).
 
-The full model of `planllm bench quality` (the same runs, reused: training.bench.runs) is scored,
+The full model of `planllm bench quality` (the same runs, reused: training.benchmarks.runs) is scored,
 per seed (a seed S sets train.seed=S and data.seed=S), on the tabletop world:
 
 - closed set: the test episodes with the training labels (closed-set plans, as deployed);
@@ -19,7 +19,7 @@ numbers (val closed set, paraphrase-val) are in their own table: development rea
 Each SR comes with its ratio to the closed-set SR of the same seeds (ratio of the means), beside
 the paper's 0.31 and the targets (paraphrased >= 0.6 x closed, novel >= 0.5 x closed). Each
 target and each method comparison gets a paired bootstrap interval over seeds and samples
-(training.bench.stats): for a target, of SR_setting - target x SR_closed per sample. The novel
+(training.benchmarks.stats): for a target, of SR_setting - target x SR_closed per sample. The novel
 split's episodes are not the test split's; with as many of each, resampling index pairs is
 resampling both independently. The text side's ceilings: bench/results/text-encoders.md, and
 the mapping ceiling measured here (samples whose every true step the model's label mapping
@@ -41,14 +41,14 @@ from torch.utils.data import DataLoader
 from planllm_ros.model.config import OPEN_VOCAB_METHODS, OpenVocabConfig
 from planllm_ros.model.openvocab import Evidence, LabelIndex, decode
 from planllm_ros.model.pipeline import plan_batch
-from training.bench.report import Table, bar_plot, mean_std, write_report
-from training.bench.runs import (QUICK_OVERRIDES, add_set_argument, run_config, run_directory, seed_overrides,
+from training.benchmarks.report import Table, bar_plot, mean_std, write_report
+from training.benchmarks.runs import (QUICK_OVERRIDES, add_set_argument, run_config, run_directory, seed_overrides,
                                  trained_model)
-from training.bench.stats import paired_bootstrap, per_sample_success, verdict
+from training.benchmarks.stats import paired_bootstrap, per_sample_success, verdict
 from training.datasets.base import ProcedureDataset, collate
-from training.evaluate import EvalModel
-from training.metrics import procedure_metrics
-from training.splits import load_split
+from training.evaluation.evaluate import EvalModel
+from training.evaluation.metrics import procedure_metrics
+from training.train.splits import load_split
 
 PAPER_RATIO = 0.31
 TARGETS = {"paraphrase": 0.6, "novel": 0.5}
@@ -171,7 +171,7 @@ def novel_diagnostics(run: Pass, config) -> dict[str, float]:
     """Why novel-task plans fail, measured once on the novel split (no choice is made on it): the
     step decoder's argmax plans without the transition prior, and the share of novel windows with
     a transition no training window has (step ids of the training split, not rendered)."""
-    from training.bench.text_encoders import split_steps
+    from training.benchmarks.text_encoders import split_steps
     from training.tabletop.dataset import DEFAULT_SAMPLES
 
     train = split_steps("train", config.data.horizon, config.data.seed,

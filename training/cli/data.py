@@ -8,11 +8,11 @@ from planllm_ros.cli_dispatch import Commands, dispatch
 
 # tool name -> (module exposing add_arguments(parser) and run(args), one-line help)
 TOOLS: Commands = {
-    "episodes": ("training.episodes_cli", "your own annotated recordings: validate, preview, import, stats"),
-    "samples": ("training.samples_cli", "write a few real observations (.npz) for export parity and int8 calibration"),
-    "simulate": ("training.simulate_cli", "write simulated per-video features for a benchmark dataset"),
-    "stats": ("training.stats_cli", "count the samples of a benchmark dataset per split"),
-    "tabletop": ("training.tabletop_cli", "generate the procedural tabletop dataset (images, features, preview)"),
+    "episodes": ("training.cli.episodes", "your own annotated recordings: validate, preview, import, stats"),
+    "samples": ("training.cli.samples", "write a few real observations (.npz) for export parity and int8 calibration"),
+    "simulate": ("training.cli.simulate", "write simulated per-video features for a benchmark dataset"),
+    "stats": ("training.cli.stats", "count the samples of a benchmark dataset per split"),
+    "tabletop": ("training.cli.tabletop", "generate the procedural tabletop dataset (images, features, preview)"),
 }
 
 

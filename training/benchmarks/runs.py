@@ -1,6 +1,6 @@
 """Training runs for the quality and open-vocabulary benchmarks.
 
-A benchmark run is an ordinary `planllm train` run (training.trainer.train) in a directory of
+A benchmark run is an ordinary `planllm train` run (training.train.trainer.train) in a directory of
 its own; a directory that already holds a finished model is reused, and one holding a
 checkpoint is resumed, so an interrupted full benchmark continues where it stopped. Each run
 that trains here records its time beside it (RUN/bench-train.json: wall and CPU seconds, and
@@ -21,9 +21,9 @@ import torch
 from tqdm import tqdm
 
 from planllm_ros.model.folder import CHECKPOINT_DIR, MODEL_DIR, TRAIN_CONFIG_FILE
-from training.config import ConfigError, RunConfig, load_config
-from training.evaluate import EvalModel, load_for_eval
-from training.trainer import train
+from training.train.config import ConfigError, RunConfig, load_config
+from training.evaluation.evaluate import EvalModel, load_for_eval
+from training.train.trainer import train
 
 # CI-sized training: a few dozen samples, one epoch per stage (the variants still run every
 # code path of the full benchmark: both stages, LoRA, captions, Viterbi).

@@ -15,7 +15,7 @@ import json
 import sys
 
 from planllm_ros.model.config import CLOSED_SET_METHODS
-from training.config import ConfigError, apply_override, from_tree
+from training.train.config import ConfigError, apply_override, from_tree
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,10 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from planllm_ros.export.model_card import ModelCardError, add_metrics
     from planllm_ros.runtime.errors import PlannerError
-    from training.checkpoint import CheckpointError
+    from training.train.checkpoint import CheckpointError
     from training.datasets.base import DatasetError
-    from training.evaluate import evaluate, format_table, load_for_eval
-    from training.splits import load_split
+    from training.evaluation.evaluate import evaluate, format_table, load_for_eval
+    from training.train.splits import load_split
 
     try:
         loaded = load_for_eval(args.checkpoint, args.device, args.backend)

@@ -1,5 +1,5 @@
 """`planllm describe`: expand step labels into SCHEMA-format descriptions with a local LLM
-(training/describe.py).
+(training/datasets/describe.py).
 
     planllm describe --labels steps.json --llm /models/vicuna-7b --out descriptions.json
 
@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from planllm_ros.model.llm import load_local_llm
-from training.describe import describe_all, read_existing, read_labels
+from training.datasets.describe import describe_all, read_existing, read_labels
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.config import load_config
-    from training.splits import load_split
+    from training.train.config import load_config
+    from training.train.splits import load_split
 
     overrides = [*args.overrides, f"data.observation={args.observation}"]
     if args.observation == "images":

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.bench.report import Table, write_report
-from training.metrics import procedure_metrics
+from training.benchmarks.report import Table, write_report
+from training.evaluation.metrics import procedure_metrics
 from training.tabletop.baselines import (exact_ceiling, first_last_frequent, nearest_neighbour, oracle_task_random,
                                          state_planner, window_distribution)
 from training.tabletop.dataset import load_tabletop, make_episode, windows

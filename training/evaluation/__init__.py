@@ -1,0 +1,1 @@
+"""Scoring a trained model: evaluation through the inference pipeline, and the metrics."""
