@@ -92,7 +92,7 @@ def test_bench_refuses_a_dirty_tree_unless_allowed(tmp_path: Path) -> None:
     header = (tmp_path / "clean" / "gpu.md").read_text()
     assert f"- code version: {code_version(checkout)}" in header and "NOT FROM A COMMIT" not in header
 
-    edited = checkout / "training" / "bench" / "stats.py"
+    edited = checkout / "training" / "benchmarks" / "stats.py"
     edited.write_text(edited.read_text() + "\n")
     refused = _bench(checkout, tmp_path / "refused")
     assert refused.returncode == 2 and "uncommitted changes: training/benchmarks/stats.py" in refused.stderr

@@ -1,5 +1,6 @@
-"""The one inference path of a PlanLLM model. Evaluation, the trainer's validation and its
-choice of the re-ranking weight, and the robot's Planner all call `plan_batch`; they differ
+"""The one inference path of a PlanLLM model. Evaluation, the trainer's choice of the
+re-ranking weight and the robot's Planner all call `plan_batch` (the trainer's validation,
+which already holds its training pass's step logits, decodes them with `decode_steps`); they differ
 in the graph runner they pass (TorchGraphs, or a runtime backend running exported ONNX graphs
 or TensorRT engines), so what is scored is what the robot runs, and in their decoding policy
 (planllm_ros.model.decoding.DecodingPolicy: Viterbi or argmax, LLM re-ranking weight, captions,
