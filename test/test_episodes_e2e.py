@@ -26,9 +26,9 @@ from conftest import wait_for
 from planllm_ros.tools.client import PlannerClient
 from planllm_ros.tools.demo_source import TRUTH_QOS
 from planllm_ros.tools.processes import start, start_planner, stop
-from training.train.config import load_config
 from training.episodes.baseline import nearest_neighbour_metrics
 from training.episodes.frames import typestore
+from training.train.config import load_config
 from training.train.splits import load_split
 
 pytestmark = [pytest.mark.slow, pytest.mark.ros]

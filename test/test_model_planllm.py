@@ -15,9 +15,9 @@ from planllm_ros.model.decoding import DecodingPolicy, viterbi
 from planllm_ros.model.llm import build_builtin_llm, format_plan, parse_plan
 from planllm_ros.model.pipeline import decode_steps
 from planllm_ros.model.planllm import PlanLLM
+from training.datasets.base import Sample, collate
 from training.train.llm_pretrain import pretrain_builtin_llm
 from training.train.stages import set_stage
-from training.datasets.base import Sample, collate
 
 LABELS = ["slice the tomato", "add salt", "pour water", "stir the soup", "open the lid", "close the lid"]
 FEATURE_DIM, TEXT_DIM, B, T = 16, 8, 4, 3

@@ -57,8 +57,8 @@ def test_plan_cli_uses_the_bundled_model(tmp_path, capsys):
 def test_bundled_model_plans_the_test_split_at_its_recorded_sr(bundled):
     """Batch-1 planning through the deployed path (ONNX Runtime graphs + torch LLM) reaches the
     SR recorded at export (torch, batched); one sample of slack for float-level ties."""
-    from training.train.config import from_tree
     from training.evaluation.metrics import procedure_metrics
+    from training.train.config import from_tree
     from training.train.splits import load_split
 
     path, card = bundled

@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.train.config import DataConfig
-from training.train.splits import load_split
 from training.tabletop import descriptions, load_tabletop, vocabulary
 from training.tabletop.dataset import windows
 from training.tabletop.paraphrases import SETS, TEST, VAL, check, normalise, paraphrase_labels
 from training.tabletop.world import STEPS
+from training.train.config import DataConfig
+from training.train.splits import load_split
 
 
 @pytest.mark.parametrize("name", sorted(SETS))

@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 from planllm_ros.cli import main
 from planllm_ros.model.config import LLMConfig
 from planllm_ros.model.llm import build_builtin_llm
-from training.train.config import load_config
 from training.tabletop import vocabulary
+from training.train.config import load_config
 from training.train.trainer import train
 
 

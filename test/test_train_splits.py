@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.train.config import ConfigError, DataConfig
 from training.datasets.base import ProcedureDataset, Sample, StepVocabulary
+from training.train.config import ConfigError, DataConfig
 from training.train.splits import carve_videos, load_split
 
 

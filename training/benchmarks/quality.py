@@ -50,10 +50,10 @@ from training.benchmarks.runs import (QUICK_OVERRIDES, VARIANT_TITLES, VARIANTS,
                                  in_processes, is_trained, run_config, run_directory, seed_overrides, train_record,
                                  train_timed)
 from training.benchmarks.stats import RESAMPLES, per_sample_success, verdict
-from training.train.config import DataConfig, RunConfig
 from training.datasets.base import ProcedureDataset, collate
 from training.evaluation.evaluate import METRIC_TITLES, METRICS, EvalModel, load_for_eval
 from training.evaluation.metrics import procedure_metrics
+from training.train.config import DataConfig, RunConfig
 from training.train.splits import load_split
 
 DATASETS = ("tabletop", "crosstask")

@@ -21,8 +21,8 @@ import torch
 from tqdm import tqdm
 
 from planllm_ros.model.folder import CHECKPOINT_DIR, MODEL_DIR, TRAIN_CONFIG_FILE
-from training.train.config import ConfigError, RunConfig, load_config
 from training.evaluation.evaluate import EvalModel, load_for_eval
+from training.train.config import ConfigError, RunConfig, load_config
 from training.train.trainer import train
 
 # CI-sized training: a few dozen samples, one epoch per stage (the variants still run every

@@ -13,7 +13,6 @@ smoke tests, never published, and run anywhere (their header marks a dirty tree 
 from __future__ import annotations
 
 import argparse
-import importlib
 import shlex
 import sys
 from pathlib import Path
@@ -41,8 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="torch threads of this process (default 1: the machine is shared)")
         bench.add_argument("--allow-dirty", action="store_true",
                            help="run although tracked files have uncommitted changes (the results header says so)")
-        load(BENCHMARKS, name, bench)
-        bench.set_defaults(_parser=bench)
+        bench.set_defaults(_parser=bench, _module=load(BENCHMARKS, name, bench))
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -68,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
     from planllm_ros.model.config import ConfigError as ModelConfigError
     from training.benchmarks.report import DirtyTreeError, require_committed
+    from training.datasets.base import DatasetError
     from training.train.checkpoint import CheckpointError
     from training.train.config import ConfigError
-    from training.datasets.base import DatasetError
 
     if args.threads < 1:
         print(f"planllm bench: --threads must be >= 1, got {args.threads}", file=sys.stderr)
@@ -83,9 +81,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
     torch.set_num_threads(args.threads)
     command = command_line(args)
-    module = importlib.import_module(BENCHMARKS[args.benchmark][0])
     try:
-        written = module.run(args, command)
+        written = args._module.run(args, command)
     except (ConfigError, ModelConfigError, CheckpointError, DatasetError, FileNotFoundError) as error:
         print(f"planllm bench {args.benchmark}: {error}", file=sys.stderr)
         return 2

@@ -83,9 +83,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from training.train.config import load_config
     from training.episodes.dataset import import_dataset
     from training.episodes.features import backbone_arguments
+    from training.train.config import load_config
 
     visual = load_config(args.config, args.overrides).visual()
     meta = import_dataset(args.source, args.out, backbone_arguments(visual), args.image_topic, args.context,
@@ -101,9 +101,9 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from training.train.config import load_config
     from training.episodes.baseline import nearest_neighbour_metrics
     from training.episodes.dataset import read_meta
+    from training.train.config import load_config
     from training.train.splits import load_split
 
     config = load_config(args.config, args.overrides)

@@ -38,9 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from planllm_ros.export.model_card import ModelCardError, add_metrics
     from planllm_ros.runtime.errors import PlannerError
-    from training.train.checkpoint import CheckpointError
     from training.datasets.base import DatasetError
     from training.evaluation.evaluate import evaluate, format_table, load_for_eval
+    from training.train.checkpoint import CheckpointError
     from training.train.splits import load_split
 
     try:

@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from planllm_ros.model.config import ConfigError as ModelConfigError
-    from training.train.checkpoint import CheckpointError
     from training.datasets.base import DatasetError
+    from training.train.checkpoint import CheckpointError
     from training.train.trainer import train
 
     try:

@@ -26,10 +26,10 @@ from planllm_ros.model.folder import TRAIN_CONFIG_FILE, TRANSITION_FILE, ModelFo
 from planllm_ros.model.graphs import GraphRunner, TorchGraphs
 from planllm_ros.model.openvocab import LabelIndex
 from planllm_ros.model.pipeline import PlanBatch, plan_batch
-from training.train.checkpoint import CheckpointError
-from training.train.config import RunConfig, from_tree
 from training.datasets.base import ProcedureDataset, collate
 from training.evaluation.metrics import procedure_metrics
+from training.train.checkpoint import CheckpointError
+from training.train.config import RunConfig, from_tree
 
 METRICS = ("sr", "macc", "miou", "miou_set")
 METRIC_TITLES = {"sr": "SR", "macc": "mAcc", "miou": "mIoU (peer, bitwise)", "miou_set": "mIoU (set)"}

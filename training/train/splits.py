@@ -13,8 +13,8 @@ import dataclasses
 import numpy as np
 
 from planllm_ros.model.config import VisualConfig
-from training.train.config import DataConfig, ConfigError
 from training.datasets.base import ProcedureDataset
+from training.train.config import DataConfig, ConfigError
 
 TABLETOP_SPLITS = ("train", "val", "test", "novel", "paraphrase", "paraphrase-val")
 BENCHMARK_SPLITS = ("train", "val", "test")

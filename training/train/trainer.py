@@ -44,13 +44,13 @@ from planllm_ros.model.folder import CHECKPOINT_DIR, MODEL_DIR, save_train_confi
 from planllm_ros.model.graphs import TorchGraphs
 from planllm_ros.model.pipeline import decode_steps, plan_batch
 from planllm_ros.model.planllm import PlanLLMOutput
+from training.datasets.base import ProcedureDataset, collate, transition_matrix
+from training.evaluation.metrics import procedure_metrics
 from training.train import distributed
 from training.train.checkpoint import CheckpointError, install_directory, load_checkpoint, save_checkpoint, temporary_sibling
 from training.train.config import RunConfig, StageConfig, from_tree
-from training.datasets.base import ProcedureDataset, collate, transition_matrix
 from training.train.llm_pretrain import pretrain_builtin_llm
 from training.train.logging_utils import RunLogger
-from training.evaluation.metrics import procedure_metrics
 from training.train.splits import load_split
 from training.train.stages import autocast, grad_scaler, optimizer_step, set_stage, stage_optimizer
 
