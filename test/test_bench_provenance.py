@@ -102,3 +102,28 @@ def test_bench_refuses_a_dirty_tree_unless_allowed(tmp_path: Path) -> None:
     assert allowed.returncode == 0, allowed.stderr
     header = (tmp_path / "allowed" / "gpu.md").read_text()
     assert "--allow-dirty" in header and "- **NOT FROM A COMMIT**: uncommitted changes in training/benchmarks/stats.py" in header
+
+
+def test_a_model_folder_records_the_commit_that_trained_it(repo: Path, tmp_path: Path) -> None:
+    """The training record names the commit and, when the tree was dirty, the changed files; the
+    card and the benchmark tables describe it in those words, and a folder without a record (a
+    model trained before records existed) says "not recorded" instead of guessing."""
+    from planllm_ros.export.model_card import describe_training, read_training_record
+    from training.train.logging_utils import training_record, write_training_record
+
+    commit = _git(repo, "rev-parse", "HEAD")
+    clean = training_record(repo)
+    assert clean["commit"] == commit and clean["uncommitted"] == [] and clean["code_version"] == code_version(repo)
+    (repo / "training" / "b.py").write_text("B = 3\n")
+    dirty = training_record(repo)
+    assert dirty["commit"] == commit and dirty["uncommitted"] == ["training/b.py"]
+    assert dirty["code_version"] != clean["code_version"]  # the sources on disk differ from the commit's
+    model = tmp_path / "model"
+    model.mkdir()
+    assert read_training_record(model) is None and describe_training(None) == "not recorded"
+    write_training_record(model, dirty)
+    assert read_training_record(model) == dirty
+    assert describe_training(dirty) == f"{commit[:7]} with uncommitted changes in training/b.py"
+    assert describe_training(clean) == commit[:7]
+    outside = training_record(tmp_path / "model")  # not a checkout: no commit to name
+    assert outside["commit"] is None and outside["uncommitted"] is None and describe_training(outside) == "not recorded"

@@ -14,18 +14,22 @@ import numpy as np
 import pytest
 
 from planllm_ros.cli import main
+from planllm_ros.export.model_card import describe_training, read_training_record
 from training.benchmarks.quality import SCORES_FILE, ceiling, planned_runs
 from training.benchmarks.runs import in_processes
 from training.cli.bench import add_arguments
+from training.tabletop.baselines import best_sequences, window_distribution
 from training.tabletop.dataset import windows
+from training.tabletop.tasks import SEEN_TASKS, TASKS
 
 pytestmark = pytest.mark.slow
 CELL = re.compile(r"^(\d+\.\d\d) ± (\d+\.\d\d)$")
-INTERVAL = re.compile(r"([+-]\d+\.\d\d) SR,? \(?95 % CI \[([+-]\d+\.\d\d), ([+-]\d+\.\d\d)\]")
+INTERVAL = re.compile(r"([+-]\d+\.\d\d)(?: SR)?,? \(?95 % CI \[([+-]\d+\.\d\d), ([+-]\d+\.\d\d)\]")
 FULL, PLAIN, NO_LLM = "Full (fused, progressive)", "Full (fused, progressive), plain Viterbi", "w/o LLM"
 FIRST_LAST = "Simple: first/last step + most frequent sequence"
 NEAREST = "Simple: nearest neighbour over [start, goal, goal - start]"
-CEILING = "Exact ceiling (reads the true start and goal states)"
+CEILING = "Exact ceiling: expected score of the optimal planner reading the true states"
+OPTIMAL = "The same optimal planner on these samples (reads the true states)"
 SEED = 1  # not the data seed's default, so the run shows that the seed reached it
 
 
@@ -86,17 +90,28 @@ def test_quality_quick(work: Path, report: str) -> None:
     assert "- command: `planllm bench quality --quick" in report and f"- seeds: {SEED}" in report
     assert "train.seed=S and data.seed=S" in report and "not for choosing designs" in report
     table = rows(report, "tabletop, T=3: test split")
-    assert list(table) == [FULL, PLAIN, NO_LLM, FIRST_LAST, NEAREST, CEILING]
-    for name in (FULL, PLAIN, NO_LLM, FIRST_LAST, NEAREST):
+    assert list(table) == [FULL, PLAIN, NO_LLM, FIRST_LAST, NEAREST, OPTIMAL, CEILING]
+    for name in (FULL, PLAIN, NO_LLM, FIRST_LAST, NEAREST, OPTIMAL):
         cells = table[name]
-        assert len(cells) == 8
+        assert len(cells) == 9
         sr, macc, *_ = [check_cell(c) for c in cells[:4]]
         assert sr <= macc  # a fully right sequence has every position right: SR <= mAcc
         assert cells[4] == f"{sr:.2f}"  # one seed: its SR is the mean
         check_cell(cells[5])  # val SR
     assert table[FULL][6] != "—" and table[PLAIN][6] == "0" and table[NO_LLM][6] == "—"
     assert table[FULL][7].endswith("2 at once") and table[NO_LLM][7].endswith("2 at once")
-    assert table[CEILING][:4] == [f"{ceiling(3)[m]:.2f} (exact)" for m in ("sr", "macc", "miou", "miou_set")]
+    assert table[CEILING][:4] == [f"{ceiling(3)[m]:.2f} (expected)" for m in ("sr", "macc", "miou", "miou_set")]
+    # the optimal planner on this seed's 24 test samples: computed here from the sampler, not from the table
+    best = best_sequences(window_distribution([TASKS[i] for i in SEEN_TASKS], 3))
+    eps, picked = windows("test", 3, SEED, 24)
+    hits = [best[tuple(tuple(sorted(eps[e].states[j].items())) for j in (k, k + 3))] == eps[e].plan[k:k + 3]
+            for e, k in picked]
+    assert table[OPTIMAL][4] == f"{100 * np.mean(hits):.2f}" and table[OPTIMAL][7] == "no training"
+    # each trained row names the commit its runs were trained at, as their model folders record it
+    for name, variant in ((FULL, "full"), (PLAIN, "full"), (NO_LLM, "no-llm")):
+        record = read_training_record(run_dir(work, variant) / "model")
+        assert record["commit"] and table[name][8] == describe_training(record)
+    assert table[FIRST_LAST][8] == table[OPTIMAL][8] == "—"
     assert (work / "results" / "quality-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     verdicts = list(rows(report, "tabletop, T=3: verdicts"))
@@ -118,6 +133,8 @@ def test_quality_quick(work: Path, report: str) -> None:
     saved = json.loads((run_dir(work, "full") / SCORES_FILE).read_text())
     success = saved["scores"]["deployed"]["test"]["success"]
     assert len(success) == 24 and set(success) <= {0, 1}
+    # every sample's episode, as the split sampler drew them: what the verdicts' bootstrap resamples
+    assert saved["scores"]["deployed"]["test"]["episodes"] == [f"tabletop-test-s{SEED}-e{e}" for e, _ in picked]
     assert f"{100 * np.mean(success):.2f}" == table[FULL][4]
 
 
@@ -159,7 +176,7 @@ def test_cached_scores_reused_while_weights_data_and_code_are_unchanged(work: Pa
 def test_score_only_trains_nothing_and_says_what_it_left_out(work: Path, report: str) -> None:
     text = quality(work, work / "score-only", "--variants", "full", "no-mim", "--score-only")
     assert not run_dir(work, "no-mim").exists()  # nothing was trained
-    assert list(rows(text, "test split")) == [FULL, PLAIN, FIRST_LAST, NEAREST, CEILING]
+    assert list(rows(text, "test split")) == [FULL, PLAIN, FIRST_LAST, NEAREST, OPTIMAL, CEILING]
     assert "not run here (--score-only: not every seed trained under the work directory): tabletop T=3: no-mim" in text
     assert "this invocation trained no run (--score-only)" in text and "runs trained one at a time" not in text
     assert rows(text, "test split")[FULL] == rows(report, "test split")[FULL]  # the same run, the same scores
@@ -171,7 +188,11 @@ def test_a_failing_run_in_a_process_surfaces() -> None:
 
 
 def test_openvocab_quick_reuses_the_runs(work: Path, report: str) -> None:
+    """The open-vocabulary benchmark scores the quality benchmark's own run (not retrained) on its
+    own test samples: its closed-set row repeats the quality table's; ratios, intervals and the
+    paraphrase sets' measured difficulty are what they say."""
     from training.benchmarks.openvocab import ROW_TITLES, ROWS
+    from training.tabletop.paraphrases import label_words_kept
 
     model = run_dir(work, "full") / "model" / "model.safetensors"
     trained_at = model.stat().st_mtime_ns
@@ -191,13 +212,27 @@ def test_openvocab_quick_reuses_the_runs(work: Path, report: str) -> None:
     for row in table:
         [check_cell(c) for c in row[2:5]]  # SR, mAcc, mIoU (set)
         assert row[5] == "n/a" or float(row[5]) >= 0
+    # the very run and samples of the quality table: the same closed-set test scores, the same mAcc
+    quality_full = rows(report, "tabletop, T=3: test split")[FULL]
+    assert table[0][2:4] == quality_full[:2]
+    methods_rows = {row[1]: row for row in table if row[0] == "paraphrased labels (test)"}
+    for method, row in methods_rows.items():  # each method's ratio is its SR over the closed-set SR
+        sr, closed = float(row[2].split(" ")[0]), float(table[0][2].split(" ")[0])
+        assert row[5] == ("n/a" if closed == 0 else f"{sr / closed:.2f}"), method
     verdicts = rows(text, "Targets and method comparisons")
     assert len(verdicts) >= 3 and all("95 % CI" in v[0] for v in verdicts.values())
+    for line in (v[0] for v in verdicts.values()):
+        match = INTERVAL.search(line)
+        assert match, line
+        mean, low, high = (float(v) for v in match.groups())
+        assert low <= mean <= high
     (tuned,) = rows(text, "joint settings chosen on paraphrase-val").items()
     assert tuned[0] == str(SEED) and tuned[1][0] in ("assign", "soft")
     assert all(0 <= float(x) <= 100 for x in tuned[1][-1].split(" / "))
     (diagnostics,) = rows(text, "Why novel tasks fail").items()
-    assert diagnostics[0] == str(SEED) and all(0 <= float(x) <= 100 for x in diagnostics[1])
+    assert diagnostics[0] == str(SEED) and diagnostics[1][3] == quality_full[1].split(" ")[0]  # test mAcc, deployed
+    assert f"keep {100 * label_words_kept('val'):.0f} % of the training labels' content words against " \
+           f"{100 * label_words_kept('test'):.0f} %" in text  # how much easier paraphrase-val is, measured
     assert (out / "openvocab-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

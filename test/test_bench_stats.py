@@ -1,11 +1,11 @@
-"""Paired bootstrap intervals and the verdict line: exact cases, shrinking intervals, pairing,
-determinism and bad input."""
+"""Bootstrap intervals and the verdict line: exact cases, shrinking intervals, pairing,
+resampling by episode, unpaired splits, determinism and bad input."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from training.benchmarks.stats import paired_bootstrap, per_sample_success, verdict
+from training.benchmarks.stats import paired_bootstrap, per_sample_success, unpaired_bootstrap, verdict
 
 
 def test_constant_difference_gives_a_degenerate_interval():
@@ -78,3 +78,45 @@ def test_per_sample_success_and_bad_input():
         paired_bootstrap([np.ones(3), np.ones(4)], [np.ones(3), np.ones(5)])
     with pytest.raises(ValueError, match="confidence"):
         paired_bootstrap([np.ones(3)], [np.ones(3)], confidence=95)
+
+
+def test_episodes_are_resampled_whole():
+    """One seed, two episodes: three windows all right, one window wrong. By episode a replicate
+    holds episode A twice (mean 1), B twice (0) or both (3/4), so the interval is [0, 1]; by
+    window it could never reach 0 as often, and its 2.5 % percentile is above 0."""
+    a, b = [np.array([1.0, 1.0, 1.0, 0.0])], [np.zeros(4)]
+    grouped = paired_bootstrap(a, b, episodes=[["A", "A", "A", "B"]])
+    assert (grouped.mean, grouped.low, grouped.high) == (0.75, 0.0, 1.0)
+    windows = paired_bootstrap(a, b)
+    assert windows.low > 0.0 and windows.high == 1.0
+
+
+def test_correlated_windows_widen_the_interval_and_independent_ones_do_not():
+    """Negative control for the grouping: windows that share their episode's outcome give a much
+    wider interval by episode than by window; windows drawn independently give about the same."""
+    rng = np.random.default_rng(3)
+    episodes = [np.repeat(np.arange(200), 5)]  # one seed: the seeds' own spread would dilute the ratio
+    shared = [np.repeat(100.0 * (rng.random(200) < 0.5), 5)]
+    independent = [100.0 * (rng.random(1000) < 0.5)]
+    zeros = [np.zeros(1000)]
+
+    def width(scores, ids=None) -> float:
+        d = paired_bootstrap(scores, zeros, resamples=4000, episodes=ids)
+        return d.high - d.low
+
+    assert width(shared, episodes) > 1.8 * width(shared)  # sqrt(5) = 2.24 in theory
+    assert width(independent, episodes) == pytest.approx(width(independent), rel=0.15)
+
+
+def test_unpaired_splits_resample_each_side_on_its_own():
+    """A on one split, B on another with other samples and sizes: the mean is per seed, and a
+    constant difference still gives a degenerate interval."""
+    a = [np.full(30, 40.0), np.full(20, 50.0)]
+    b = [np.full(10, 10.0), np.full(40, 20.0)]
+    d = unpaired_bootstrap(a, b, [np.arange(30) // 3, np.arange(20) // 4], [np.arange(10), np.arange(40) // 2],
+                           resamples=500)
+    assert (d.mean, d.low, d.high) == (30.0, 30.0, 30.0)
+    with pytest.raises(ValueError, match="one episode id per sample"):
+        unpaired_bootstrap(a, b, [np.arange(29), np.arange(20)], None)
+    with pytest.raises(ValueError, match="episode ids of every seed"):
+        paired_bootstrap(a, a, episodes=[np.arange(30)])

@@ -7,15 +7,17 @@ import json
 
 import numpy as np
 import pytest
-
-from planllm_ros.cli import main
-from training.train.config import load_config
 import torch
 from torch.utils.data import DataLoader
 
+from planllm_ros.cli import main
 from planllm_ros.model.pipeline import plan_batch
 from training.datasets.base import collate, transition_matrix
-from training.evaluation.evaluate import format_table, ground_truth_leak, load_for_eval
+from training.evaluation.evaluate import (METRIC_TITLES, METRICS, evaluate, format_table, ground_truth_leak,
+                                          load_for_eval, predictions)
+from training.evaluation.metrics import procedure_metrics
+from training.train.config import load_config
+from training.train.logging_utils import read_log
 from training.train.splits import load_split
 from training.train.trainer import train
 
@@ -32,25 +34,59 @@ def run_dir(tmp_path_factory):
 
 @pytest.mark.slow
 def test_training_chose_the_llm_weight_on_val_and_pretrained_the_builtin_llm(run_dir):
+    """The saved weight is the candidate with the best val SR (the smallest on ties), recomputed
+    here through evaluation at every candidate weight, and the log reports those very scores."""
     config = json.loads((run_dir / "model" / "config.json").read_text())
-    assert config["decoding"]["llm_weight"] in load_config("tabletop-tiny").train.llm_weights
     assert config["llm"]["builtin"]["pretrain_steps"] > 0
-    logged = (run_dir / "log.csv").read_text()
-    assert all(f"sr_llm_weight_{w:g}" in logged for w in (0.0, 0.25, 0.5, 1.0, 2.0))
+    candidates = sorted(load_config("tabletop-tiny").train.llm_weights)
+    loaded = load_for_eval(run_dir)
+    val = load_split(loaded.config.data, "val", loaded.config.visual())
+    val_sr = {w: evaluate(loaded, val, loaded.policy(llm_weight=w))["closed"]["sr"] for w in candidates}
+    assert config["decoding"]["llm_weight"] == max(candidates, key=lambda w: (val_sr[w], -w)), val_sr
+    logged = {row["metric"]: float(row["value"]) for row in read_log(run_dir / "log.csv") if row["split"] == "val"}
+    assert all(logged[f"sr_llm_weight_{w:g}"] == pytest.approx(val_sr[w], abs=1e-3) for w in candidates)
+
+
+def table_cells(table: str) -> dict[str, list[str]]:
+    """{"closed set" | "open vocabulary": the row's four metric cells} of `format_table`'s text."""
+    return {line[:16].strip(): line[16:].split() for line in table.splitlines()
+            if line[:16].strip() in ("closed set", "open vocabulary")}
 
 
 @pytest.mark.slow
 def test_table_and_json(run_dir, capsys):
+    """The table prints, in each metric's column, that metric of the model's plans, recomputed
+    here from the predictions and the ground truth; the JSON holds the paraphrase split's open-
+    vocabulary metrics of argmax plans, and no closed-set ones (the labels are not the model's)."""
+    loaded = load_for_eval(run_dir)
+    test = load_split(loaded.config.data, "test", loaded.config.visual())
+    predicted = predictions(loaded, test)
+    gt = np.stack(test.sequences())
     assert main(["eval", "--checkpoint", str(run_dir), "--split", "test"]) == 0
     table = capsys.readouterr().out
     assert "tabletop / test  T=3  n=12  decode=viterbi" in table
-    for row in ("closed set", "open vocabulary", "SR", "mAcc", "mIoU (peer, bitwise)", "mIoU (set)"):
-        assert row in table
+    assert all(title in table for title in METRIC_TITLES.values())
+    cells = table_cells(table)
+    for row, ids in (("closed set", predicted["closed"]), ("open vocabulary", predicted["open"])):
+        assert cells[row] == [f"{procedure_metrics(ids, gt)[m]:.2f}" for m in METRICS], row
+
     assert main(["eval", "--checkpoint", str(run_dir / "model"), "--split", "paraphrase", "--decode", "argmax", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["split"] == "paraphrase" and result["decode"] == "argmax"
+    assert result["split"] == "paraphrase" and result["decode"] == "argmax" and result["samples"] == 12
     assert result["closed"] is None  # new labels: only open vocabulary can be scored
-    assert all(0.0 <= result["open"][m] <= 100.0 for m in ("sr", "macc", "miou", "miou_set"))
+    paraphrase = load_split(loaded.config.data, "paraphrase", loaded.config.visual())
+    named = predictions(loaded, paraphrase, loaded.policy(method="argmax"))["open"]
+    assert result["open"] == pytest.approx(procedure_metrics(named, np.stack(paraphrase.sequences())))
+
+
+def test_table_cells_are_read_by_column():
+    """Negative control of the reader above: a table whose columns are swapped reads differently."""
+    result = {"dataset": "d", "split": "s", "horizon": 3, "samples": 1, "decode": "viterbi",
+              "closed": {"sr": 10.0, "macc": 20.0, "miou": 30.0, "miou_set": 40.0}, "open": None}
+    assert table_cells(format_table(result)) == {"closed set": ["10.00", "20.00", "30.00", "40.00"],
+                                                 "open vocabulary": ["n/a"] * 4}
+    swapped = {**result, "closed": {"sr": 20.0, "macc": 10.0, "miou": 30.0, "miou_set": 40.0}}
+    assert table_cells(format_table(swapped))["closed set"] != table_cells(format_table(result))["closed set"]
 
 
 @pytest.mark.slow

@@ -11,7 +11,12 @@ import pytest
 
 from planllm_ros.cli import main as planllm
 from planllm_ros.export.exporter import ExportError, export_model
+from planllm_ros.export.model_card import describe_training
 from planllm_ros.runtime.planner import Planner
+from training.evaluation.evaluate import load_for_eval, predictions
+from training.evaluation.metrics import procedure_metrics
+from training.train.logging_utils import REPO, git_output
+from training.train.splits import load_split
 
 pytestmark = pytest.mark.slow  # a (very short) real training run
 
@@ -41,10 +46,21 @@ def test_export_a_run_then_record_its_metrics(run_dir, tmp_path):
     plans = [Planner.from_dir(tmp_path / "model", backend=b).plan(feats[0], feats[1]) for b in ("torch", "onnxruntime")]
     assert plans[0].step_ids == plans[1].step_ids
 
+    # the card names the code that trained the weights: this checkout's commit
+    commit = (git_output(REPO, "rev-parse", "HEAD") or "").strip()
+    assert card["training"]["commit"] == commit and card["training"]["code_version"].startswith(commit + "+")
+    assert f"- trained at commit: {describe_training(card['training'])}" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
+
     assert planllm(["eval", "--checkpoint", str(tmp_path / "model"), "--split", "test", "--card"]) == 0
     metrics = json.loads((tmp_path / "model" / "model_card.json").read_text())["metrics"]["test"]
-    assert metrics["samples"] == 16 and metrics["backend"] == "torch" and 0.0 <= metrics["closed"]["sr"] <= 100.0
-    assert "test" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert metrics["samples"] == 16 and metrics["backend"] == "torch"
+    loaded = load_for_eval(tmp_path / "model")  # the metrics recorded are the exported model's on that split
+    test = load_split(loaded.config.data, "test", loaded.config.visual())
+    gt = np.stack(test.sequences())
+    predicted = predictions(loaded, test)
+    assert metrics["closed"] == pytest.approx(procedure_metrics(predicted["closed"], gt))
+    assert metrics["open"] == pytest.approx(procedure_metrics(predicted["open"], gt))
+    assert f"| test closed sr | {metrics['closed']['sr']:.2f} |" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
 
 
 def test_a_checkpoint_without_a_model_folder_is_refused_with_what_to_do(run_dir, tmp_path):

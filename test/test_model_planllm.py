@@ -130,28 +130,62 @@ def test_trainable_state_dict_excludes_frozen_llm_and_restores_a_rebuilt_model(b
         make_model().load_trainable_state_dict({k: v for k, v in state.items() if "visual" not in k})
 
 
-@pytest.mark.parametrize("llm_weight", [0.0, 1.0])  # 1.0: Viterbi candidates re-ranked by the LLM
-def test_leak_nothing_from_the_ground_truth_reaches_predictions(batch, llm_weight):
-    """Shuffle the test labels (the steps of every sample, and the dataset's label texts):
-    predictions and logits must not move."""
-    model = make_model(decoding={"llm_weight": llm_weight})
+class RemembersTheLabels(PlanLLM):
+    """A planted leak: the model keeps the steps of its last labelled pass and adds them to its
+    step logits from then on, as a model with a label cache or teacher forcing left on would."""
+
+    seen: torch.Tensor | None = None
+
+    def forward(self, start, goal, steps, state_labels=None):
+        self.seen = steps
+        return super().forward(start, goal, steps, state_labels)
+
+    def decode_steps(self, visual_tokens, step_tokens, hidden):
+        logits = super().decode_steps(visual_tokens, step_tokens, hidden)
+        if self.seen is None:
+            return logits
+        return logits + 50.0 * torch.nn.functional.one_hot(self.seen.long(), logits.shape[-1])
+
+
+def ground_truth_reaches(model: PlanLLM, batch) -> list[str]:
+    """What moves when the labels change: the samples' steps and task are shuffled, every
+    labelled pass (the training forward, as validation runs it before planning) gets them, and
+    then the model plans from start and goal. Names the outputs that differ: training logits,
+    plan ids, probabilities, captions."""
     set_stage(model, 2)
     model.eval()
     start, goal, steps = batch
     rng = np.random.default_rng(0)
     samples = [Sample(start[i].numpy(), goal[i].numpy(), steps[i].numpy(), task=0, video=f"v{i}") for i in range(B)]
     shuffled = [Sample(s.start, s.goal, rng.permutation(len(LABELS))[:T], task=1, video=s.video) for s in samples]
-    plain, permuted = collate(samples), collate(shuffled)
     transition = torch.full((len(LABELS), len(LABELS)), 1.0 / len(LABELS))
-    first = model.predict(plain["start"], plain["goal"], transition)
-    second = model.predict(permuted["start"], permuted["goal"], transition)
-    assert torch.equal(first.step_ids, second.step_ids) and torch.equal(first.probs, second.probs)
-    assert first.captions == second.captions
-    with torch.no_grad():  # the training forward uses steps for its losses only
-        with_truth = model(plain["start"], plain["goal"], plain["steps"]).logits
-        with_shuffled = model(permuted["start"], permuted["goal"], permuted["steps"]).logits
-    assert torch.allclose(with_truth, with_shuffled, atol=1e-5)
-    assert torch.allclose(with_truth.softmax(-1), first.probs, atol=1e-5)
+    outputs = []
+    for labelled in (collate(samples), collate(shuffled)):
+        with torch.no_grad():  # the training forward uses steps for its losses only
+            logits = model(labelled["start"], labelled["goal"], labelled["steps"]).logits
+        outputs.append((logits, model.predict(labelled["start"], labelled["goal"], transition)))
+    (logits, first), (other_logits, second) = outputs
+    assert torch.allclose(logits.softmax(-1), first.probs, atol=1e-5)  # predict plans from the same logits
+    changed = [] if torch.allclose(logits, other_logits, atol=1e-5) else ["training logits"]
+    changed += [] if torch.equal(first.step_ids, second.step_ids) else ["step ids"]
+    changed += [] if torch.equal(first.probs, second.probs) else ["probabilities"]
+    return changed + ([] if first.captions == second.captions else ["captions"])
+
+
+@pytest.mark.parametrize("llm_weight", [0.0, 1.0])  # 1.0: Viterbi candidates re-ranked by the LLM
+def test_leak_nothing_from_the_ground_truth_reaches_predictions(batch, llm_weight):
+    """Shuffle the labels every labelled pass sees (the steps of every sample and its task):
+    neither the training forward's logits nor the plans made after it move."""
+    assert ground_truth_reaches(make_model(decoding={"llm_weight": llm_weight}), batch) == []
+
+
+def test_leak_check_catches_a_model_that_keeps_the_labels(batch):
+    """Negative control: a model that carries the labels of its last labelled pass into its step
+    logits is caught, in its training logits and in the plans it makes afterwards."""
+    torch.manual_seed(0)
+    leaky = RemembersTheLabels(tiny_config(), torch.randn(len(LABELS), TEXT_DIM), LABELS)
+    changed = ground_truth_reaches(leaky, batch)
+    assert {"training logits", "step ids", "probabilities"} <= set(changed)
 
 
 def test_viterbi_decoding_uses_the_transition_matrix(batch):

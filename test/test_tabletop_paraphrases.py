@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.tabletop import descriptions, load_tabletop, vocabulary
+from training.tabletop import descriptions, load_tabletop, paraphrases, vocabulary
 from training.tabletop.dataset import windows
 from training.tabletop.paraphrases import SETS, TEST, VAL, check, normalise, paraphrase_labels
 from training.tabletop.world import STEPS
@@ -86,3 +86,15 @@ def test_the_splits_are_registered_for_configs():
     dataset = load_split(data, "paraphrase-val")
     assert dataset.split == "paraphrase-val" and dataset.vocab.labels == paraphrase_labels("val")
     assert load_split(data, "paraphrase").vocab.labels == paraphrase_labels("test")
+
+
+def test_label_words_kept_measures_how_close_a_set_stays_to_the_labels(monkeypatch):
+    """The val set keeps more of the labels' content words than the test set (41 % vs 26 %), the
+    gap the open-vocabulary report quotes; a set that is the labels themselves keeps all of them
+    and one that shares no content word keeps none (negative controls of the measure)."""
+    assert round(100 * paraphrases.label_words_kept("val")) == 41
+    assert round(100 * paraphrases.label_words_kept("test")) == 26
+    monkeypatch.setitem(paraphrases.SETS, "val", {s.key: s.label for s in STEPS})
+    assert paraphrases.label_words_kept("val") == 1.0
+    monkeypatch.setitem(paraphrases.SETS, "val", {s.key: "do the thing" for s in STEPS})
+    assert paraphrases.label_words_kept("val") == 0.0

@@ -3,7 +3,9 @@ exact files make it up.
 
 model_card.json is read by the runtime (labels, transition matrix for Viterbi, the backbone
 that made the features); MODEL_CARD.md is the same for humans. File hashes let a robot's
-operator check that a copied model folder is the one that was evaluated.
+operator check that a copied model folder is the one that was evaluated, and the training
+record (the commit and code version that trained the weights, which the trainer writes into
+the model folder) lets anyone check out the code that made them.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from planllm_ros.model.folder import CARD_JSON, CARD_MD, write_text_atomic
 from planllm_ros.model.hashing import file_sha256
 
 FORMAT_VERSION = 1
+TRAINING_RECORD_FILE = "training_record.json"  # in a model folder: the code that trained it
 
 
 class ModelCardError(ValueError):
@@ -54,6 +57,7 @@ def write_model_card(directory: str | Path, *, name: str, config: dict[str, Any]
         "metrics": metrics or {},
         "parity_max_abs_diff": parity,
         "source": source,
+        "training": read_training_record(source["path"]) if source.get("path") else None,
         "config": config,
         "files": file_hashes(directory),
     }
@@ -76,6 +80,28 @@ def add_metrics(directory: str | Path, name: str, metrics: dict[str, Any]) -> di
     card["metrics"][name] = metrics
     _write(directory, card)
     return card
+
+
+def read_training_record(model_dir: str | Path) -> dict | None:
+    """The training record of a model folder (commit, code version, uncommitted files), or None
+    for a folder written before models recorded it."""
+    path = Path(model_dir) / TRAINING_RECORD_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelCardError(f"{path} is corrupt: {error}") from error
+
+
+def describe_training(record: dict | None) -> str:
+    """The training commit in words: the short commit, and whether the tree had uncommitted changes."""
+    if not record or not record.get("commit"):
+        return (record or {}).get("note") or "not recorded"
+    text = record["commit"][:7]
+    if record.get("uncommitted") is None:
+        return text + " (uncommitted changes unknown)"
+    return text + (f" with uncommitted changes in {', '.join(record['uncommitted'])}" if record["uncommitted"] else "")
 
 
 def read_model_card(directory: str | Path) -> dict | None:
@@ -116,6 +142,7 @@ def _markdown(card: dict) -> str:
         f"- LLM: {config.get('llm', {}).get('path') or 'built-in tiny Llama'} (LoRA merged); "
         f"variant: {config.get('variant')}",
         f"- source: {json.dumps(card['source'])}",
+        f"- trained at commit: {describe_training(card.get('training'))}",
         f"- ONNX Runtime vs torch, max |diff| (fp32): {json.dumps(card['parity_max_abs_diff'])}",
         f"- int8 backbone: {json.dumps(card['source'].get('int8'))}",
         "",

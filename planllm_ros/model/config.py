@@ -91,8 +91,8 @@ class BuiltinLLMConfig:
     pretrain_steps > 0: before stage 1, train it as a plain causal LM on the training split's
     plans written as sentences (training/train/llm_pretrain.py). Vicuna arrives knowing language and how
     procedures go; a randomly initialised stand-in knows nothing, and LoRA on a random network
-    cannot make up for that. On the tabletop world (2400 training samples) this took
-    open-vocabulary SR from about 2% to about 17%."""
+    cannot make up for that. It was adopted before the evaluation protocol (docs/evaluation.md)
+    existed, and has no val measurement yet: nothing here says by how much it helps."""
 
     hidden_size: int = 64
     num_layers: int = 2

@@ -9,14 +9,17 @@ For every dataset x horizon, at the preset's operating point (tabletop-tiny: 480
   models that can re-rank, the same runs' plain Viterbi (decoding.llm_weight = 0, from the
   same candidates);
 - tabletop only: the simple planners of training.tabletop.baselines, fit on the same seed's
-  training split and scored on the same test samples, and the exact ceiling (no data enters
-  it, so it is the same for every seed).
+  training split and scored on the same test samples; the exact ceiling, the optimal planner's
+  expected score (no data enters it, so it is the same for every seed); and that very planner
+  scored on each seed's samples, which a finite draw puts above or below the expectation.
 
 A seed S sets train.seed=S and data.seed=S, so seeds differ in training data and test samples.
 Beside the test metrics every row shows its val SR, what development compares. Verdicts pair
 systems per test sample within each seed: the full model vs each ablation, vs its own plain
 Viterbi and vs the simple planner with the best val SR, each with a paired bootstrap 95 %
-interval (training.benchmarks.stats). Per-sample success is kept beside each run (bench-quality.json:
+interval that resamples seeds and, within a seed, episodes (every window of an episode is a
+test sample, and they are correlated: training.benchmarks.stats). Per-sample success and
+episode ids are kept beside each run (bench-quality.json:
 keyed by the training config, the weights' SHA-256 and the code version) and beside the runs
 for the simple planners (keyed by the data config and the code version), so a rerun re-scores
 only what changed. Test is reported once per final configuration: this benchmark is not a tool
@@ -43,6 +46,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader
 
+from planllm_ros.export.model_card import describe_training, read_training_record
 from planllm_ros.model.folder import MODEL_DIR, WEIGHTS_FILE
 from planllm_ros.model.pipeline import plan_batch
 from training.benchmarks.report import REPO, Table, code_version, mean_std, write_report
@@ -60,7 +64,8 @@ DATASETS = ("tabletop", "crosstask")
 SCORES_FILE = "bench-quality.json"  # a run's scores and per-sample success, beside the run
 DEFAULT_CROSSTASK_ROOT = REPO.parent / "shared" / "data" / "crosstask"
 PLAIN = ", plain Viterbi"  # title suffix of a re-ranking model's weight-0 row
-CEILING_TITLE = "Exact ceiling (reads the true start and goal states)"
+CEILING_TITLE = "Exact ceiling: expected score of the optimal planner reading the true states"
+OPTIMAL_TITLE = "The same optimal planner on these samples (reads the true states)"
 
 
 def _simple_planners() -> dict[str, tuple[str, Callable]]:
@@ -178,15 +183,27 @@ def _digest(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array, dtype=np.int64).tobytes()).hexdigest()
 
 
-def split_scores(pred: np.ndarray, gt: np.ndarray) -> dict:
-    """Metrics (percent), per-sample success (1: the whole plan right) and the ground truth's
-    digest, which pairs two systems' samples."""
+def split_scores(pred: np.ndarray, gt: np.ndarray, episodes: list[str]) -> dict:
+    """Metrics (percent), per-sample success (1: the whole plan right), each sample's episode
+    (what the bootstrap resamples) and the ground truth's digest, which pairs two systems' samples."""
+    if len(episodes) != len(gt):
+        raise ValueError(f"{len(episodes)} episode ids for {len(gt)} samples")
     return {"metrics": {k: float(v) for k, v in procedure_metrics(pred, gt).items()},
-            "success": [int(v > 0) for v in per_sample_success(pred, gt)], "gt_sha256": _digest(gt)}
+            "success": [int(v > 0) for v in per_sample_success(pred, gt)], "episodes": list(episodes),
+            "gt_sha256": _digest(gt)}
 
 
 def _ground_truth(dataset: ProcedureDataset) -> np.ndarray:
     return np.stack(dataset.sequences()).astype(np.int64)
+
+
+def episode_ids(dataset: ProcedureDataset) -> list[str]:
+    """The episode (tabletop episode, benchmark video) of every sample: its windows are correlated."""
+    return [s.video for s in dataset.samples]
+
+
+def _scores_of(pred: np.ndarray, dataset: ProcedureDataset) -> dict:
+    return split_scores(pred, _ground_truth(dataset), episode_ids(dataset))
 
 
 def model_plans(loaded: EvalModel, dataset: ProcedureDataset, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
@@ -208,11 +225,10 @@ def score_model(loaded: EvalModel, splits: dict[str, ProcedureDataset]) -> dict:
     on the val and test splits."""
     scores: dict = {"deployed": {}, "plain": None, "llm_weight": None}
     for name in ("test", "val"):
-        gt = _ground_truth(splits[name])
         chosen, plain = model_plans(loaded, splits[name])
-        scores["deployed"][name] = split_scores(chosen, gt)
+        scores["deployed"][name] = _scores_of(chosen, splits[name])
         if plain is not None:
-            scores["plain"] = {**(scores["plain"] or {}), name: split_scores(plain, gt)}
+            scores["plain"] = {**(scores["plain"] or {}), name: _scores_of(plain, splits[name])}
             scores["llm_weight"] = float(loaded.policy().llm_weight)
     return scores
 
@@ -227,18 +243,39 @@ def score_baselines(data: DataConfig) -> dict:
         started = time.perf_counter()
         planner = fit(splits["train"])
         test = planner(splits["test"])
-        out[key] = {"test": split_scores(test, _ground_truth(splits["test"])), "fit_s": time.perf_counter() - started,
-                    "val": split_scores(planner(splits["val"]), _ground_truth(splits["val"]))}
+        out[key] = {"test": _scores_of(test, splits["test"]), "fit_s": time.perf_counter() - started,
+                    "val": _scores_of(planner(splits["val"]), splits["val"])}
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def _window_table(horizon: int):
+    """P(start state, goal state, steps) of a seen-task window (training.tabletop.baselines)."""
+    from training.tabletop.baselines import window_distribution
+    from training.tabletop.tasks import SEEN_TASKS, TASKS
+
+    return window_distribution([TASKS[i] for i in SEEN_TASKS], horizon)
 
 
 @functools.lru_cache(maxsize=None)
 def ceiling(horizon: int) -> dict[str, float]:
     """The exact ceiling's expected metrics at `horizon` (data-independent, so computed once)."""
-    from training.tabletop.baselines import exact_ceiling, window_distribution
-    from training.tabletop.tasks import SEEN_TASKS, TASKS
+    from training.tabletop.baselines import exact_ceiling
 
-    return {k: float(v) for k, v in exact_ceiling(window_distribution([TASKS[i] for i in SEEN_TASKS], horizon)).items()}
+    return {k: float(v) for k, v in exact_ceiling(_window_table(horizon)).items()}
+
+
+def score_optimal(data: DataConfig) -> dict:
+    """{"test": scores, "val": scores} of the ceiling's planner (it reads the true states) on the
+    very val and test samples of `data`: what it scores on them, not its expectation. No images
+    or training enter it, so it is computed afresh every time."""
+    from training.tabletop.baselines import state_planner
+
+    out = {}
+    for split in ("test", "val"):
+        plans = state_planner(split, data.horizon, data.seed, data.eval_samples, _window_table(data.horizon))
+        out[split] = split_scores(plans.pred, plans.gt, [f"e{e}" for e in plans.episodes.tolist()])
+    return out
 
 
 # ------------------------------------------------------------------ the score caches
@@ -289,12 +326,14 @@ class SeedResult:
     val_sr: float
     train: dict | None = None  # the run's bench-train.json (simple planners: their fit time)
     llm_weight: float | None = None
+    episodes: list[str] = field(default_factory=list)  # per test sample, its episode
+    commit: str | None = None  # the commit the run was trained at (training.train.logging_utils)
 
 
 @dataclass
 class Row:
     title: str
-    kind: str  # "model" | "plain" (a model's weight-0 decoding) | "simple" (a simple planner)
+    kind: str  # "model" | "plain" (a model's weight-0 decoding) | "simple" (a simple planner) | "optimal"
     seeds: list[SeedResult] = field(default_factory=list)
 
     def mean(self, metric: str = "sr") -> float:
@@ -314,10 +353,11 @@ class Group:
         self.rows.setdefault(title, Row(title, kind)).seeds.append(result)
 
 
-def _seed_result(seed: int, scores: dict, train: dict | None = None, llm_weight: float | None = None) -> SeedResult:
+def _seed_result(seed: int, scores: dict, train: dict | None = None, llm_weight: float | None = None,
+                 commit: str | None = None) -> SeedResult:
     test = scores["test"]
     return SeedResult(seed, test["metrics"], 100.0 * np.asarray(test["success"], dtype=np.float64), test["gt_sha256"],
-                      scores["val"]["metrics"]["sr"], train, llm_weight)
+                      scores["val"]["metrics"]["sr"], train, llm_weight, list(test["episodes"]), commit)
 
 
 def train_missing(runs: list[Run], jobs: int) -> None:
@@ -344,10 +384,12 @@ def _score_runs(group: Group, runs: list[Run], version: str) -> None:
             scores = score_model(check_config(load_for_eval(run.run_dir), run.config, run.run_dir), splits[data])
             write_cache(run.run_dir / SCORES_FILE, key, scores)
         title = VARIANT_TITLES[run.variant]
-        group.add(title, "model", _seed_result(run.seed, scores["deployed"], train_record(run.run_dir), scores["llm_weight"]))
+        commit = describe_training(read_training_record(run.run_dir / MODEL_DIR))
+        group.add(title, "model", _seed_result(run.seed, scores["deployed"], train_record(run.run_dir), scores["llm_weight"],
+                                               commit))
         line = f"test SR {scores['deployed']['test']['metrics']['sr']:.2f}"
         if scores["plain"] is not None:
-            group.add(title + PLAIN, "plain", _seed_result(run.seed, scores["plain"], llm_weight=0.0))
+            group.add(title + PLAIN, "plain", _seed_result(run.seed, scores["plain"], llm_weight=0.0, commit=commit))
             line += f" (plain Viterbi {scores['plain']['test']['metrics']['sr']:.2f})"
         print(f"quality {run.dataset} T={run.horizon} {run.variant} seed {run.seed}: {line}, "
               f"val SR {scores['deployed']['val']['metrics']['sr']:.2f}", flush=True)
@@ -364,6 +406,18 @@ def _score_simple(group: Group, runs: list[Run], seeds: list[int], version: str)
             write_cache(baselines_path(run), key, scores)
         for name, (title, _) in planners.items():
             group.add(title, "simple", _seed_result(seed, scores[name], {"wall_s": scores[name]["fit_s"], "jobs": 1}))
+
+
+def _score_optimal(group: Group, runs: list[Run], seeds: list[int]) -> None:
+    """The optimal planner's row: its scores on each seed's test samples, which must be the
+    samples the models were scored on."""
+    models = {s.seed: s.gt_sha256 for row in group.rows.values() if row.kind == "model" for s in row.seeds}
+    for seed in seeds:
+        scores = score_optimal(next(r for r in runs if r.seed == seed).config.data)
+        if models.get(seed, scores["test"]["gt_sha256"]) != scores["test"]["gt_sha256"]:
+            raise ValueError(f"{group.dataset} T={group.horizon} seed {seed}: the optimal planner's test samples are "
+                             "not the models' (the split sampler and the dataset disagree)")
+        group.add(OPTIMAL_TITLE, "optimal", _seed_result(seed, scores))
 
 
 def left_out(runs: list[Run]) -> list[Run]:
@@ -391,6 +445,7 @@ def measure(args: argparse.Namespace) -> list[Group]:
             _score_runs(group, mine, version)
             if dataset == "tabletop":
                 _score_simple(group, mine, args.seeds, version)
+                _score_optimal(group, mine, args.seeds)
                 group.ceiling = ceiling(horizon)
             groups.append(group)
     return groups
@@ -414,10 +469,11 @@ def verdicts(group: Group) -> list[str]:
     lines = []
     for other in [*others, *([best] if best is not None else [])]:
         for a, b in zip(full.seeds, other.seeds, strict=True):
-            if (a.seed, a.gt_sha256) != (b.seed, b.gt_sha256):
+            if (a.seed, a.gt_sha256, a.episodes) != (b.seed, b.gt_sha256, b.episodes):
                 raise ValueError(f"{group.dataset} T={group.horizon}: {full.title} (seed {a.seed}) and {other.title} "
                                  f"(seed {b.seed}) were scored on different test samples; they cannot be paired")
-        line = verdict(full.title, other.title, [s.success for s in full.seeds], [s.success for s in other.seeds])
+        line = verdict(full.title, other.title, [s.success for s in full.seeds], [s.success for s in other.seeds],
+                       episodes=[s.episodes for s in full.seeds])
         lines.append(line + (" (the simple planner with the best val SR)" if other is best else ""))
     return lines
 
@@ -427,6 +483,8 @@ def _train_cell(row: Row) -> str:
     the resume, so it is counted only when no run of the row trained in one go."""
     if row.kind == "plain":
         return "same runs"
+    if row.kind == "optimal":
+        return "no training"
     known = [s.train for s in row.seeds if s.train is not None]
     if not known:
         return "n/a (trained elsewhere)"
@@ -452,7 +510,13 @@ def _weights_cell(row: Row) -> str:
 
 
 HEADERS = ["system", *[METRIC_TITLES[m] for m in METRICS], "SR per seed", "val SR", "LLM weight (val)",
-           "train s per run (wall)"]
+           "train s per run (wall)", "trained at commit"]
+
+
+def _commit_cell(row: Row) -> str:
+    """The commit(s) the row's runs were trained at, once each in seed order ("—": nothing trained)."""
+    commits = list(dict.fromkeys(s.commit for s in row.seeds if s.commit is not None))
+    return "; ".join(commits) if commits else "—"
 
 
 def table(group: Group) -> Table:
@@ -460,16 +524,16 @@ def table(group: Group) -> Table:
     for row in group.rows.values():
         out.rows.append([row.title, *[mean_std([s.test[m] for s in row.seeds]) for m in METRICS],
                          ", ".join(f"{s.test['sr']:.2f}" for s in row.seeds), mean_std([s.val_sr for s in row.seeds]),
-                         _weights_cell(row), _train_cell(row)])
+                         _weights_cell(row), _train_cell(row), _commit_cell(row)])
     if group.ceiling is not None:
-        out.rows.append([CEILING_TITLE, *[f"{group.ceiling[m]:.2f} (exact)" for m in METRICS],
-                         "the same for every seed (no data)", "—", "—", "—"])
+        out.rows.append([CEILING_TITLE, *[f"{group.ceiling[m]:.2f} (expected)" for m in METRICS],
+                         "an expectation over draws of the split (no data)", "—", "—", "—", "—"])
     return out
 
 
 def verdict_table(group: Group) -> Table:
-    return Table(f"{group.dataset}, T={group.horizon}: verdicts on test SR (paired bootstrap over test samples and "
-                 f"seeds, {RESAMPLES} replicates)", ["verdict"], [[line] for line in verdicts(group)])
+    return Table(f"{group.dataset}, T={group.horizon}: verdicts on test SR (paired bootstrap over seeds and, within "
+                 f"each, episodes; {RESAMPLES} replicates)", ["verdict"], [[line] for line in verdicts(group)])
 
 
 def plot(path: Path, groups: list[Group]) -> Path:
@@ -485,15 +549,15 @@ def plot(path: Path, groups: list[Group]) -> Path:
     for ax in axes.flat[len(groups):]:
         ax.set_visible(False)
     for ax, group in zip(axes.flat, groups):
-        bars = [r for r in group.rows.values() if r.kind != "simple"]
+        bars = [r for r in group.rows.values() if r.kind in ("model", "plain")]
         x = np.arange(len(bars))
         means, stds = [r.mean() for r in bars], [float(np.std([s.test["sr"] for s in r.seeds])) for r in bars]
         ax.bar(x, means, yerr=stds, capsize=3, color=["C0" if r.kind == "model" else "C1" for r in bars])
         lines = [(r.title, r.mean()) for r in group.rows.values() if r.kind == "simple"]
         if group.ceiling is not None:
-            lines.append(("exact ceiling", group.ceiling["sr"]))
+            lines.append(("exact ceiling (expected)", group.ceiling["sr"]))
         for i, (name, value) in enumerate(lines):
-            ax.axhline(value, color=f"C{i + 2}", linestyle="--" if name != "exact ceiling" else ":", label=name)
+            ax.axhline(value, color=f"C{i + 2}", linestyle="--" if name.startswith("Simple") else ":", label=name)
         ax.set_xticks(x, [r.title for r in bars], rotation=40, ha="right", fontsize="small")
         top = max([m + e for m, e in zip(means, stds)] + [value for _, value in lines] + [1.0])
         ax.set_ylim(0, 1.3 * top)  # headroom for the legend
@@ -503,7 +567,7 @@ def plot(path: Path, groups: list[Group]) -> Path:
         if lines:
             ax.legend(fontsize="x-small", loc="upper right")
     fig.suptitle("Test SR (bars: mean ± std over seeds; orange: the same runs' plain Viterbi; dashed: simple planners; "
-                 "dotted: exact ceiling)", fontsize="medium")
+                 "dotted: exact ceiling, expected)", fontsize="medium")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -535,10 +599,14 @@ def notes(args: argparse.Namespace) -> list[str]:
         "0-based ids) and mIoU (set: per-sample set IoU); ± is the population std over seeds and describes spread "
         "only: claims rest on the verdicts",
         f"verdicts: mean difference in test SR and its 95 % interval from a paired bootstrap ({RESAMPLES} replicates "
-        "drawing seeds, and test samples within each drawn seed, with replacement; training/benchmarks/stats.py); "
+        "drawing seeds, and within each drawn seed its test episodes, each with all its windows, with replacement: "
+        "windows of one episode are correlated, so the episode is the unit resampled; training/benchmarks/stats.py); "
         "\"not distinguishable\" when the interval contains 0",
         "train s per run: wall seconds of each run's training (mean over seeds; CPU seconds of its process in "
         "brackets) and how many runs trained at once; simple planners: fitting and predicting the test split",
+        "trained at commit: the commit each run's model folder records as the code that trained it "
+        "(training.train.logging_utils), with any uncommitted changes; \"not recorded\" for runs trained before "
+        "model folders recorded it",
     ]
     if "tabletop" in args.datasets:
         out += [
@@ -546,10 +614,12 @@ def notes(args: argparse.Namespace) -> list[str]:
             "same val and test samples as the models, on that module's features (the frozen MobileNetV2's last "
             "block, average-pooled to one vector per image); the verdicts compare the full model with the one with "
             "the best val SR",
-            "exact ceiling: the best SR any planner can reach, even one reading the true symbolic start and goal "
+            "exact ceiling: the best expected SR of any planner, even one reading the true symbolic start and goal "
             "states (commuting steps leave identical images); computed exactly, with no data and no sampling "
             "(docs/evaluation.md, \"The exact tabletop ceiling\"); its other columns are the expected scores of "
-            "the planner that reaches it",
+            "the planner that reaches it. It is an expectation over draws of the split, not a bound on these "
+            "samples: the row above it runs that very planner on each seed's val and test samples, and a seed's "
+            "samples can score above the expectation by chance",
         ]
     if args.left_out:
         variants: dict[tuple[str, int], dict[str, None]] = {}  # in run order, without repeats

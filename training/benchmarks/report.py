@@ -10,20 +10,18 @@ Markdown; plots are matplotlib PNGs (Agg: no display).
 from __future__ import annotations
 
 import datetime
-import hashlib
 import importlib.metadata
 import os
 import platform
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
+from training.train.logging_utils import REPO, code_version, git_output, uncommitted_files
+
 VERSIONED_PACKAGES = ("torch", "transformers", "peft", "onnxruntime", "numpy")
-SOURCE_PACKAGES = ("planllm_ros", "training")  # the code whose version keys results and cached scores
 
 
 class DirtyTreeError(RuntimeError):
@@ -55,22 +53,6 @@ def mean_std(values: Sequence[float]) -> str:
     return f"{array.mean():.2f} ± {array.std():.2f}"
 
 
-def _git(repo: Path, *args: str) -> str | None:
-    """stdout of `git args` in `repo`, or None where git fails (no git, not a checkout)."""
-    try:
-        done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
-
-
-def uncommitted_files(repo: Path = REPO) -> list[str] | None:
-    """Tracked files of `repo` that differ from its commit ([] = clean; untracked files do not
-    count), or None when `repo` is not a git checkout and nothing can be told."""
-    status = _git(repo, "status", "--porcelain", "--untracked-files=no")
-    return None if status is None else [line[3:] for line in status.splitlines() if line.strip()]
-
-
 def require_committed(allow_dirty: bool, repo: Path = REPO) -> None:
     """Raise DirtyTreeError unless the code in `repo` is exactly a commit (or `allow_dirty`)."""
     files = uncommitted_files(repo)
@@ -82,20 +64,8 @@ def require_committed(allow_dirty: bool, repo: Path = REPO) -> None:
                          f"--allow-dirty (the results header then says so)")
 
 
-def code_version(repo: Path = REPO) -> str:
-    """"<commit>+<hash of the sources>": the commit, and a SHA-256 of every .py file of the
-    packages as they are on disk (so uncommitted edits give another version too). Results and
-    cached scores keyed by it are never reused across code changes."""
-    digest = hashlib.sha256()
-    for package in SOURCE_PACKAGES:
-        for path in sorted((repo / package).rglob("*.py")):
-            digest.update(path.relative_to(repo).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    commit = (_git(repo, "rev-parse", "HEAD") or "unknown").strip()
-    return f"{commit}+{digest.hexdigest()[:16]}"
-
-
 def _git_commit(repo: Path = REPO) -> str:
-    commit = (_git(repo, "rev-parse", "--short", "HEAD") or "").strip() or "unknown"
+    commit = (git_output(repo, "rev-parse", "--short", "HEAD") or "").strip() or "unknown"
     return commit + (" (with uncommitted changes)" if uncommitted_files(repo) else "")
 
 

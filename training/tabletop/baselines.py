@@ -11,12 +11,14 @@ Planners (none sees the test labels except where said):
   cosine similarity of [start, goal, goal - start], each L2-normalised (the difference cancels
   what start and goal share -- layout, cloth, light -- and keeps what the steps changed). The
   plain [start, goal] variant is reported too.
-- the exact ceiling (not a planner one could build from images): the best SR any planner can
-  reach, even one that reads the true symbolic start and goal states. Several step sequences
-  lead from one state pair to another (commuting steps), so it is below 100: it is the sum over
-  (start, goal) state pairs of the largest P(pair, sequence), computed exactly from every plan
-  of every seen task with its probability under the generator and the windows the split
-  sampler takes (`window_distribution`). The planner that reaches it answers that sequence.
+- the exact ceiling (not a planner one could build from images): the best *expected* SR any
+  planner can reach, even one that reads the true symbolic start and goal states. Several step
+  sequences lead from one state pair to another (commuting steps), so it is below 100: it is the
+  sum over (start, goal) state pairs of the largest P(pair, sequence), computed exactly from
+  every plan of every seen task with its probability under the generator and the windows the
+  split sampler takes (`window_distribution`). The planner that reaches it answers that
+  sequence (`state_planner`). It is an expectation over draws of a split, not a bound on one
+  draw: on a finite set of samples the same planner scores above or below it by chance.
 
 Features are the frozen backbone's (training.tabletop.features). A spatial map (L, C) is
 average-pooled to one C-vector here: these planners are baselines on pooled features.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -183,10 +186,21 @@ def exact_ceiling(table: Windows) -> dict[str, float]:
     return metrics
 
 
-def state_planner(split: str, horizon: int, seed: int, num_samples: int, table: Windows) -> tuple[np.ndarray, np.ndarray]:
-    """(pred, gt) of the ceiling's planner on the split's real windows (what it scores on these samples)."""
+@dataclass(frozen=True)
+class StatePlans:
+    """What the ceiling's planner answers on a split's real windows, beside the truth."""
+
+    pred: np.ndarray  # (samples, T) step ids
+    gt: np.ndarray  # (samples, T) step ids
+    episodes: np.ndarray  # (samples,) the index of each window's episode within the split
+
+
+def state_planner(split: str, horizon: int, seed: int, num_samples: int, table: Windows) -> StatePlans:
+    """The ceiling's planner on the split's real windows (the very samples `load_tabletop` gives
+    for these arguments): what it scores on them, which is not the expectation `exact_ceiling`."""
     best = best_sequences(table)
     episodes, picked = windows(split, horizon, seed, num_samples)
     pred = [best[(_freeze(episodes[e].states[k]), _freeze(episodes[e].states[k + horizon]))] for e, k in picked]
     gt = [episodes[e].plan[k:k + horizon] for e, k in picked]
-    return np.array(pred, dtype=np.int64), np.array(gt, dtype=np.int64)
+    return StatePlans(np.array(pred, dtype=np.int64), np.array(gt, dtype=np.int64),
+                      np.array([e for e, _ in picked], dtype=np.int64))

@@ -214,6 +214,25 @@ def paraphrase_labels(name: str) -> tuple[str, ...]:
     return tuple(SETS[name][step.key] for step in STEPS)
 
 
+# words that carry no step: a paraphrase that keeps "the" keeps nothing of the label
+FUNCTION_WORDS = frozenset({"a", "an", "the", "of", "to", "in", "into", "on", "from", "with", "out", "over", "and",
+                            "up", "off", "for", "it", "its", "at", "by"})
+
+
+def label_words_kept(name: str) -> float:
+    """How close set `name` stays to the training labels: per step, the share of the label's
+    content words (FUNCTION_WORDS left out) that its paraphrase also contains, averaged over the
+    steps. A set that keeps more of them is easier for text matching, so the two sets' values
+    say how far a score on paraphrase-val over-predicts the same score on the test paraphrases."""
+    para = SETS[name]
+    shares = []
+    for step in STEPS:
+        words = [w for w in normalise(step.label).split() if w not in FUNCTION_WORDS]
+        kept = set(normalise(para[step.key]).split())
+        shares.append(sum(w in kept for w in words) / len(words))
+    return sum(shares) / len(shares)
+
+
 def check(name: str) -> list[str]:
     """Every broken rule of set `name`, as readable sentences (empty: the set is valid)."""
     para = SETS[name]

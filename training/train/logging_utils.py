@@ -1,18 +1,33 @@
-"""Training logs: one long-format CSV, TensorBoard when it is installed, PNG curves per stage.
+"""Training logs: one long-format CSV, TensorBoard when it is installed, PNG curves per stage;
+and the record of which code trained a model.
 
 The CSV has one row per value (`stage, epoch, step, split, metric, value`), so loss terms that
 exist only in some stages or variants need no schema. On `--resume` the rows written after the
 checkpoint are dropped (`truncate_after`), so the log of a resumed run equals an uninterrupted one.
 Only rank 0 logs.
+
+A model is only reproducible if the code that trained it can be checked out again, and a config
+alone does not say that: defaults change between commits. So every model folder the trainer
+writes holds a training record (`write_training_record`): the commit, the code version (commit
+plus a hash of the sources as they were on disk) and the tracked files that differed from the
+commit. Benchmark tables and the exported model's card read it back (`read_training_record`).
 """
 from __future__ import annotations
 
 import csv
+import datetime
+import hashlib
+import json
 import os
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 
+from planllm_ros.export.model_card import TRAINING_RECORD_FILE
+
 COLUMNS = ("stage", "epoch", "step", "split", "metric", "value")
+REPO = Path(__file__).resolve().parents[2]
+SOURCE_PACKAGES = ("planllm_ros", "training")  # the code whose version keys results, cached scores and models
 
 
 class RunLogger:
@@ -109,3 +124,50 @@ def plot_curves(rows: list[dict[str, str]], stage: int, path: Path) -> Path | No
     plt.close(fig)
     os.replace(tmp, path)
     return path
+
+
+# ------------------------------------------------------------------ which code trained a model
+def git_output(repo: Path, *args: str) -> str | None:
+    """stdout of `git args` in `repo`, or None where git fails (no git, not a checkout)."""
+    try:
+        done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def uncommitted_files(repo: Path = REPO) -> list[str] | None:
+    """Tracked files of `repo` that differ from its commit ([] = clean; untracked files do not
+    count), or None when `repo` is not a git checkout and nothing can be told."""
+    status = git_output(repo, "status", "--porcelain", "--untracked-files=no")
+    return None if status is None else [line[3:] for line in status.splitlines() if line.strip()]
+
+
+def code_version(repo: Path = REPO) -> str:
+    """"<commit>+<hash of the sources>": the commit, and a SHA-256 of every .py file of the
+    packages as they are on disk (so uncommitted edits give another version too). Results and
+    cached scores keyed by it are never reused across code changes."""
+    digest = hashlib.sha256()
+    for package in SOURCE_PACKAGES:
+        for path in sorted((repo / package).rglob("*.py")):
+            digest.update(path.relative_to(repo).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    commit = (git_output(repo, "rev-parse", "HEAD") or "unknown").strip()
+    return f"{commit}+{digest.hexdigest()[:16]}"
+
+
+def training_record(repo: Path = REPO) -> dict:
+    """What identifies the code that is about to train: the commit (None outside a git checkout),
+    the code version and the tracked files with uncommitted changes (None: unknown)."""
+    commit = (git_output(repo, "rev-parse", "HEAD") or "").strip() or None
+    return {"commit": commit, "code_version": code_version(repo), "uncommitted": uncommitted_files(repo),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def write_training_record(model_dir: Path, record: dict) -> Path:
+    """Write `record` (`training_record`, taken when training started) into a model folder."""
+    path = Path(model_dir) / TRAINING_RECORD_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+

@@ -50,7 +50,7 @@ from training.train import distributed
 from training.train.checkpoint import CheckpointError, install_directory, load_checkpoint, save_checkpoint, temporary_sibling
 from training.train.config import RunConfig, StageConfig, from_tree
 from training.train.llm_pretrain import pretrain_builtin_llm
-from training.train.logging_utils import RunLogger
+from training.train.logging_utils import RunLogger, training_record, write_training_record
 from training.train.splits import load_split
 from training.train.stages import autocast, grad_scaler, optimizer_step, set_stage, stage_optimizer
 
@@ -418,11 +418,15 @@ def train(config: RunConfig, out_dir: str | Path, resume: bool = False, device: 
     """Run (or resume) a training run in this process group; returns OUT/model."""
     if not resume and (Path(out_dir) / CHECKPOINT_DIR).exists():
         raise CheckpointError(f"{out_dir} already holds a run: pass --resume to continue it, or choose another --out")
+    record = training_record()  # the code that trains, taken before it starts
     ctx = distributed.init(device)
     try:
         trainer = Trainer(copy.deepcopy(config), out_dir, ctx)
         if resume and not trainer.resume() and ctx.is_main:
             print(f"--resume: no checkpoint in {Path(out_dir) / CHECKPOINT_DIR}; starting from scratch")
-        return trainer.fit()
+        model_dir = trainer.fit()
+        if ctx.is_main:
+            write_training_record(model_dir, {**record, "resumed": resume})
+        return model_dir
     finally:
         distributed.shutdown()
