@@ -16,6 +16,7 @@ SUBCOMMANDS: Commands = {
     "data": ("training.cli.data", "build, simulate and inspect datasets (tabletop, CrossTask, COIN, NIV)"),
     "describe": ("training.cli.describe", "expand step labels into SCHEMA-format descriptions with a local LLM"),
     "train": ("training.cli.train", "train a PlanLLM model (stage 1 and stage 2) from a YAML config"),
+    "states": ("training.cli.states", "fit a state head and step-effect model onto a trained model (grounded decoding)"),
     "eval": ("training.cli.eval", "evaluate a checkpoint and print SR / mAcc / mIoU tables"),
     "export": ("planllm_ros.export.cli", "merge LoRA and export a checkpoint to ONNX (+ TensorRT)"),
     "plan": ("planllm_ros.runtime.cli", "plan the steps between a start image and a goal image"),

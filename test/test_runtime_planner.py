@@ -81,6 +81,38 @@ def test_open_vocabulary_labels_come_from_the_given_list(planner):
     assert len(described.open_vocab_labels) == 3 and set(described.open_vocab_labels) <= set(candidates)
 
 
+def test_step_ids_come_before_the_captions_of_the_same_plan(planner):
+    """on_steps gets the plan's step ids before the LLM writes; the plan returned is the same
+    plan with its captions; captions=False plans the same ids without them."""
+    start, goal = features(), features()
+    reference = planner.plan(start, goal)
+    first = []
+    plan = planner.plan(start, goal, labels=LABELS, on_steps=first.append)
+    (steps,) = first
+    assert steps.step_ids == plan.step_ids == reference.step_ids and steps.scores == plan.scores
+    assert steps.captions == [] and plan.captions == reference.captions and len(plan.captions) == 3
+    assert steps.open_vocab_labels == plan.open_vocab_labels == plan.labels  # the steps method reads no captions
+    assert "captions" not in steps.timings_ms and steps.timings_ms["total"] <= plan.timings_ms["total"]
+    assert plan.timings_ms["total"] >= steps.timings_ms["total"] + plan.timings_ms["captions"] - 1e-6
+    quick = planner.plan(start, goal, captions=False, on_steps=first.append)
+    assert quick.step_ids == plan.step_ids and quick.captions == [] and len(first) == 1  # nothing follows
+    assert planner.plan(start, goal).captions == plan.captions  # the planner's own policy is unchanged
+
+
+def test_open_vocabulary_from_captions_follows_them(tmp_path):
+    """A method that reads the captions names the plan once they are written, and is refused
+    for a plan asked for without them."""
+    config = tiny_config()
+    config.decoding.open_vocab.method = "captions"
+    planner = Planner.from_dir(save_tiny_model(tmp_path / "captions", config))
+    first = []
+    plan = planner.plan(features(), features(), labels=LABELS, on_steps=first.append)
+    assert first[0].open_vocab_labels is None and len(plan.open_vocab_labels) == 3
+    assert first[0].step_ids == plan.step_ids and plan.open_vocab_method == "captions"
+    with pytest.raises(PlannerError, match="switched off"):
+        planner.plan(features(), features(), labels=LABELS, captions=False)
+
+
 def test_open_vocabulary_methods_that_need_no_captions_or_no_llm(tmp_path):
     """The steps method names plans of a model without an LLM branch; a method that reads the
     captions is refused, saying why, where they are off."""

@@ -2,7 +2,8 @@
 
 Steps: load the source (a `planllm train` run directory, whose model/ is used, or any model
 folder: planllm_ros.model.folder) -> merge LoRA into the LLM -> save the merged folder (config,
-labels, descriptions, weights, llm/ with its tokenizer, the train transition matrix, the training
+labels, descriptions, weights, llm/ with its tokenizer, the train transition matrix, the step-effect
+model of a state head, the training
 config) -> export the graphs to ONNX -> reload the folder and check ONNX Runtime against torch
 on random inputs and, when given, real samples -> optionally quantize the backbone graph to int8
 (calibrated on real images) and build TensorRT engines -> write the model card (hashes of every
@@ -20,8 +21,8 @@ import torch
 from planllm_ros.export.merge import merge_lora
 from planllm_ros.export.model_card import write_model_card
 from planllm_ros.export.onnx_export import check_parity, export_onnx, graph_differences, random_observations
-from planllm_ros.model.folder import (ModelFolder, ModelFolderError, load_model_folder, save_train_config,
-                                      save_transition)
+from planllm_ros.model.folder import (STATE_MODEL_FILE, ModelFolder, ModelFolderError, load_model_folder,
+                                      save_train_config, save_transition)
 
 
 class ExportError(RuntimeError):
@@ -49,6 +50,8 @@ def merge_and_save(source: ModelFolder, out: Path) -> None:
         save_transition(out, source.transition)
     if source.train_config is not None:
         save_train_config(out, source.train_config)
+    if source.states is not None:
+        source.states.save(out / STATE_MODEL_FILE)
 
 
 def set_decoding(model, assignments: list[str]) -> None:

@@ -152,6 +152,7 @@ class LossConfig:
     vlm: float = 1.0
     asc: float = 1.0
     sd: float = 1.0
+    state: float = 1.0  # the state head's masked binary cross-entropy (models with a state head)
     temperature: float = 0.07
 
 
@@ -209,7 +210,51 @@ class OpenVocabConfig:
             raise ConfigError("decoding.open_vocab.method=joint needs a positive steps, zero_shot or captions weight")
 
 
-CLOSED_SET_METHODS = ("viterbi", "argmax")
+CLOSED_SET_METHODS = ("viterbi", "argmax", "grounded")
+
+
+@dataclass
+class StateHeadConfig:
+    """The state head (planllm_ros.model.heads.StateHead): from the backbone tokens of any image,
+    which of the state propositions hold. The propositions and the step-effect model come from
+    the training descriptions' before/after sentences (planllm_ros.model.states); the head is
+    trained with the labels training.datasets.state_labels derives from them, and the
+    state-grounded decoder reads its start and goal predictions."""
+
+    enabled: bool = False
+    hidden_dim: int = 128
+
+
+@dataclass
+class GroundedConfig:
+    """The state-grounded decoder (planllm_ros.model.decoding.grounded_plans): a beam search
+    over step sequences, each simulated through the step-effect model from the state head's
+    reading of the start image. A candidate's score adds, each weighted:
+    steps: the step decoder's log-probability of each step at its position;
+    pre: the log-belief that each step's preconditions hold when it happens;
+    fresh: the log-belief that each step's effects did not hold yet (a step changes something);
+    goal: how well the simulated end state matches the state head's reading of the goal image
+    (log-likelihood over every proposition);
+    prior: the train transition matrix (log), added only where some candidate within `margin`
+    of the best uses transitions seen in training alone (the backoff: a new task's new order is
+    not ruled out by the training tasks' orders); the LLM re-ranking is gated the same way.
+    clip: beliefs are kept in [clip, 1 - clip], so one wrong reading costs a bounded amount."""
+
+    width: int = 64
+    steps: float = 1.0
+    pre: float = 1.0
+    fresh: float = 1.0
+    goal: float = 1.0
+    prior: float = 1.0
+    margin: float = 2.0
+    clip: float = 0.02
+
+    def validate(self) -> None:
+        weights = {k: getattr(self, k) for k in ("steps", "pre", "fresh", "goal", "prior", "margin")}
+        negative = {k: v for k, v in weights.items() if v < 0}
+        if negative or self.width < 1 or not 0.0 < self.clip < 0.5:
+            raise ConfigError(f"decoding.grounded: weights must be >= 0, width >= 1 and clip in (0, 0.5); got "
+                              f"{negative or ''} width={self.width} clip={self.clip}")
 
 
 @dataclass
@@ -227,11 +272,16 @@ class DecodingConfig:
     (train.llm_weights); 0 is plain Viterbi.
 
     open_vocab: how the plan's steps are named when the caller gives its own label list.
+    method: the closed-set decoding a policy gets when its caller names none; "grounded" (models
+    with a state head and a step-effect model) searches plans through the states they pass
+    (GroundedConfig).
     """
 
     llm_weight: float = 0.0
     candidates: int = 10
+    method: str = "viterbi"
     open_vocab: OpenVocabConfig = field(default_factory=OpenVocabConfig)
+    grounded: GroundedConfig = field(default_factory=GroundedConfig)
 
 
 @dataclass
@@ -249,6 +299,7 @@ class PlanLLMConfig:
     variant: VariantConfig = field(default_factory=VariantConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    states: StateHeadConfig = field(default_factory=StateHeadConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -286,6 +337,11 @@ class PlanLLMConfig:
             raise ConfigError(f"decoding.llm_weight must be >= 0 and decoding.candidates >= 1, got "
                               f"{self.decoding.llm_weight} and {self.decoding.candidates}")
         self.decoding.open_vocab.validate()
+        self.decoding.grounded.validate()
+        if self.decoding.method not in CLOSED_SET_METHODS:
+            raise ConfigError(f"decoding.method must be one of {CLOSED_SET_METHODS}, got {self.decoding.method!r}")
+        if self.decoding.method == "grounded" and not self.states.enabled:
+            raise ConfigError("decoding.method='grounded' needs a state head (states.enabled=true)")
         if self.llm.dtype not in ("float32", "float16", "bfloat16"):
             raise ConfigError(f"llm.dtype must be float32, float16 or bfloat16, got {self.llm.dtype!r}")
 

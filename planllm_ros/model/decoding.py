@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from planllm_ros.model.config import CLOSED_SET_METHODS, OpenVocabConfig
+from planllm_ros.model.config import CLOSED_SET_METHODS, GroundedConfig, OpenVocabConfig
+from planllm_ros.model.states import StateModel
 
 _TINY = 1e-30  # floor before log: a zero probability becomes a very unlikely, finite choice
 
@@ -24,8 +25,11 @@ class DecodingPolicy:
     with their own policy, and planning never writes into the model.
 
     transition: the train transition matrix (N, N); without one, closed-set decoding is argmax.
-    method: closed-set decoding, viterbi or argmax. llm_weight > 0: Viterbi's `candidates`
-    best plans are re-ranked by the LLM (models that can re-rank: PlanLLM.can_rerank).
+    method: closed-set decoding, viterbi, argmax or grounded (a search through the states that
+    `states`, the step-effect model, simulates from the state head's reading of the start image;
+    `grounded` weighs its terms: grounded_plans). llm_weight > 0: the `candidates` best plans
+    (Viterbi's, or the grounded search's where its prior is in force) are re-ranked by the LLM
+    (models that can re-rank: PlanLLM.can_rerank).
     captions: generate the LLM's free-form plan (LLM-only planning always does). num_beams:
     caption generation, 1 = greedy, more = beam search. open_vocab: how the plan's steps are
     named from a caller's candidate labels (planllm_ros.model.openvocab)."""
@@ -37,10 +41,15 @@ class DecodingPolicy:
     captions: bool = True
     num_beams: int = 1
     open_vocab: OpenVocabConfig = field(default_factory=OpenVocabConfig)
+    states: StateModel | None = None
+    grounded: GroundedConfig = field(default_factory=GroundedConfig)
 
     def __post_init__(self) -> None:
         if self.method not in CLOSED_SET_METHODS:
             raise ValueError(f"decode must be one of {CLOSED_SET_METHODS}, got {self.method!r}")
+        if self.method == "grounded" and (self.states is None or self.transition is None):
+            raise ValueError("grounded decoding needs the model's step-effect model and transition matrix "
+                             "(a model folder trained with a state head)")
         if self.num_beams < 1:
             raise ValueError(f"num_beams must be >= 1, got {self.num_beams}")
         if self.llm_weight < 0 or self.candidates < 1:
@@ -48,13 +57,16 @@ class DecodingPolicy:
                              f"{self.candidates}")
 
     @classmethod
-    def for_model(cls, model, transition, *, method: str = "viterbi", captions: bool = True, num_beams: int = 1,
-                  llm_weight: float | None = None, open_vocab: OpenVocabConfig | None = None) -> "DecodingPolicy":
+    def for_model(cls, model, transition, *, states: StateModel | None = None, method: str | None = None,
+                  captions: bool = True, num_beams: int = 1, llm_weight: float | None = None,
+                  open_vocab: OpenVocabConfig | None = None,
+                  grounded: GroundedConfig | None = None) -> "DecodingPolicy":
         """The policy a model folder records (its config's decoding section, its transition
-        matrix), with the caller's overrides."""
+        matrix and step-effect model), with the caller's overrides."""
         decoding = model.config.decoding
-        return cls(transition, method, decoding.llm_weight if llm_weight is None else llm_weight, decoding.candidates,
-                   captions, num_beams, dataclasses.replace(open_vocab or decoding.open_vocab))
+        return cls(transition, method or decoding.method, decoding.llm_weight if llm_weight is None else llm_weight,
+                   decoding.candidates, captions, num_beams, dataclasses.replace(open_vocab or decoding.open_vocab),
+                   states, dataclasses.replace(grounded or decoding.grounded))
 
     @property
     def uses_viterbi(self) -> bool:
@@ -133,3 +145,96 @@ def plan_candidates(probs, transition, width: int) -> tuple[np.ndarray, np.ndarr
     order = np.argsort(-scores, kind="stable")[: width - 1]
     return (np.concatenate([best[None], paths[order]]).astype(np.int64),
             np.concatenate([[best_score], scores[order]]).astype(np.float64))
+
+
+def seen_transitions(transition) -> np.ndarray:
+    """(N, N) bool: the transitions the training plans show. The matrix is Laplace-smoothed, so
+    an unseen transition has its row's smallest value; a row without any larger one (a step no
+    training plan continues) has none seen."""
+    trans = _as_numpy(transition)
+    floor = trans.min(axis=1, keepdims=True)
+    return trans > floor * (1.0 + 1e-6)
+
+
+def grounded_candidates(probs, start, goal, states: StateModel, config: GroundedConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The state-grounded beam search of one sample: (K, T) plans and their (K,) scores, best first.
+
+    probs (T, N): the step decoder's probabilities; start, goal (P,): the state head's
+    probabilities of each proposition in the start and goal images. A plan's belief starts at
+    `start` and each step sets its effects to true and its deletions to false (the frame
+    assumption keeps the rest). Score = steps * sum log p(a_t at t) + pre * sum log belief(its
+    preconditions) + fresh * sum log(1 - belief(its new effects)) + goal * log-likelihood of
+    `goal` under the final belief. The beam keeps the `width` best partial plans by their score
+    so far plus the goal term of their current belief (how close they already are)."""
+    log_steps = np.log(np.maximum(_as_numpy(probs), _TINY))
+    lo, hi = config.clip, 1.0 - config.clip
+    pre, add, delete = states.masks()
+    # per step, the propositions of each term as padded index rows (pad: a column of zeros), so
+    # the sums below are gathers: no BLAS call, whose thread pool would fight the planner's
+    pre_idx, fresh_idx, add_idx, delete_idx = (_padded(m) for m in (pre, add & ~pre, add, delete))
+    g = np.clip(_as_numpy(goal).astype(np.float64), 0.0, 1.0)
+
+    def match(belief: np.ndarray) -> np.ndarray:  # per proposition: log-likelihood of the goal reading
+        return g * np.log(belief) + (1.0 - g) * np.log1p(-belief)
+
+    match_hi, match_lo = match(np.full_like(g, hi)), match(np.full_like(g, lo))
+    belief = np.clip(_as_numpy(start).astype(np.float64), lo, hi)[None]  # (K, P)
+    scores = np.zeros(1)
+    paths = np.zeros((1, 0), dtype=np.int64)
+    for t in range(log_steps.shape[0]):
+        current = match(belief)  # (K, P)
+        step = (config.steps * log_steps[t][None] + config.pre * _gather_sum(np.log(belief), pre_idx)
+                + config.fresh * _gather_sum(np.log1p(-belief), fresh_idx))  # (K, N)
+        # goal term after each step, from the current one: only its effects and deletions change
+        goal_after = (current.sum(1, keepdims=True) + _gather_sum(match_hi[None] - current, add_idx)
+                      + _gather_sum(match_lo[None] - current, delete_idx))
+        total = scores[:, None] + step
+        keep = np.argsort(-(total + config.goal * goal_after), axis=None, kind="stable")[: config.width]
+        rows, cols = np.unravel_index(keep, total.shape)
+        paths = np.concatenate([paths[rows], cols[:, None]], axis=1)
+        scores = total[rows, cols]
+        belief = np.where(add[cols], hi, np.where(delete[cols], lo, belief[rows]))
+    final = scores + config.goal * match(belief).sum(1)
+    order = np.argsort(-final, kind="stable")
+    return paths[order], final[order]
+
+
+def _padded(mask: np.ndarray) -> np.ndarray:
+    """(N, P) bool -> (N, L) int: each row's true columns, padded with P (see _gather_sum)."""
+    width = max(1, int(mask.sum(1).max()))
+    rows = np.full((mask.shape[0], width), mask.shape[1], dtype=np.int64)
+    for i, row in enumerate(mask):
+        cols = np.flatnonzero(row)
+        rows[i, : len(cols)] = cols
+    return rows
+
+
+def _gather_sum(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """(K, P) values, (N, L) padded index -> (K, N): per step, the sum over its propositions."""
+    padded = np.concatenate([values, np.zeros((values.shape[0], 1))], axis=1)
+    return padded[:, index].sum(-1)
+
+
+def grounded_plans(probs, start, goal, policy: DecodingPolicy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The grounded search for a batch, with the backoff transition prior: paths (B, K, T),
+    scores (B, K) (prior included where in force), and in_force (B,) bool. The prior is added to
+    a sample's candidates only when one of them within `margin` of its best score uses
+    transitions seen in training alone; otherwise the sample is taken to be a new task and the
+    training tasks' orders are not held against it."""
+    config = policy.grounded
+    log_t = np.log(np.maximum(_as_numpy(policy.transition), _TINY))
+    seen = seen_transitions(policy.transition)
+    found = [grounded_candidates(p, s, g, policy.states, config) for p, s, g in zip(probs, start, goal)]
+    k = min(len(paths) for paths, _ in found)
+    paths = np.stack([p[:k] for p, _ in found])
+    scores = np.stack([s[:k] for _, s in found])
+    in_force = np.zeros(len(paths), dtype=bool)
+    for b in range(len(paths)):
+        near = scores[b] >= scores[b, 0] - config.margin
+        familiar = seen[paths[b, :, :-1], paths[b, :, 1:]].all(axis=1)
+        if (near & familiar).any():
+            in_force[b] = True
+            scores[b] = scores[b] + config.prior * log_t[paths[b, :, :-1], paths[b, :, 1:]].sum(axis=1)
+            order = np.argsort(-scores[b], kind="stable")
+            paths[b], scores[b] = paths[b, order], scores[b, order]
+    return paths, scores, in_force

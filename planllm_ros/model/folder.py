@@ -9,6 +9,8 @@ and the one loader (`load_model_folder`) that the Planner, evaluation and the ex
     model.safetensors        trainable weights (+ LoRA adapters until merged)
     llm/                     the built-in LLM (or, after export, the merged LLM) and its tokenizer
     transition.safetensors   the train-set step transition matrix (Viterbi decoding)
+    state_model.json         models with a state head: the state propositions and each step's
+                             preconditions, effects and deletions (planllm_ros.model.states)
     train_config.json        the training config (how to rebuild the data it was scored on)
     onnx/<graph>.onnx        exported graphs (planllm_ros.model.graphs)
     model_card.json, MODEL_CARD.md   written by the exporter, metrics added by `planllm eval --card`
@@ -34,6 +36,7 @@ DESCRIPTIONS_FILE = "step_descriptions.json"
 WEIGHTS_FILE = "model.safetensors"
 LLM_DIR = "llm"
 TRANSITION_FILE = "transition.safetensors"
+STATE_MODEL_FILE = "state_model.json"
 TRAIN_CONFIG_FILE = "train_config.json"
 ONNX_DIR = "onnx"
 CARD_JSON = "model_card.json"
@@ -44,7 +47,8 @@ CHECKPOINT_DIR = "checkpoint"  # RUN/checkpoint: a run directory's resumable tra
 # what a file beyond config and labels holds, for the message when one is missing
 _CONTENTS = {WEIGHTS_FILE: "the trained weights",
              TRANSITION_FILE: "the train transition matrix, which `planllm train` writes",
-             TRAIN_CONFIG_FILE: "the training config, which `planllm train` writes"}
+             TRAIN_CONFIG_FILE: "the training config, which `planllm train` writes",
+             STATE_MODEL_FILE: "the step-effect model of the state head, which `planllm train` writes"}
 _LLM_DTYPES = ("float32", "float16", "bfloat16")
 
 
@@ -86,6 +90,7 @@ class ModelFolder:
     model: Any  # PlanLLM, in eval mode
     transition: np.ndarray | None  # the train transition matrix, when the folder has one
     train_config: dict[str, Any] | None  # the training config, when the folder has one
+    states: Any = None  # the step-effect model (planllm_ros.model.states.StateModel) of a state-head model
 
 
 def load_model_folder(path: str | Path, device: str | torch.device = "cpu", *, require: Sequence[str] = (),
@@ -101,7 +106,9 @@ def load_model_folder(path: str | Path, device: str | torch.device = "cpu", *, r
     if llm_dtype is not None and llm_dtype not in _LLM_DTYPES:
         raise ValueError(f"llm_dtype must be one of {sorted(_LLM_DTYPES)}, got {llm_dtype!r}")
     directory = resolve(path)
-    missing = [name for name in (WEIGHTS_FILE, *require) if not (directory / name).is_file()]
+    needs_states = _config_of(directory).get("states", {}).get("enabled", False)
+    required = (WEIGHTS_FILE, *require, *((STATE_MODEL_FILE,) if needs_states else ()))
+    missing = [name for name in required if not (directory / name).is_file()]
     if missing:
         raise ModelFolderError(f"{directory} is an incomplete model folder: "
                                + "; ".join(f"{name} is missing ({_CONTENTS[name]})" for name in missing))
@@ -111,7 +118,32 @@ def load_model_folder(path: str | Path, device: str | torch.device = "cpu", *, r
     if llm_dtype is not None and model.config.variant.use_llm:
         model.llm.model.to(getattr(torch, llm_dtype))
     return ModelFolder(directory, model, load_transition(directory, model.config.num_steps),
-                       load_train_config(directory))
+                       load_train_config(directory), load_state_model(directory, model) if needs_states else None)
+
+
+def _config_of(directory: Path) -> dict[str, Any]:
+    """The folder's config.json as a dict ({} when unreadable: loading the model then says why)."""
+    try:
+        data = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, OSError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def load_state_model(directory: str | Path, model):
+    """The folder's step-effect model, checked against the model's steps and state head."""
+    from planllm_ros.model.states import StateModel
+
+    path = Path(directory) / STATE_MODEL_FILE
+    try:
+        states = StateModel.load(path)
+    except (ValueError, OSError, UnicodeDecodeError) as error:
+        raise ModelFolderError(f"{path} is corrupt: {error}") from error
+    expected = (model.config.num_steps, int(model.state_embeddings.shape[0]))
+    if (states.num_steps, states.num_propositions) != expected:
+        raise ModelFolderError(f"{path}: {states.num_steps} steps and {states.num_propositions} propositions do not "
+                               f"fit the model's {expected[0]} steps and {expected[1]} state embeddings")
+    return states
 
 
 def _load_model(directory: Path, device: torch.device):

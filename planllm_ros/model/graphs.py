@@ -6,7 +6,8 @@ The model is cut around the LLM, which runs in torch in every backend:
   frozen backbone's map at block visual.layer. Preprocessing (resize, normalise) stays in torch.
 - "encoder": start, goal features (B, L, C) -> visual_tokens [x0v, xTv(, change)] (B, R*L, H),
   state_tokens (their per-role means, B, R, H), step_tokens x^q (B, T, H): visual projection,
-  state interaction, Q-Former (Eq. 1, 4, 5).
+  state interaction, Q-Former (Eq. 1, 4, 5); models with a state head add start_states and
+  goal_states (B, P), the probability of each state proposition in each image.
 - LLM (torch): prompt with the soft tokens -> llm_hidden h (B, T, H) and captions (Eq. 9-10).
 - "heads": visual_tokens, step_tokens (, llm_hidden when the model fuses) -> logits (B, T, N):
   step decoder, knowledge fusion, step refiner (Eq. 11-13). The description embeddings are
@@ -59,14 +60,18 @@ class BackboneGraph(nn.Module):
 
 class EncoderGraph(nn.Module):
     input_names = ("start", "goal")
-    output_names = ("visual_tokens", "state_tokens", "step_tokens")
 
     def __init__(self, model):
         super().__init__()
         self.model = model
+        states = ("start_states", "goal_states") if model.has_state_head else ()
+        self.output_names = ("visual_tokens", "state_tokens", "step_tokens") + states
 
-    def forward(self, start: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.model.encode_states(start, goal)
+    def forward(self, start: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        encoded = self.model.encode_states(start, goal)
+        if not self.model.has_state_head:
+            return encoded
+        return encoded + (torch.sigmoid(self.model.read_states(start)), torch.sigmoid(self.model.read_states(goal)))
 
 
 class HeadsGraph(nn.Module):

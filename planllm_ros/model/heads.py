@@ -67,3 +67,30 @@ class StepRefiner(nn.Module):
         """steps (B, T, H), descriptions (N, E) -> logits (B, T, N)."""
         memory = self.description_in(descriptions).unsqueeze(0).expand(steps.shape[0], -1, -1)
         return self.classifier(self.norm(self.block(steps, memory)))
+
+
+class StateHead(nn.Module):
+    """Which state propositions hold in one image: each proposition's sentence embedding, projected,
+    is a query that reads the image's backbone tokens; a linear score of what it read is the
+    proposition's logit. Queries come from the sentences, so the head scores a proposition by
+    what it says, and the same weights serve any vocabulary of sentences.
+
+    tokens (B, L, C) backbone token map (L = 1 for a per-second feature vector),
+    sentences (P, E) proposition embeddings -> logits (B, P)."""
+
+    def __init__(self, feature_dim: int, num_tokens: int, hidden_dim: int, text_dim: int, config: HeadsConfig,
+                 init_std: float):
+        super().__init__()
+        self.token_in = nn.Linear(feature_dim, hidden_dim)
+        self.position = nn.Parameter(torch.randn(num_tokens, hidden_dim) * init_std)
+        self.query_in = nn.Linear(text_dim, hidden_dim)
+        self.block = CrossAttentionBlock(hidden_dim, config)
+        self.norm = nn.LayerNorm(hidden_dim)
+        self.score = nn.Linear(hidden_dim, 1)
+
+    def forward(self, tokens: torch.Tensor, sentences: torch.Tensor) -> torch.Tensor:
+        if tokens.dim() == 2:
+            tokens = tokens.unsqueeze(1)
+        memory = self.token_in(tokens.float()) + self.position[: tokens.shape[1]]
+        queries = self.query_in(sentences).unsqueeze(0).expand(tokens.shape[0], -1, -1)
+        return self.score(self.norm(self.block(queries, memory))).squeeze(-1)

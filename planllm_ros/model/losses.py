@@ -19,6 +19,8 @@ Choices (the paper's equations leave them open; see also qformer.py):
   sampled in proportion to softmax(similarity) among the non-matching pairs
   (`mine_hard_negatives`), as in BLIP-2's ITM.
 - SD (Eq. 14): cross-entropy over the N steps at every position.
+- State (ours): binary cross-entropy of the state head's logits on the propositions whose label
+  the descriptions determine (`state_loss`); unknown ones (-1) are left out, not counted false.
 """
 from __future__ import annotations
 
@@ -79,3 +81,12 @@ def matching_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def step_decoding_loss(logits: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
     """L_SD (Eq. 14): cross-entropy of (B, T, N) logits against (B, T) step ids."""
     return F.cross_entropy(logits.flatten(0, 1), steps.flatten())
+
+
+def state_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy over the known entries of (B, P) labels (1 / 0; -1 = unknown).
+    Zero, still attached to the graph, when a batch has no known label."""
+    known = labels >= 0
+    if not bool(known.any()):
+        return logits.sum() * 0.0
+    return F.binary_cross_entropy_with_logits(logits[known].float(), labels[known].float())

@@ -9,9 +9,12 @@ beams, open-vocabulary method), which every stage below reads instead of the mod
     observations --backbone graph (images only)--> token maps
                  --encoder graph--> visual, state and step tokens      (encoded once per plan)
                  --LLM (torch): h, for knowledge fusion--> heads graph --> step probabilities
-                 --LLM (torch): free-form plan--> captions
                  --Viterbi (train transition matrix), its best candidates re-ranked by the
                    LLM's plan likelihood--> step ids
+                   (or, grounded: a search through the state head's start and goal states with
+                   the step-effect model, the prior and the LLM only where the plan is familiar)
+                 --LLM (torch): free-form plan--> captions (after the step ids, which do not
+                   read them, except an llm_only model's)
                  --candidate labels (open vocabulary: step probabilities through the label
                    mapping, step embeddings, captions; planllm_ros.model.openvocab)--> labels
 
@@ -20,7 +23,7 @@ Only start and goal reach the model: nothing about the ground truth can.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +31,7 @@ import torch
 
 from planllm_ros.model import openvocab
 from planllm_ros.model.backbone import input_spec, preprocess
-from planllm_ros.model.decoding import DecodingPolicy, argmax_decode, plan_candidates, viterbi
+from planllm_ros.model.decoding import DecodingPolicy, argmax_decode, grounded_plans, plan_candidates, viterbi
 from planllm_ros.model.graphs import BACKBONE, ENCODER, HEADS, GraphRunner
 
 
@@ -57,6 +60,8 @@ class PlanBatch:
     open_vocab_evidence: openvocab.Evidence | None = None  # kept on request (to compare methods on one pass)
     candidates: Candidates | None = None  # kept on request (the trainer calibrates the re-ranking on them)
     timings_ms: dict[str, float] = field(default_factory=dict)  # per stage (batch total), see plan_batch
+    start_states: np.ndarray | None = None  # (B, P) proposition probabilities in the start image (state head)
+    goal_states: np.ndarray | None = None  # (B, P) the same in the goal image
 
 
 class _Clock:
@@ -78,8 +83,8 @@ class _Clock:
         self.mark = now
 
     def total(self) -> dict[str, float]:
-        self.timings["total"] = (self._now() - self.began) * 1000.0
-        return self.timings
+        """The stages so far and their total (a new dict: the clock may run on)."""
+        return {**self.timings, "total": (self._now() - self.began) * 1000.0}
 
 
 def image_tokens(model, graphs: GraphRunner, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -105,12 +110,34 @@ def rerank_candidates(model, probs: torch.Tensor, state_tokens: torch.Tensor, st
     return Candidates(paths, sd_scores, llm_scores)
 
 
+def grounded_candidates_of(model, probs: torch.Tensor, states: tuple, state_tokens: torch.Tensor,
+                            step_tokens: torch.Tensor, policy: DecodingPolicy, prompt=None) -> Candidates:
+    """The grounded search's `candidates` best plans per sample; the LLM's log-likelihood of
+    each where the backoff prior is in force (0 elsewhere: the LLM learned the training tasks'
+    orders, and a new task's plan would be judged by them)."""
+    paths, scores, in_force = grounded_plans(probs, states[0], states[1], policy)
+    k = min(policy.candidates, paths.shape[1])
+    paths, scores = paths[:, :k], scores[:, :k]
+    llm_scores = np.zeros_like(scores)
+    if model.can_rerank and policy.llm_weight > 0 and in_force.any():
+        plans = [[model.step_labels[i] for i in path] for row in paths for path in row]
+        llm = model.llm.plan_log_likelihood(state_tokens, step_tokens, plans, prompt).cpu().double().numpy()
+        llm_scores = np.where(in_force[:, None], llm.reshape(scores.shape), 0.0)
+    return Candidates(paths, scores, llm_scores)
+
+
 def decode_steps(model, probs: torch.Tensor, state_tokens: torch.Tensor, step_tokens: torch.Tensor,
                  policy: DecodingPolicy, keep_candidates: bool = False,
-                 prompt=None) -> tuple[np.ndarray, Candidates | None]:
+                 prompt=None, states: tuple | None = None) -> tuple[np.ndarray, Candidates | None]:
     """(B, T, N) step probabilities -> (B, T) ids: argmax; Viterbi with the policy's transition
     matrix; or, for models that can re-rank, with the policy's llm_weight > 0 (and whenever
-    `keep_candidates`), Viterbi's best candidates re-ranked with the LLM."""
+    `keep_candidates`), Viterbi's best candidates re-ranked with the LLM. Grounded decoding
+    reads `states`, the state head's (start, goal) probabilities (B, P)."""
+    if policy.method == "grounded":
+        if states is None:
+            raise ValueError("grounded decoding needs the state head's start and goal states")
+        candidates = grounded_candidates_of(model, probs, states, state_tokens, step_tokens, policy, prompt)
+        return candidates.choose(policy.llm_weight), candidates
     if not policy.uses_viterbi:
         return argmax_decode(probs), None
     if not (model.can_rerank and (policy.llm_weight > 0 or keep_candidates)):
@@ -122,13 +149,17 @@ def decode_steps(model, probs: torch.Tensor, state_tokens: torch.Tensor, step_to
 @torch.inference_mode()  # not only no_grad: skipping autograd's version counters saves about a tenth of caption time
 def plan_batch(model, graphs: GraphRunner, start: torch.Tensor, goal: torch.Tensor, policy: DecodingPolicy, *,
                keep_candidates: bool = False, labels: openvocab.LabelIndex | None = None,
-               keep_evidence: bool = False) -> PlanBatch:
+               keep_evidence: bool = False, on_steps: Callable[[PlanBatch], None] | None = None) -> PlanBatch:
     """Plan a batch as `policy` says. start/goal: uint8 images (B, H, W, 3) (through the backbone
     graph), or float features (B, L, C) / (B, C). labels: candidate labels to name the plan's
     steps from, by the policy's open_vocab method; keep_evidence: gather every open-vocabulary
     source the model has and keep it in the result (openvocab.decode then names the plan by any
-    method). Timings (ms, whole batch): backbone, heads (encoder graph, the LLM's h, heads
-    graph), captions, decode, open_vocab, total."""
+    method). The step ids are decoded before the captions are written (only an llm_only model
+    reads its ids from its captions), so a caller waiting for ids need not wait for the LLM's
+    words: `on_steps`, when captions are to follow, is called with the batch as it stands then
+    (no captions; open-vocabulary labels unless their method reads captions). Timings (ms,
+    whole batch): backbone, heads (encoder graph, the LLM's h, heads graph), decode, captions,
+    open_vocab, total."""
     model.eval()
     variant = model.config.variant
     clock = _Clock(model.description_embeddings.device)
@@ -138,6 +169,9 @@ def plan_batch(model, graphs: GraphRunner, start: torch.Tensor, goal: torch.Tens
 
     tokens = graphs.run(ENCODER, {"start": start, "goal": goal})
     state_tokens, step_tokens = tokens["state_tokens"], tokens["step_tokens"]
+    states = None
+    if "start_states" in tokens:
+        states = (tokens["start_states"].float().cpu().numpy(), tokens["goal_states"].float().cpu().numpy())
     generate = variant.use_llm and (policy.captions or variant.planning == "llm_only")
     prompt = model.llm.read_prompt(state_tokens, step_tokens) if model.uses_fusion or generate else None
     logits = None
@@ -148,23 +182,37 @@ def plan_batch(model, graphs: GraphRunner, start: torch.Tensor, goal: torch.Tens
         logits = graphs.run(HEADS, inputs)["logits"]
     clock.lap("heads")
 
-    batch = len(state_tokens)
-    texts: list[list[str]] = [[] for _ in range(batch)]
-    if generate:
-        texts = model.llm.generate_captions(state_tokens, step_tokens, prompt, policy.num_beams)
-    if logits is None:
+    texts: list[list[str]] = [[] for _ in range(len(state_tokens))]
+    captions_pending = generate
+    if logits is None:  # llm_only: the step ids are read from the captions
+        texts, captions_pending = model.llm.generate_captions(state_tokens, step_tokens, prompt, policy.num_beams), False
         logits = model.caption_logits(texts)
-    clock.lap("captions")
-
+        clock.lap("captions")
     probs = logits.float().softmax(-1).cpu()
-    ids, candidates = decode_steps(model, probs, state_tokens, step_tokens, policy, keep_candidates, prompt)
+    ids, candidates = decode_steps(model, probs, state_tokens, step_tokens, policy, keep_candidates, prompt, states)
     clock.lap("decode")
 
     open_ids, method, evidence = None, None, None
-    if labels is not None:
-        wanted = {"zero_shot", "captions"} if keep_evidence else openvocab.sources(policy.open_vocab)
+    wanted = {"zero_shot", "captions"} if keep_evidence else openvocab.sources(policy.open_vocab)
+
+    def name_steps() -> None:  # open vocabulary, once the captions it reads (if any) are there
+        nonlocal open_ids, method, evidence
         evidence = openvocab.gather(model, labels, probs, np.asarray(ids), step_tokens, texts, wanted)
         open_ids, method = openvocab.decode(evidence, labels, model, policy), policy.open_vocab.method
         clock.lap("open_vocab")
-    return PlanBatch(np.asarray(ids, dtype=np.int64), probs, texts, open_ids, method,
-                     evidence if keep_evidence else None, candidates if keep_candidates else None, clock.total())
+
+    def result() -> PlanBatch:
+        return PlanBatch(np.asarray(ids, dtype=np.int64), probs, texts, open_ids, method,
+                         evidence if keep_evidence else None, candidates if keep_candidates else None,
+                         clock.total(), *(states or (None, None)))
+
+    if labels is not None and not (captions_pending and "captions" in wanted):
+        name_steps()
+    if captions_pending:
+        if on_steps is not None:
+            on_steps(result())
+        texts = model.llm.generate_captions(state_tokens, step_tokens, prompt, policy.num_beams)
+        clock.lap("captions")
+        if labels is not None and open_ids is None:
+            name_steps()
+    return result()

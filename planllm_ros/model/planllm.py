@@ -32,7 +32,7 @@ from planllm_ros.model import losses as L
 from planllm_ros.model.config import PlanLLMConfig
 from planllm_ros.model.folder import (CONFIG_FILE, DESCRIPTIONS_FILE, LABELS_FILE, LLM_DIR, WEIGHTS_FILE,
                                       write_text_atomic)
-from planllm_ros.model.heads import CrossAttentionBlock, StepDecoder, StepRefiner
+from planllm_ros.model.heads import CrossAttentionBlock, StateHead, StepDecoder, StepRefiner
 from planllm_ros.model.llm import LLMBranch, format_plan
 from planllm_ros.model.qformer import MIMQFormer
 from planllm_ros.model.state_interaction import StateInteraction, VisualStateEncoder
@@ -47,6 +47,7 @@ class PlanLLMOutput:
     logits: torch.Tensor | None  # (B, T, N); None for llm_only planning (its steps come from generated captions)
     state_tokens: torch.Tensor  # (B, R, H)
     step_tokens: torch.Tensor  # (B, T, H)
+    states: tuple[torch.Tensor, torch.Tensor] | None = None  # start, goal proposition probabilities (B, P)
 
 
 @dataclass
@@ -60,10 +61,12 @@ class PlanLLM(nn.Module):
     """See the module docstring. `step_descriptions`: the texts behind the description
     embeddings (saved with the model; open vocabulary matches captions against them too).
     `llm_dir` (used by from_pretrained) loads the built-in LLM saved with a model instead of
-    building a fresh one."""
+    building a fresh one. `state_embeddings` (P, E): the state propositions' sentence embeddings,
+    which the state head's queries read (models with config.states.enabled)."""
 
     def __init__(self, config: PlanLLMConfig, description_embeddings: torch.Tensor, step_labels: Sequence[str],
-                 step_descriptions: Sequence[str] | None = None, llm_dir: str | Path | None = None):
+                 step_descriptions: Sequence[str] | None = None, llm_dir: str | Path | None = None,
+                 state_embeddings: torch.Tensor | None = None):
         super().__init__()
         config = copy.deepcopy(config)
         if config.num_steps == 0:
@@ -82,6 +85,8 @@ class PlanLLM(nn.Module):
         self.step_descriptions = list(step_descriptions) if step_descriptions is not None else None
         variant, hidden, horizon = config.variant, config.hidden_dim, config.horizon
         self.register_buffer("description_embeddings", description_embeddings.detach().float().clone())
+        if config.states.enabled:
+            self.add_state_head(state_embeddings)
 
         self.visual = VisualStateEncoder(config.visual, hidden, config.dropout, config.init_std)
         self.interaction = StateInteraction(hidden, config.heads.num_heads, config.heads.ffn_mult, config.dropout)
@@ -103,10 +108,31 @@ class PlanLLM(nn.Module):
         self._text_encoder = None
         self._label_embeddings: torch.Tensor | None = None
 
+    def add_state_head(self, state_embeddings: torch.Tensor | None) -> None:
+        """Give the model a freshly initialised state head over the propositions whose sentence
+        embeddings (P, E) are given, and switch config.states on. The head reads only the frozen
+        backbone tokens, so its loss trains it alone: a head fitted onto a finished model is the
+        head joint training would give (training.train.state_head)."""
+        text_dim = self.config.text.dim
+        if state_embeddings is None or state_embeddings.dim() != 2 or state_embeddings.shape[1] != text_dim:
+            got = None if state_embeddings is None else tuple(state_embeddings.shape)
+            raise ValueError(f"a state head needs state_embeddings (P, {text_dim}), got {got}")
+        self.config.states.enabled = True
+        device = self.description_embeddings.device
+        self.register_buffer("state_embeddings", state_embeddings.detach().float().clone().to(device))
+        visual = self.config.visual
+        self.state_head = StateHead(visual.feature_dim, 1 if visual.pool_tokens else visual.num_tokens,
+                                    self.config.states.hidden_dim, text_dim, self.config.heads,
+                                    self.config.init_std).to(device)
+
     # ----------------------------------------------------------------- switches
     @property
     def uses_fusion(self) -> bool:
         return self.config.variant.use_llm and self.config.variant.planning == "fused"
+
+    @property
+    def has_state_head(self) -> bool:
+        return self.config.states.enabled
 
     @property
     def can_rerank(self) -> bool:
@@ -123,13 +149,29 @@ class PlanLLM(nn.Module):
             return visual_tokens, state_tokens, self.qformer(visual_tokens)
         return visual_tokens, state_tokens, self.step_tokens.unsqueeze(0).expand(visual_tokens.shape[0], -1, -1)
 
-    def forward(self, start: torch.Tensor, goal: torch.Tensor, steps: torch.Tensor) -> PlanLLMOutput:
+    def read_states(self, observations: torch.Tensor) -> torch.Tensor:
+        """Logits (B, P) of the state propositions in each observation (B, L, C) or (B, C)."""
+        if self.config.visual.pool_tokens and observations.dim() == 3:
+            observations = observations.mean(1)
+        return self.state_head(observations, self.state_embeddings)
+
+    def forward(self, start: torch.Tensor, goal: torch.Tensor, steps: torch.Tensor,
+                state_labels: tuple[torch.Tensor, torch.Tensor] | None = None) -> PlanLLMOutput:
         """The training pass: the loss terms of `stage` and the step logits (models with a step
         decoder). LLM-only models get no logits here: their steps come from generated captions,
-        and greedy generation per batch would dominate training."""
+        and greedy generation per batch would dominate training. `state_labels`: start and goal
+        labels (B, P) of the state propositions (1 true, 0 false, -1 unknown;
+        training.datasets.state_labels) for the state head's loss, in every stage."""
         visual_tokens, state_tokens, step_tokens = self.encode_states(start, goal)
         steps = self._checked_steps(steps, visual_tokens.shape[0])
         losses = self._mim_losses(visual_tokens, step_tokens, steps) if self.config.variant.use_mim else {}
+        states = None
+        if self.has_state_head:
+            logits_start, logits_goal = self.read_states(start), self.read_states(goal)
+            states = (torch.sigmoid(logits_start), torch.sigmoid(logits_goal))
+            if state_labels is not None:
+                losses["state"] = L.state_loss(torch.cat([logits_start, logits_goal]),
+                                               torch.cat([state_labels[0], state_labels[1]]).to(logits_start.device))
         train_llm = self.stage == 2
         hidden = None
         if self.config.variant.use_llm and (train_llm or self.uses_fusion):
@@ -144,7 +186,7 @@ class PlanLLM(nn.Module):
             if train_llm:
                 losses["sd"] = L.step_decoding_loss(logits, steps)
         losses["total"] = self._total(losses, visual_tokens)
-        return PlanLLMOutput(losses, logits, state_tokens, step_tokens)
+        return PlanLLMOutput(losses, logits, state_tokens, step_tokens, states)
 
     def _checked_steps(self, steps: torch.Tensor, batch: int) -> torch.Tensor:
         """Ground-truth step ids (B, T) as int64 on the model's device, or a clear error."""
@@ -188,7 +230,7 @@ class PlanLLM(nn.Module):
         """Eq. 15's weighted sum; zero (on `anchor`'s device) when this stage has no term."""
         weights = self.config.loss
         terms = [weights.vlc * losses["vlc"], weights.vlm * losses["vlm"]] if "vlc" in losses else []
-        terms += [getattr(weights, k) * losses[k] for k in ("asc", "sd") if k in losses]
+        terms += [getattr(weights, k) * losses[k] for k in ("asc", "sd", "state") if k in losses]
         return torch.stack(terms).sum() if terms else anchor.new_zeros(())
 
     # ----------------------------------------------------------------- inference
@@ -295,7 +337,8 @@ class PlanLLM(nn.Module):
             state = {k: handle.get_tensor(k) for k in handle.keys()}
             stage = int((handle.metadata() or {}).get("stage", "1"))
         llm_dir = directory / LLM_DIR if config.variant.use_llm and config.llm.path is None else None
-        model = cls(config, state["description_embeddings"], labels, descriptions, llm_dir=llm_dir)
+        model = cls(config, state["description_embeddings"], labels, descriptions, llm_dir=llm_dir,
+                    state_embeddings=state.get("state_embeddings"))
         model.load_trainable_state_dict(state)  # LoRA adapters in the weights switch LoRA on
         model.stage = stage
         return model.to(device).eval()

@@ -53,9 +53,22 @@ def plan_document(
         "open_vocab_labels": plan.open_vocab_labels,
         "open_vocab_method": plan.open_vocab_method,
         "backend": plan.backend,
+        "start_state": _states(plan.start_state),
+        "goal_state": _states(plan.goal_state),
         "latency_ms": {**{k: float(v) for k, v in plan.timings_ms.items()}, **latency_ms},
     }
     return json.dumps(document)
+
+
+def _states(readings) -> list[dict] | None:
+    return None if readings is None else [{"sentence": r.sentence, "probability": r.probability} for r in readings]
+
+
+def plan_text(plan: Plan) -> str:
+    """What ~/plan_image writes under the frames: the numbered steps, then the states read in
+    the start and goal frames (models with a state head), which show why the plan was chosen."""
+    states = plan.state_text()
+    return plan.instructions() + ("\n" + states if states else "")
 
 
 def _panel(rgb: np.ndarray) -> PILImage.Image:

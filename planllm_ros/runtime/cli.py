@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone-checkpoint", default=None,
                         help="weights of the image backbone the model's features came from, when not bundled")
     parser.add_argument("--no-captions", action="store_true", help="skip LLM caption generation")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads per op for torch and onnxruntime, at most the usable cores (default: "
+                             "planllm_ros.runtime.threads' defaults, the fastest on a small shared CPU)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
@@ -65,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         start, goal = load_observation(args.start), load_observation(args.goal)
         labels = read_label_file(args.labels) if args.labels else None
         planner = Planner.from_dir(args.model or default_model_dir(), backend=args.backend, device=args.device,
-                                   backbone_checkpoint=args.backbone_checkpoint, captions=not args.no_captions)
+                                   backbone_checkpoint=args.backbone_checkpoint, captions=not args.no_captions,
+                                   threads=args.threads)
         try:
             plan = planner.plan(start, goal, horizon=args.horizon, labels=labels and labels.labels,
                                 descriptions=labels and labels.descriptions)

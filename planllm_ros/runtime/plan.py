@@ -1,7 +1,26 @@
 """The result of one planning call, as every consumer (CLI, node, benchmarks) sees it."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+HOLDS = 0.5  # a proposition with at least this probability is reported as holding
+
+
+@dataclass
+class StateReading:
+    """One state sentence the model reads as holding in an observation, with its probability."""
+
+    sentence: str
+    probability: float
+
+
+def readings(sentences: Sequence[str], probabilities: np.ndarray) -> list[StateReading]:
+    """The propositions at or above HOLDS, most certain first."""
+    order = np.argsort(-probabilities, kind="stable")
+    return [StateReading(sentences[i], round(float(probabilities[i]), 4)) for i in order if probabilities[i] >= HOLDS]
 
 
 @dataclass
@@ -14,6 +33,10 @@ class Plan:
     when no list was given); open_vocab_method: the model's decoding.open_vocab method that chose
     them (captions, steps, zero_shot or joint; planllm_ros.model.openvocab). timings_ms: wall
     time per stage, e.g. "backbone", "heads", "captions", "decode", "open_vocab", "total".
+    start_state / goal_state (models with a state head): the state sentences the model reads as
+    holding in the start and goal observations, each with its probability, most certain first;
+    they are what a state-grounded plan was chained through, so an operator can see why it was
+    chosen (None for models without a state head).
     """
 
     horizon: int
@@ -25,9 +48,20 @@ class Plan:
     open_vocab_method: str | None = None
     backend: str = "torch"
     timings_ms: dict[str, float] = field(default_factory=dict)
+    start_state: list[StateReading] | None = None
+    goal_state: list[StateReading] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def state_text(self) -> str:
+        """The start and goal states as lines of text ("" without a state head)."""
+        lines = []
+        for name, readings in (("start", self.start_state), ("goal", self.goal_state)):
+            if readings is not None:
+                lines.append(f"{name}: " + ("; ".join(f"{r.sentence.rstrip('.')} ({r.probability:.2f})" for r in readings)
+                                            or "nothing the model knows"))
+        return "\n".join(lines)
 
     def instructions(self) -> str:
         """Numbered human-readable steps: the caption where there is one, else the label."""

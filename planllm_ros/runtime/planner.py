@@ -10,16 +10,20 @@ planllm_ros.model.pipeline.plan_batch, the very function evaluation runs, with t
 backend running the graphs and its decoding policy (planllm_ros.model.decoding.DecodingPolicy)
 deciding the rest. Stages, each timed: backbone (frozen image encoder; skipped for feature
 inputs), heads (the encoder graph, the LLM's hidden states h in torch, the heads graph),
-captions (LLM generation, torch, KV-cached), decode (Viterbi with the train transition matrix
-when the folder has one, else argmax; with the model's decoding.llm_weight > 0 Viterbi's best
-candidates are re-ranked by the LLM, torch) and, given candidate labels, open vocabulary: the
-plan's steps named from those labels by the model's decoding.open_vocab method
-(planllm_ros.model.openvocab). The planner never changes its model, so planners with other
-policies may share it.
+decode (Viterbi with the train transition matrix when the folder has one, else argmax; with
+the model's decoding.llm_weight > 0 Viterbi's best candidates are re-ranked by the LLM, torch),
+captions (LLM generation, torch, KV-cached; after the step ids, which a caller may take first:
+Planner.plan's on_steps) and, given candidate labels, open vocabulary: the plan's steps named
+from those labels by the model's decoding.open_vocab method (planllm_ros.model.openvocab).
+Threads per op come from planllm_ros.runtime.threads. The planner never changes its model, so
+planners with other policies may share it.
+
+    planner.plan(start, goal, on_steps=publish_ids)   # ids as soon as decoded, then the plan with captions
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,44 +33,55 @@ from planllm_ros.model.decoding import DecodingPolicy
 from planllm_ros.model.folder import load_model_folder
 from planllm_ros.model.graphs import takes_images
 from planllm_ros.model.openvocab import LabelIndex, requirement_problem
-from planllm_ros.model.pipeline import plan_batch
+from planllm_ros.model.pipeline import PlanBatch, plan_batch
 from planllm_ros.runtime.backends import BACKENDS, GraphBackend, load_backend
 from planllm_ros.runtime.backends.base import parse_device
 from planllm_ros.runtime.errors import PlannerError
-from planllm_ros.runtime.plan import Plan
+from planllm_ros.runtime.plan import Plan, readings
+from planllm_ros.runtime.threads import ThreadSettings, thread_settings
 
 
 class Planner:
     """Plans T steps from a start and a goal observation with one loaded model."""
 
-    def __init__(self, model, backend: GraphBackend, model_dir: Path, policy: DecodingPolicy):
+    def __init__(self, model, backend: GraphBackend, model_dir: Path, policy: DecodingPolicy,
+                 threads: ThreadSettings | None = None):
+        """threads: torch's threads per op while this planner plans (None: the defaults of
+        planllm_ros.runtime.threads); the backend was given its own when it was loaded."""
         self.model = model
         self.backend = backend
         self.model_dir = model_dir
         self.policy = policy
+        self.threads = threads or thread_settings()
         self.device = backend.device
         self._labels: LabelIndex | None = None
 
     @classmethod
     def from_dir(cls, path: str | Path, backend: str = "torch", device: str = "cpu", *,
                  backbone_checkpoint: str | None = None, captions: bool = True, num_beams: int = 1,
-                 llm_dtype: str | None = None, **backend_options) -> "Planner":
+                 llm_dtype: str | None = None, threads: int | None = None, **backend_options) -> "Planner":
         """Load a model folder (or a run directory's). backend: torch | onnxruntime | tensorrt.
         llm_dtype: the LLM's dtype (default float16 on CUDA, float32 on the CPU). num_beams:
-        caption generation, 1 = greedy, more = beam search (both KV-cached). backend_options go
-        to the backend (onnxruntime: provider="cpu"|"cuda"|"tensorrt", fp16, cache_dir, threads;
-        tensorrt: fp16, cache_dir, max_batch)."""
+        caption generation, 1 = greedy, more = beam search (both KV-cached). threads: threads
+        per op for torch and onnxruntime (None or 0: the defaults fastest on a small CPU, see
+        planllm_ros.runtime.threads). backend_options go to the backend (onnxruntime:
+        provider="cpu"|"cuda"|"tensorrt", fp16, cache_dir; tensorrt: fp16, cache_dir, max_batch)."""
         if backend not in BACKENDS:
             raise PlannerError(f"unknown backend {backend!r}: expected one of {BACKENDS}")
+        try:
+            settings = thread_settings(threads)
+        except ValueError as error:
+            raise PlannerError(str(error)) from error
         torch_device = parse_device(device)
         try:
             folder = load_model_folder(path, torch_device, backbone_checkpoint=backbone_checkpoint,
                                        llm_dtype=llm_dtype or ("float16" if torch_device.type == "cuda" else "float32"))
-            policy = DecodingPolicy.for_model(folder.model, folder.transition, captions=captions, num_beams=num_beams)
+            policy = DecodingPolicy.for_model(folder.model, folder.transition, states=folder.states, captions=captions,
+                                              num_beams=num_beams)
         except ValueError as error:  # ModelFolderError included
             raise PlannerError(str(error)) from error
-        graphs = load_backend(backend, folder.model, folder.path, device, **backend_options)
-        return cls(folder.model, graphs, folder.path, policy)
+        graphs = load_backend(backend, folder.model, folder.path, device, settings, **backend_options)
+        return cls(folder.model, graphs, folder.path, policy, settings)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -140,28 +155,45 @@ class Planner:
     # ------------------------------------------------------------------ planning
     @torch.no_grad()
     def plan(self, start, goal, horizon: int | None = None, labels: Sequence[str] | None = None,
-             descriptions: Sequence[str | None] | None = None) -> Plan:
+             descriptions: Sequence[str | None] | None = None, *, captions: bool = True,
+             on_steps: Callable[[Plan], None] | None = None) -> Plan:
         """Plan the steps from `start` to `goal` (images or features). `horizon`, when given, must
         be the model's T. `labels`: candidate label texts the plan's steps are also named from
         (open_vocab_labels), with optional `descriptions` (one text or None per label); their
-        embeddings and mapping are kept while the same list comes again."""
+        embeddings and mapping are kept while the same list comes again.
+
+        The LLM's captions take longer than everything else, and the step ids do not wait for
+        them: captions=False plans without them; `on_steps`, when this plan's captions are to
+        be written, is called with the plan as soon as its step ids are decoded (no captions
+        yet; timings so far), and the plan returned is the same plan with its captions, from
+        the same pass (nothing is computed twice)."""
         if horizon is not None and horizon != self.horizon:
             raise PlannerError(f"horizon {horizon} requested, but this model plans exactly {self.horizon} steps "
                                f"(its step queries are learned per position): use a model trained for T={horizon}")
-        index = self._label_index(labels, descriptions) if labels is not None else None
+        self.threads.apply_torch()  # before any torch op: label embeddings, backbone, LLM
+        policy = self.policy if captions else replace(self.policy, captions=False)
+        index = self._label_index(labels, descriptions, policy) if labels is not None else None
         start, goal = (self._as_batch(self._check_observation(x, name)) for x, name in ((start, "start"), (goal, "goal")))
         if start.dtype != goal.dtype:  # one image and one feature map: both as features
             start, goal = (self._as_features(x) for x in (start, goal))
-        out = plan_batch(self.model, self.backend, start, goal, self.policy, labels=index)
+        first = None if on_steps is None else (lambda out: on_steps(self._to_plan(out, index)))
+        return self._to_plan(plan_batch(self.model, self.backend, start, goal, policy, labels=index, on_steps=first), index)
+
+    def _to_plan(self, out: PlanBatch, index: LabelIndex | None) -> Plan:
+        """The first sample of a pipeline batch as a Plan."""
         ids = out.step_ids[0].tolist()
         probs = out.probs[0].numpy()
+        sentences = self.policy.states.sentences if self.policy.states is not None else None
         return Plan(
             horizon=self.horizon, step_ids=[int(i) for i in ids],
             labels=[self.model.step_labels[i] for i in ids],
             scores=[float(probs[t, i]) for t, i in enumerate(ids)], captions=list(out.captions[0]),
-            open_vocab_labels=None if index is None else [index.labels[i] for i in out.open_vocab_ids[0]],
+            open_vocab_labels=None if index is None or out.open_vocab_ids is None
+            else [index.labels[i] for i in out.open_vocab_ids[0]],
             open_vocab_method=out.open_vocab_method,
             backend=self.backend.name, timings_ms=out.timings_ms,
+            start_state=readings(sentences, out.start_states[0]) if sentences and out.start_states is not None else None,
+            goal_state=readings(sentences, out.goal_states[0]) if sentences and out.goal_states is not None else None,
         )
 
     def _as_features(self, observation: torch.Tensor) -> torch.Tensor:
@@ -171,18 +203,20 @@ class Planner:
 
         return image_tokens(self.model, self.backend, [observation])[0]
 
-    def open_vocab_problem(self) -> str | None:
+    def open_vocab_problem(self, policy: DecodingPolicy | None = None) -> str | None:
         """Why this planner cannot name plans from candidate labels (its policy's open-vocabulary
-        method needs what the model lacks or what is switched off), or None."""
-        return requirement_problem(self.model, self.policy)
+        method needs what the model lacks or what is switched off), or None. policy: the one a
+        plan uses, when not the planner's own (captions switched off for that plan)."""
+        return requirement_problem(self.model, policy or self.policy)
 
-    def _label_index(self, labels: Sequence[str], descriptions: Sequence[str | None] | None) -> LabelIndex:
+    def _label_index(self, labels: Sequence[str], descriptions: Sequence[str | None] | None,
+                     policy: DecodingPolicy) -> LabelIndex:
         """The index of `labels` (kept while the same list and descriptions come again)."""
         if isinstance(labels, str) or not labels or not all(isinstance(x, str) and x.strip() for x in labels):
             raise PlannerError("labels: expected a non-empty list of non-empty label strings")
         if descriptions is not None and len(descriptions) != len(labels):
             raise PlannerError(f"descriptions: {len(descriptions)} given for {len(labels)} labels")
-        problem = self.open_vocab_problem()
+        problem = self.open_vocab_problem(policy)
         if problem:
             raise PlannerError(f"labels given, but {problem}")
         described = list(descriptions) if descriptions is not None else None

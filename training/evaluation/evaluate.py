@@ -42,11 +42,13 @@ class EvalModel:
     transition: np.ndarray  # the train transition matrix saved with the model
     path: Path
     graphs: GraphRunner  # what runs the model's graphs: its torch modules or a runtime backend
+    states: Any = None  # the folder's step-effect model (models with a state head)
 
     def policy(self, **overrides) -> DecodingPolicy:
-        """The decoding the folder records (its transition matrix, its config's decoding
-        section), with `overrides` (DecodingPolicy.for_model: method, captions, llm_weight, ...)."""
-        return DecodingPolicy.for_model(self.model, self.transition, **overrides)
+        """The decoding the folder records (its transition matrix, step-effect model and its
+        config's decoding section), with `overrides` (DecodingPolicy.for_model: method, captions,
+        llm_weight, ...)."""
+        return DecodingPolicy.for_model(self.model, self.transition, states=self.states, **overrides)
 
 
 def load_for_eval(path: str | Path, device: str = "cpu", backend: str = "torch") -> EvalModel:
@@ -64,7 +66,7 @@ def load_for_eval(path: str | Path, device: str = "cpu", backend: str = "torch")
         from planllm_ros.runtime.backends import load_backend
 
         graphs = load_backend(backend, folder.model, folder.path, device)
-    return EvalModel(folder.model, config, folder.transition, folder.path, graphs)
+    return EvalModel(folder.model, config, folder.transition, folder.path, graphs, folder.states)
 
 
 def predict_split(loaded: EvalModel, dataset: ProcedureDataset, policy: DecodingPolicy, batch_size: int = 64,

@@ -2,7 +2,8 @@
 optimises them.
 
 Stage 1 freezes the LLM and both backbones and trains the visual encoder, the state
-interaction and the MIM parts with L_MIM only. Stage 2 adds LoRA on the LLM (when the variant
+interaction and the MIM parts with L_MIM only (and a state head, where the model has one, with
+its own loss: it reads only the frozen backbone tokens, so nothing else sees its gradient). Stage 2 adds LoRA on the LLM (when the variant
 trains it) and trains everything else with L_MIM + L_ASC + L_SD. The one-stage variant runs
 stage 2 from the start. Afterwards requires_grad is True exactly on the parameters the
 stage's losses reach, so an optimizer over them needs no unused-parameter handling (DDP too).
@@ -20,7 +21,7 @@ import torch
 
 from training.train.config import StageConfig
 
-STAGE1_PREFIXES = ("visual.", "interaction.", "qformer.", "contrast_")
+STAGE1_PREFIXES = ("visual.", "interaction.", "qformer.", "contrast_", "state_head.")
 
 
 def trained_in(model, name: str, stage: int) -> bool:

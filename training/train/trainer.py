@@ -40,11 +40,12 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from planllm_ros.model.decoding import DecodingPolicy
-from planllm_ros.model.folder import CHECKPOINT_DIR, MODEL_DIR, save_train_config, save_transition
+from planllm_ros.model.folder import CHECKPOINT_DIR, MODEL_DIR, STATE_MODEL_FILE, save_train_config, save_transition
 from planllm_ros.model.graphs import TorchGraphs
 from planllm_ros.model.pipeline import decode_steps, plan_batch
 from planllm_ros.model.planllm import PlanLLMOutput
 from training.datasets.base import ProcedureDataset, collate, transition_matrix
+from training.datasets.state_labels import StateLabeller, state_model_of
 from training.evaluation.metrics import procedure_metrics
 from training.train import distributed
 from training.train.checkpoint import CheckpointError, install_directory, load_checkpoint, save_checkpoint, temporary_sibling
@@ -66,10 +67,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_model(config: RunConfig, dataset: ProcedureDataset, device: torch.device):
+def build_model(config: RunConfig, dataset: ProcedureDataset, device: torch.device, states=None):
     """A freshly initialised PlanLLM for `dataset`'s vocabulary, its built-in LLM pretrained on
     the dataset's plans (seeded: the same config and data always give the same initial
-    weights, which resuming relies on), at stage 1's trainable parameters."""
+    weights, which resuming relies on), at stage 1's trainable parameters. `states`: the
+    step-effect model whose propositions a state head reads (models with one)."""
     from planllm_ros.model.config import PlanLLMConfig
     from planllm_ros.model.descriptions import embed_descriptions
     from planllm_ros.model.planllm import PlanLLM
@@ -80,8 +82,10 @@ def build_model(config: RunConfig, dataset: ProcedureDataset, device: torch.devi
     encoder = TextEncoder(text.encoder, text.checkpoint, text.open_clip_model)
     texts = [d.text() for d in dataset.descriptions]
     embeddings = embed_descriptions(texts, encoder, cache_dir=config.data.cache_dir)
+    state_embeddings = (embed_descriptions(list(states.sentences), encoder, cache_dir=config.data.cache_dir)
+                        if states is not None else None)
     seed_everything(config.train.seed)
-    model = PlanLLM(model_config, embeddings, list(dataset.vocab.labels), texts)
+    model = PlanLLM(model_config, embeddings, list(dataset.vocab.labels), texts, state_embeddings=state_embeddings)
     pretrain_builtin_llm(model, [[int(i) for i in steps] for steps in dataset.sequences()])
     if model_config.variant.use_mim:
         set_stage(model, 1)
@@ -149,7 +153,11 @@ class Trainer:
         self.train_set = load_split(config.data, "train", config.visual())
         self.val_set = load_split(config.data, "val", config.visual())
         self.transition = transition_matrix(self.train_set.sequences(), self.train_set.vocab.num_steps)
-        self.model = build_model(config, self.train_set, self.ctx.device)
+        self.states = self.labeller = None
+        if config.model.get("states", {}).get("enabled", False):
+            self.states = state_model_of(self.train_set)  # a function of the training split: a resumed run rebuilds the same
+            self.labeller = StateLabeller(self.states)
+        self.model = build_model(config, self.train_set, self.ctx.device, self.states)
         if self.model.config.variant.use_llm:
             labels = self.model.step_labels
             plans = {tuple(int(i) for i in steps) for steps in self.train_set.sequences()}
@@ -212,10 +220,10 @@ class Trainer:
         loss_sums: dict[str, float] = {}
         count = 0
         preds, gts = [], []
-        policy = DecodingPolicy.for_model(self.model, self.transition, method=self.config.train.decode, captions=False)
+        policy = self._policy()
         for batch in self._batches(indices, self.val_set):
             batch = self._to_device(batch)
-            out = self.model(batch["start"], batch["goal"], batch["steps"])
+            out = self.model(batch["start"], batch["goal"], batch["steps"], self._state_labels(batch))
             n = batch["steps"].shape[0]
             for name, value in out.losses.items():
                 loss_sums[name] = loss_sums.get(name, 0.0) + float(value) * n
@@ -231,6 +239,11 @@ class Trainer:
         self.model.train()
         return values
 
+    def _policy(self) -> DecodingPolicy:
+        """How validation decodes: train.decode, with this run's transition matrix and step-effect model."""
+        return DecodingPolicy.for_model(self.model, self.transition, states=self.states, method=self.config.train.decode,
+                                        captions=False)
+
     def _val_plans(self, batch: dict[str, torch.Tensor], out: PlanLLMOutput, policy: DecodingPolicy) -> np.ndarray:
         """Closed-set plans (B, T) of a val batch: the pipeline's decoding of the training pass's
         step logits. They are the logits inference computes: the pass reads h at the prompt's
@@ -240,7 +253,14 @@ class Trainer:
         if out.logits is None:
             return plan_batch(self.model, TorchGraphs(self.model), batch["start"], batch["goal"], policy).step_ids
         probs = out.logits.float().softmax(-1).cpu()
-        return decode_steps(self.model, probs, out.state_tokens, out.step_tokens, policy)[0]
+        states = tuple(s.float().cpu().numpy() for s in out.states) if out.states is not None else None
+        return decode_steps(self.model, probs, out.state_tokens, out.step_tokens, policy, states=states)[0]
+
+    def _state_labels(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The batch's state labels (models with a state head), from its steps and the descriptions."""
+        if self.labeller is None:
+            return None
+        return tuple(labels.to(self.ctx.device) for labels in self.labeller(batch["steps"]))
 
     def _improved(self, stage: StageConfig, values: dict[str, float]) -> bool:
         score = values["loss"] if stage.select == "loss" else values[stage.select]
@@ -311,7 +331,7 @@ class Trainer:
                     batch = self._to_device(batch)
                     sync = i == len(group) - 1 or not self.ctx.distributed
                     with (nullcontext() if sync else network.no_sync()), autocast(self.ctx.device, train.precision):
-                        out = network(batch["start"], batch["goal"], batch["steps"])
+                        out = network(batch["start"], batch["goal"], batch["steps"], self._state_labels(batch))
                         loss = out.losses["total"] / len(group)
                     scaler.scale(loss).backward()
                     for name, value in out.losses.items():
@@ -384,8 +404,8 @@ class Trainer:
         (the smallest on ties; candidates and both scores are computed once). None when the model
         has nothing to re-rank with or no weights are configured."""
         model, weights = self.model, sorted(self.config.train.llm_weights)
-        policy = DecodingPolicy.for_model(model, self.transition, method=self.config.train.decode, captions=False)
-        if not weights or not model.can_rerank or not policy.uses_viterbi:
+        policy = self._policy()
+        if not weights or not model.can_rerank or not (policy.uses_viterbi or policy.method == "grounded"):
             return None
         model.eval()
         graphs, candidates, truth = TorchGraphs(model), [], []
@@ -408,9 +428,12 @@ class Trainer:
     def save_model(self, path: Path) -> Path:
         """The model folder: `save_pretrained` + the training config + the train transition matrix, atomically."""
         tmp = temporary_sibling(path)
+        self.model.config.decoding.method = self.config.train.decode  # what validation chose with is what the folder plans with
         self.model.save_pretrained(tmp)
         save_train_config(tmp, self.config.to_dict())
         save_transition(tmp, self.transition)
+        if self.states is not None:
+            self.states.save(tmp / STATE_MODEL_FILE)
         return install_directory(tmp, path)
 
 

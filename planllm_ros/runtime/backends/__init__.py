@@ -8,11 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from planllm_ros.runtime.backends.base import BACKENDS, BackendError, GraphBackend
+from planllm_ros.runtime.threads import ThreadSettings
 
 
-def load_backend(name: str, model, model_dir: str | Path, device: str = "cpu", **options) -> GraphBackend:
+def load_backend(name: str, model, model_dir: str | Path, device: str = "cpu", threads: ThreadSettings | None = None,
+                 **options) -> GraphBackend:
     """The backend `name` for the graphs of `model` (a loaded PlanLLM). The torch backend runs
-    the model's own modules; the others read the ONNX files exported into `model_dir`."""
+    the model's own modules; the others read the ONNX files exported into `model_dir`.
+    threads: onnxruntime's intra-op threads and spinning (planllm_ros.runtime.threads; None: as
+    many as torch's in this thread); torch's threads are set by whoever plans, where it plans."""
     from planllm_ros.model.graphs import graph_names
 
     graphs = graph_names(model)
@@ -23,7 +27,7 @@ def load_backend(name: str, model, model_dir: str | Path, device: str = "cpu", *
     if name == "onnxruntime":
         from planllm_ros.runtime.backends.ort_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(model_dir, graphs, device=device, **options)
+        return OnnxRuntimeBackend(model_dir, graphs, device=device, threads=threads, **options)
     if name == "tensorrt":
         from planllm_ros.runtime.backends.trt_backend import TensorRTBackend
 

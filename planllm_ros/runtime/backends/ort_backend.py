@@ -14,6 +14,7 @@ import torch
 
 from planllm_ros.runtime.backends.tensorrt_engines import default_cache_dir
 from planllm_ros.runtime.backends.base import BackendError, GraphBackend, onnx_path, parse_device
+from planllm_ros.runtime.threads import ThreadSettings, thread_settings
 
 PROVIDERS = ("cpu", "cuda", "tensorrt")
 
@@ -57,13 +58,18 @@ class OnnxRuntimeBackend(GraphBackend):
     name = "onnxruntime"
 
     def __init__(self, model_dir: str | Path, graphs: Sequence[str], device: str = "cpu", provider: str | None = None,
-                 fp16: bool = False, cache_dir: str | Path | None = None, threads: int = 0):
+                 fp16: bool = False, cache_dir: str | Path | None = None, threads: ThreadSettings | None = None):
+        """threads: intra-op threads and spinning (planllm_ros.runtime.threads; the Planner passes
+        its own). None, for batch work outside a Planner (evaluation, the exporter's check): as
+        many as torch runs on in the loading thread, never spinning."""
         import onnxruntime as ort
 
         self.device = parse_device(device)
         providers = execution_providers(self.device, provider, fp16, cache_dir)
+        self.threads = threads or thread_settings(torch.get_num_threads())
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads  # 0: onnxruntime's default
+        options.intra_op_num_threads = self.threads.onnxruntime
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.threads.onnxruntime_spinning else "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.sessions: dict[str, ort.InferenceSession] = {}
         for graph in graphs:
