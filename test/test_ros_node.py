@@ -6,84 +6,26 @@ plan from fresh frames (no backlog) and hold memory steady while most frames are
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from statistics import median
 from typing import Any
 
 import numpy as np
 import pytest
-import rclpy
 
 from conftest import wait_for
+from node_helpers import (  # noqa: F401 (model_dir and ros are fixtures)
+    ANSWER_P95_S, NS, latest, model_dir, picture, planner_node, plans_with, ros, sending,
+)
 from planllm_ros.model.config import OpenVocabConfig
 from planllm_ros.ros.image_conv import image_to_rgb, rgb_to_image
 from planllm_ros.ros.plan_output import PANEL_HEIGHT, render_plan_image
 from planllm_ros.tools.client import PlannerClient
-from planllm_ros.tools.processes import start_planner, stop
-from runtime_helpers import LABELS, save_tiny_model
+from planllm_ros.tools.env import scaled
+from planllm_ros.tools.processes import rss_mb
+from runtime_helpers import LABELS
 
 pytestmark = pytest.mark.ros
-rng = np.random.default_rng(0)
-NS = "/robot"
-
-
-def picture(height: int = 96, width: int = 128) -> np.ndarray:
-    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny")
-
-
-@contextmanager
-def planner_node(
-    ros_env: dict[str, str], tmp_path: Path, model_dir: Path, *ros_args: str, client: PlannerClient | None = None, **topics: str
-) -> Iterator[tuple[Any, PlannerClient]]:
-    """The node from the launch file (namespace NS, `topics` remapped) and a client for it;
-    rclpy must be initialised. Fails the test with the node's log if it did not stop cleanly."""
-    log_path = tmp_path / "node.log"
-    with open(log_path, "w") as log:
-        process = start_planner(
-            {"model_dir": str(model_dir), "namespace": NS, **topics}, ros_env, log, extra_ros_args=list(ros_args)
-        )
-        try:
-            client = client or PlannerClient(
-                namespace=NS, image_topic=topics.get("image", "image"), goal_topic=topics.get("goal_image", "goal_image")
-            )
-            yield process, client
-        finally:
-            if client is not None:
-                client.close()
-            code = stop(process)
-    assert code == 0, log_path.read_text()
-
-
-@pytest.fixture
-def ros(ros_env: dict[str, str]) -> Iterator[dict[str, str]]:
-    rclpy.init()
-    yield ros_env
-    rclpy.shutdown()
-
-
-def sending(send: Callable[[], None], condition: Callable[[], bool], timeout: float = 90.0) -> bool:
-    """Keep sending (best-effort camera frames may be lost while discovery runs) until `condition`."""
-    def step() -> bool:
-        send()
-        return condition()
-
-    return wait_for(step, timeout, interval=0.1)
-
-
-def plans_with(client: PlannerClient, frame_id: str) -> list[dict]:
-    return [p for p in client.snapshot()["plans"] if p["header"]["frame_id"] == frame_id]
-
-
-def latest(client: PlannerClient) -> dict[str, str]:
-    diagnostics = client.snapshot()["diagnostics"]
-    return diagnostics[-1] if diagnostics else {}
 
 
 def test_goal_sent_before_the_node_starts_gets_a_plan(ros: dict[str, str], tmp_path: Path, model_dir: Path) -> None:
@@ -215,7 +157,7 @@ def test_bad_inputs_never_crash_and_the_service_answers_while_plans_run(
             assert response.success, response.message
             during_a_plan += "waiting for the plan that is running" in response.message
         assert during_a_plan >= 1
-        assert max(answers) < 2.0, answers
+        assert np.percentile(answers, 95) <= scaled(ANSWER_P95_S), answers
         assert wait_for(lambda: any(p["trigger"] == "service" for p in client.snapshot()["plans"]), 15)
 
 
@@ -238,7 +180,7 @@ def test_lifecycle_frees_and_reloads_the_model(ros: dict[str, str], tmp_path: Pa
         assert client.transition("cleanup") and client.state() == "unconfigured"
         assert wait_for(lambda: latest(client).get("state") == "unconfigured" and latest(client).get("model") == "", 15)
         assert client.set_parameters(mode="on_goal")[0].successful
-        assert client.transition("configure", timeout=90) and client.transition("activate")
+        assert client.transition("configure", timeout=scaled(90)) and client.transition("activate")
         assert client.state() == "active"
         client.send_goal(goal)  # subscriptions are new: the goal is sent again (or kept by transient local)
         assert sending(lambda: client.send_frame(picture(), frame_id="second"), lambda: bool(plans_with(client, "second")))
@@ -249,53 +191,35 @@ RATE_HZ = 30.0
 SECONDS = 20.0
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
-
-
 @pytest.mark.slow
-def test_30hz_camera_for_20s_keeps_queue_flat_and_memory_steady(ros_env: dict[str, str], tmp_path: Path, model_dir: Path) -> None:
-    rclpy.init()
-    client = PlannerClient(namespace="/robot")
+def test_30hz_camera_for_20s_keeps_queue_flat_and_memory_steady(ros: dict[str, str], tmp_path: Path, model_dir: Path) -> None:
+    client = PlannerClient(namespace=NS)
     frame = rgb_to_image(picture(480, 640))
     frame.header.frame_id = "camera"
-    try:
-        with planner_node(ros_env, tmp_path, model_dir, "-p", "mode:=continuous", "-p", "max_rate_hz:=5.0",
-                          client=client) as (process, _):  # fmt: skip
-            client.send_goal(picture())
+    with planner_node(ros, tmp_path, model_dir, "-p", "mode:=continuous", "-p", "max_rate_hz:=5.0",
+                      client=client) as (process, _):  # fmt: skip
+        client.send_goal(picture())
+        with client.camera_stream(frame, RATE_HZ) as published:
+            assert wait_for(lambda: len(client.snapshot()["plans"]) >= 1, 90)
+            began, plans_before = published(), len(client.snapshot()["plans"])
+            samples = []  # (seconds into the stream, node RSS MB, queue depth), once per diagnostics message
+            while (sent := published() - began) < SECONDS * RATE_HZ:
+                seen = len(client.snapshot()["diagnostics"])
+                assert wait_for(lambda: len(client.snapshot()["diagnostics"]) > seen, 15)
+                samples.append((sent / RATE_HZ, rss_mb(process.pid), int(latest(client)["queue_depth"])))
+        # Sensor-data QoS (best effort) may lose frames when the node's cores are busy; the queue and
+        # memory are what is tested here (frames lost on the way: planllm bench latency).
+        assert wait_for(lambda: int(latest(client).get("frames_received", "0")) >= 0.1 * sent, 15)
+        diagnostics = latest(client)
+        plans = client.snapshot()["plans"][plans_before:]
+        rss = {"early": median(m for t, m, _ in samples if 3 <= t < 7), "late": median(m for t, m, _ in samples if t >= SECONDS - 4)}
+        print(f"sent {sent} frames; node: {diagnostics}; {len(plans)} plans; RSS MB {rss}")
 
-            def send() -> None:
-                frame.header.stamp = client.node.get_clock().now().to_msg()
-                client.send_frame(frame)
-
-            assert sending(send, lambda: len(client.snapshot()["plans"]) >= 1)
-            began, sent, memory, depths = time.monotonic(), 0, [], []
-            plans_before = len(client.snapshot()["plans"])
-            while (elapsed := time.monotonic() - began) < SECONDS:
-                send()
-                sent += 1
-                if sent % int(RATE_HZ) == 0:
-                    memory.append((elapsed, rss_mb(process.pid)))
-                    depths.append(int(latest(client).get("queue_depth", "0")))
-                time.sleep(max(0.0, began + sent / RATE_HZ - time.monotonic()))  # pacing of the 30 Hz stream
-            # Sensor-data QoS (best effort, depth 1) loses frames by design when the node's cores are
-            # busy (under half arrived on a loaded CI run); the queue and memory are what is tested.
-            assert wait_for(lambda: int(latest(client).get("frames_received", "0")) >= 0.1 * sent, 15)
-            diagnostics = latest(client)
-            plans = client.snapshot()["plans"][plans_before:]
-            rss = {"early": median(m for t, m in memory if 3 <= t < 7), "late": median(m for t, m in memory if t >= SECONDS - 4)}
-            print(f"sent {sent} frames; node: {diagnostics}; {len(plans)} plans; RSS MB {rss}")
-
-            assert max(depths) <= 1
-            # every received frame that no plan used was dropped as stale, and counted
-            received, dropped = int(diagnostics["frames_received"]), int(diagnostics["frames_dropped"])
-            assert dropped >= received - int(diagnostics["plans"]) - 2 and dropped > 0, diagnostics
-            assert len(plans) >= 10  # planning went on throughout
-            assert max(p["latency_ms"]["start_frame_age"] for p in plans) < 3000  # fresh frames, no backlog
-            assert rss["late"] - rss["early"] < 40, rss
-            assert int(diagnostics["errors"]) == 0, diagnostics["last_error"]
-    finally:
-        rclpy.shutdown()
+        assert max(depth for _, _, depth in samples) <= 1
+        # every received frame that no plan used was dropped as stale, and counted
+        received, dropped = int(diagnostics["frames_received"]), int(diagnostics["frames_dropped"])
+        assert dropped >= received - int(diagnostics["plans"]) - 2 and dropped > 0, diagnostics
+        assert len(plans) >= 10  # planning went on throughout
+        assert max(p["latency_ms"]["start_frame_age"] for p in plans) < 3000  # fresh frames, no backlog
+        assert rss["late"] - rss["early"] < 40, rss
+        assert int(diagnostics["errors"]) == 0, diagnostics["last_error"]

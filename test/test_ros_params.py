@@ -17,6 +17,7 @@ import yaml
 
 from conftest import wait_for
 from planllm_ros.tools.client import PlannerClient
+from planllm_ros.tools.env import scaled
 from planllm_ros.tools.launch_reader import read_launch
 from planllm_ros.tools.processes import start_planner, stop
 
@@ -95,7 +96,7 @@ def test_unconfigured_node_answers_plan_now_and_reports_a_failed_load(idle_node:
     not_a_model.mkdir()
     (result,) = idle_node.set_parameters(model_dir=str(not_a_model))
     assert result.successful, result.reason
-    assert not idle_node.transition("configure", timeout=90)
+    assert not idle_node.transition("configure", timeout=scaled(90))
     assert idle_node.state() == "unconfigured"
     assert wait_for(lambda: "cannot load the model" in latest_diagnostics(idle_node).get("last_error", ""), 15)
     assert latest_diagnostics(idle_node)["level"] == "2"  # ERROR

@@ -60,7 +60,9 @@ class ParamSpec:
 
 
 PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("model_dir", "", "model directory (Planner.from_dir); empty: the bundled demo model", configure_time=True),
+    ParamSpec("model_dir", "", "model directory (Planner.from_dir); empty: the bundled demo model. Set while "
+              "configured, the node loads it beside the running model and swaps it in once loaded (~/reload loads "
+              "it again); a load that fails leaves the running model planning"),
     ParamSpec("backend", "torch", "inference backend", configure_time=True, choices=BACKENDS),
     ParamSpec("device", "cpu", "torch device: cpu, cuda or cuda:N", configure_time=True),
     ParamSpec("horizon", 0, "number of steps to plan; 0: the model's own horizon", int_range=(0, MAX_HORIZON)),

@@ -5,6 +5,13 @@ cleanup frees the model. Inference runs on one worker thread with a latest-only 
 executor keeps taking frames and answering ~/plan_now while a plan runs, and a slow model
 drops stale frames instead of queueing them. Bad frames are logged (throttled) and counted;
 nothing is published for them.
+
+Nothing the node does makes a service wait: the executor spins from the start (autostart
+configures beside it, so ~/plan_now, get_state and parameters answer while the model loads,
+which takes tens of seconds on a busy computer), lifecycle transitions, services, frames and
+timers have callback groups of their own, and a new model (~/reload, or model_dir set while
+configured) loads on a thread of its own beside the running one, which plans until the new
+one has loaded and passed its checks; a load that fails leaves the running model in place.
 """
 from __future__ import annotations
 
@@ -22,12 +29,14 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import ParameterException
+from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
-from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
-from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
@@ -36,13 +45,16 @@ from planllm_ros.ros.image_conv import msg_to_rgb, rgb_to_image
 from planllm_ros.ros.params import PARAMS, check, read_labels
 from planllm_ros.runtime.images import ImageConversionError
 from planllm_ros.runtime.labels import CandidateLabels
-from planllm_ros.ros.plan_output import Frame, plan_document, render_plan_image
+from planllm_ros.ros.plan_output import Frame, plan_document, plan_text, render_plan_image
 from planllm_ros.ros.worker import LatestSlotWorker
 
 NODE_NAME = "planllm_planner"
-# Newest frame only: a planner that is behind must see the present, not a backlog.
+# ROS's sensor-data profile (best effort, the last 5): the queue absorbs an executor that a busy
+# computer holds up for a few frame periods (with depth 1, 13 % of 30 Hz frames were replaced
+# unread with two busy processes on two cores); the callback only keeps the newest frame, so
+# a planner that is behind still sees the present, not a backlog.
 CAMERA_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE
+    history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE
 )
 # A goal published before the node (re)subscribes is still delivered.
 GOAL_QOS = QoSProfile(
@@ -54,6 +66,10 @@ GOAL_QOS = QoSProfile(
 WARN_THROTTLE_S = 5.0
 DIAGNOSTICS_PERIOD_S = 1.0
 WORKER_STOP_TIMEOUT_S = 60.0
+# A camera that has sent frames and then none for this long is reported as silent; a goal that
+# arrives meanwhile waits for the next frame instead of planning from the old one.
+CAMERA_SILENT_S = 2.0
+EXECUTOR_THREADS = 4
 
 
 @dataclass
@@ -69,19 +85,24 @@ class PlanRequest:
 class Counters:
     frames_received: int = 0
     frames_dropped: int = 0  # camera frames replaced before any plan used them
+    frames_lost_in_transport: int = 0  # camera frames DDS reports as lost on the way (message_lost)
     bad_frames: int = 0
     plans: int = 0
+    model_loads: int = 0  # models loaded and swapped in (configure and reloads)
     errors: int = 0
     last_latency_ms: float = 0.0
     last_error: str = ""
     warnings_since_report: int = 0
 
 
-class PlannerNode(LifecycleNode):
-    """The lifecycle planner node (see the module docstring)."""
+class PlannerNode(LifecycleNodeMixin, Node):
+    """The lifecycle planner node (see the module docstring). Built as rclpy's LifecycleNode is,
+    but with the lifecycle services in a callback group of their own: a transition that loads a
+    model must not hold up the parameter services (the node's default group)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **kwargs)
+        Node.__init__(self, NODE_NAME, **kwargs)
+        LifecycleNodeMixin.__init__(self, callback_group=MutuallyExclusiveCallbackGroup())
         for spec in PARAMS:
             self.declare_parameter(spec.name, spec.default, spec.descriptor())
         for spec in PARAMS:  # values from a params file or -p must obey the same rules
@@ -89,10 +110,17 @@ class PlannerNode(LifecycleNode):
             if reason:
                 raise ValueError(f"bad parameter: {reason}")
         self._lock = threading.Lock()
+        # Held while a plan runs and while the model is swapped or freed: a model is never
+        # replaced or closed under a running plan.
+        self._model_lock = threading.Lock()
         self._counters = Counters()
         self._planner: Any = None
         self._model_dir = ""
+        self._configuring = False
         self._active = False
+        self._loader = LatestSlotWorker(self._reload, name="planllm-loader")
+        self._last_frame_at: float | None = None
+        self._camera_silent = False
         self._worker: LatestSlotWorker[PlanRequest] | None = None
         self._frame: Frame | None = None
         self._frame_used = True
@@ -107,11 +135,13 @@ class PlannerNode(LifecycleNode):
         self._read_labels()
 
         self._frames_group = MutuallyExclusiveCallbackGroup()
+        self._goal_group = MutuallyExclusiveCallbackGroup()  # a goal never waits behind camera frames
         self._service_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, callback_group=self._timer_group)
         self.create_service(Trigger, "~/plan_now", self._on_plan_now, callback_group=self._service_group)
+        self.create_service(Trigger, "~/reload", self._on_reload, callback_group=self._service_group)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
@@ -135,24 +165,26 @@ class PlannerNode(LifecycleNode):
         except ValueError as error:
             self._record_error(f"{error}; keeping the previous labels", throttle=False)
 
-    def _labels_problem(self, labels_file: str) -> str | None:
-        """A loaded model that cannot name plans from labels (planllm_ros.model.openvocab)."""
-        problem = self._planner.open_vocab_problem() if self._planner is not None and labels_file else None
+    @staticmethod
+    def _labels_problem(planner: Any, labels_file: str) -> str | None:
+        """A model that cannot name plans from labels (planllm_ros.model.openvocab)."""
+        problem = planner.open_vocab_problem() if planner is not None and labels_file else None
         return f"labels_file {labels_file}: {problem}" if problem else None
 
-    def _horizon_problem(self, horizon: int) -> str | None:
-        """The loaded model plans a fixed number of steps: any other horizon would fail every plan."""
-        if self._planner is None or horizon in (0, self._planner.horizon):
+    @staticmethod
+    def _horizon_problem(planner: Any, horizon: int) -> str | None:
+        """A model plans a fixed number of steps: any other horizon would fail every plan."""
+        if planner is None or horizon in (0, planner.horizon):
             return None
-        return f"horizon {horizon}: the loaded model plans exactly {self._planner.horizon} steps (0 = the model's)"
+        return f"horizon {horizon}: the loaded model plans exactly {planner.horizon} steps (0 = the model's)"
 
     def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for param in params:
             reason = check(param.name, param.value, configured=self._planner is not None)
             if reason is None and param.name == "horizon":
-                reason = self._horizon_problem(param.value)
+                reason = self._horizon_problem(self._planner, param.value)
             if reason is None and param.name == "labels_file":
-                reason = self._labels_problem(param.value)
+                reason = self._labels_problem(self._planner, param.value)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
@@ -163,32 +195,67 @@ class PlannerNode(LifecycleNode):
             self._read_labels()
         if any(p.name == "max_rate_hz" for p in params) and self._rate_timer is not None:
             self._rate_timer.timer_period_ns = int(1e9 / self._param("max_rate_hz"))
+        if any(p.name == "model_dir" for p in params) and self._planner is not None:
+            self._loader.submit(self._param("model_dir"))  # unconfigured: configure reads it
 
     # ---- lifecycle --------------------------------------------------------------------------
 
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def _load(self, model_dir: str) -> tuple[Any, str]:
+        """A Planner for `model_dir` ("": the bundled model) that fits the node's horizon and
+        labels_file, and the folder's path; ValueError saying why not."""
+        # Imported here: the planner pulls in torch and the model, which only loading needs.
+        from planllm_ros.runtime.cli import default_model_dir
+        from planllm_ros.runtime.planner import Planner
+
+        path, backend = model_dir or str(default_model_dir()), self._param("backend")
+        started = time.monotonic()
         try:
-            # Imported here: the planner pulls in torch and the model, which only configure needs.
-            from planllm_ros.runtime.cli import default_model_dir
-            from planllm_ros.runtime.planner import Planner
-
-            model_dir = self._param("model_dir") or str(default_model_dir())
-
-            started = time.monotonic()
-            self._planner = Planner.from_dir(model_dir, backend=self._param("backend"), device=self._param("device"))
-        except Exception as error:  # any load failure: stay unconfigured and say why
-            self._record_error(f"cannot load the model: {error}", throttle=False)
-            return TransitionCallbackReturn.FAILURE
-        reason = self._horizon_problem(self._param("horizon")) or self._labels_problem(self._param("labels_file"))
-        if reason:
-            self._free_model()
-            self._record_error(reason, throttle=False)
-            return TransitionCallbackReturn.FAILURE
-        self._model_dir = model_dir
-        self.get_logger().info(
-            f"loaded {model_dir} ({self._param('backend')} on {self._param('device')}, horizon {self._planner.horizon}, "
-            f"{len(self._planner.step_labels)} steps) in {time.monotonic() - started:.1f} s"
+            planner = Planner.from_dir(path, backend=backend, device=self._param("device"))
+        except Exception as error:  # any load failure, said in one line
+            raise ValueError(f"cannot load the model from {path}: {error}") from error
+        reason = self._horizon_problem(planner, self._param("horizon")) or self._labels_problem(
+            planner, self._param("labels_file")
         )
+        if reason:
+            planner.close()
+            raise ValueError(reason)
+        self.get_logger().info(
+            f"loaded {path} ({backend} on {self._param('device')}, horizon {planner.horizon}, "
+            f"{len(planner.step_labels)} steps) in {time.monotonic() - started:.1f} s"
+        )
+        return planner, path
+
+    def _reload(self, model_dir: str) -> None:
+        """Loader thread: load `model_dir` beside the running model and swap it in once loaded;
+        a failed load leaves the running model planning."""
+        try:
+            planner, path = self._load(model_dir)
+        except ValueError as error:
+            self._record_error(f"{error}; still planning with {self._model_dir}", throttle=False)
+            return
+        with self._model_lock:  # waits for a running plan
+            old, configured = self._planner, self._planner is not None
+            if configured:
+                self._planner, self._model_dir = planner, path
+        (old if configured else planner).close()  # cleaned up meanwhile: the new one is not wanted
+        if configured:
+            with self._lock:
+                self._counters.model_loads += 1
+            self.get_logger().info(f"now planning with {self._model_dir}")
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._configuring = True
+        try:
+            planner, path = self._load(self._param("model_dir"))
+            with self._model_lock:
+                self._planner, self._model_dir = planner, path
+        except ValueError as error:
+            self._record_error(str(error), throttle=False)
+            return TransitionCallbackReturn.FAILURE
+        finally:
+            self._configuring = False
+        with self._lock:
+            self._counters.model_loads += 1
         self._plan_pub = self.create_lifecycle_publisher(String, "~/plan", 10)
         self._instructions_pub = self.create_lifecycle_publisher(String, "~/instructions", 10)
         self._image_pub = self.create_lifecycle_publisher(Image, "~/plan_image", 1)
@@ -197,9 +264,13 @@ class PlannerNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         camera_type = CompressedImage if self._param("compressed") else Image
+        # DDS reports frames that never reached the subscription (message_lost): counted apart
+        # from frames its queue replaced before the executor took them (the rest of those sent).
+        lost = SubscriptionEventCallbacks(message_lost=self._on_frames_lost)
         self._subscriptions_active = [
-            self.create_subscription(camera_type, "image", self._on_image, CAMERA_QOS, callback_group=self._frames_group),
-            self.create_subscription(Image, "goal_image", self._on_goal, GOAL_QOS, callback_group=self._frames_group),
+            self.create_subscription(camera_type, "image", self._on_image, CAMERA_QOS, callback_group=self._frames_group,
+                                     event_callbacks=lost),
+            self.create_subscription(Image, "goal_image", self._on_goal, GOAL_QOS, callback_group=self._goal_group),
         ]
         self._rate_timer = self.create_timer(
             1.0 / self._param("max_rate_hz"), self._on_rate_timer, callback_group=self._timer_group
@@ -221,8 +292,10 @@ class PlannerNode(LifecycleNode):
         return super().on_shutdown(state)
 
     def release(self) -> None:
-        """Stop planning and free the model, whatever the state (shutdown, Ctrl-C, SIGTERM)."""
+        """Stop planning and loading and free the model, whatever the state (shutdown, Ctrl-C,
+        SIGTERM)."""
         self._stop_activity()
+        self._loader.stop(WORKER_STOP_TIMEOUT_S)  # lets a running load finish first
         self._free_model()
 
     def _stop_activity(self) -> None:
@@ -238,16 +311,17 @@ class PlannerNode(LifecycleNode):
             self._worker = None
         with self._lock:
             self._frame, self._goal, self._goal_waiting_for_frame = None, None, False
+            self._last_frame_at, self._camera_silent = None, False
 
     def _free_model(self) -> None:
         for publisher in self._publishers_plan:
             self.destroy_lifecycle_publisher(publisher)
         self._publishers_plan = []
-        if self._planner is None:
+        with self._model_lock:
+            planner, self._planner, self._model_dir = self._planner, None, ""
+        if planner is None:
             return
-        self._planner.close()
-        self._planner = None
-        self._model_dir = ""
+        planner.close()
         gc.collect()
         torch = sys.modules.get("torch")  # only present if the backend imported it
         if torch is not None and torch.cuda.is_available():
@@ -270,14 +344,40 @@ class PlannerNode(LifecycleNode):
         frame = self._convert(msg, "image")
         if frame is None:
             return
+        now = time.monotonic()
         with self._lock:
             self._counters.frames_received += 1
             self._counters.frames_dropped += not self._frame_used
             self._frame, self._frame_used = frame, False
             goal_was_waiting = self._goal_waiting_for_frame and self._mode == "on_goal"
             self._goal_waiting_for_frame = False
+            silent_for = now - self._last_frame_at if self._camera_silent and self._last_frame_at else None
+            self._last_frame_at, self._camera_silent = now, False
+        if silent_for is not None:
+            self.get_logger().info(f"camera frames again on {self._camera_topic()} after {silent_for:.1f} s of silence")
         if goal_was_waiting:
             self._submit("goal")
+
+    def _on_frames_lost(self, info: QoSMessageLostInfo) -> None:
+        with self._lock:
+            self._counters.frames_lost_in_transport = info.total_count
+
+    def _camera_topic(self) -> str:
+        return self._subscriptions_active[0].topic_name if self._subscriptions_active else "image"
+
+    def _check_camera(self) -> float | None:
+        """Seconds since the last camera frame (None before the first); says once when the
+        camera has gone silent."""
+        with self._lock:
+            if self._last_frame_at is None:
+                return None
+            silent_s = time.monotonic() - self._last_frame_at
+            newly_silent = silent_s >= CAMERA_SILENT_S and not self._camera_silent
+            self._camera_silent = self._camera_silent or newly_silent
+        if newly_silent:
+            self.get_logger().warning(f"no camera frame on {self._camera_topic()} for {silent_s:.1f} s: "
+                                      "a new goal waits for the next frame")
+        return silent_s
 
     def _on_goal(self, msg: Image) -> None:
         goal = self._convert(msg, "goal_image")
@@ -285,7 +385,7 @@ class PlannerNode(LifecycleNode):
             return
         with self._lock:
             self._goal = goal
-            self._goal_waiting_for_frame = self._frame is None
+            self._goal_waiting_for_frame = self._frame is None or self._camera_silent
         self.get_logger().info(f"new goal image {goal.rgb.shape[1]}x{goal.rgb.shape[0]}")
         if self._mode == "on_goal" and not self._goal_waiting_for_frame:
             self._submit("goal")
@@ -299,10 +399,18 @@ class PlannerNode(LifecycleNode):
         if fresh:
             self._submit("continuous")
 
+    def _state(self) -> str:
+        if self._active:
+            return "active"
+        if self._configuring:
+            return "configuring"
+        return "inactive" if self._planner is not None else "unconfigured"
+
     def _on_plan_now(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         if not self._active:
-            state = "inactive" if self._planner is not None else "unconfigured"
-            response.success, response.message = False, f"not planning: the node is {state} (activate it first)"
+            state = self._state()
+            then = "wait for it to load the model" if state == "configuring" else "activate it first"
+            response.success, response.message = False, f"not planning: the node is {state} ({then})"
             return response
         seq = self._submit("service")
         if seq is None:
@@ -314,6 +422,17 @@ class PlannerNode(LifecycleNode):
             running = " (waiting for the plan that is running)" if self._worker and self._worker.busy else ""
             response.success = True
             response.message = f"plan #{seq} queued{running}; it will be published on {self._plan_pub.topic_name}"
+        return response
+
+    def _on_reload(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self._planner is None:
+            response.success, response.message = False, f"no model to reload: the node is {self._state()}"
+            return response
+        model_dir = self._param("model_dir")
+        self._loader.submit(model_dir)
+        response.success = True
+        response.message = (f"loading {model_dir or 'the bundled model'}; {self._model_dir} plans until it has "
+                            "loaded (diagnostics: model_dir, model_loads, last_error)")
         return response
 
     def _submit(self, trigger: str) -> int | None:
@@ -333,8 +452,9 @@ class PlannerNode(LifecycleNode):
         try:
             started = time.monotonic()
             labels = self._labels
-            plan = self._planner.plan(request.start.rgb, request.goal.rgb, horizon=self._horizon,
-                                      labels=labels and labels.labels, descriptions=labels and labels.descriptions)
+            with self._model_lock:
+                plan = self._planner.plan(request.start.rgb, request.goal.rgb, horizon=self._horizon,
+                                          labels=labels and labels.labels, descriptions=labels and labels.descriptions)
             text = plan.instructions()
             age_ns = self.get_clock().now().nanoseconds - (request.start.stamp.sec * 10**9 + request.start.stamp.nanosec)
             latency = {
@@ -347,7 +467,7 @@ class PlannerNode(LifecycleNode):
             self._instructions_pub.publish(String(data=text))
             if self._publish_image:
                 header = Header(stamp=request.start.stamp, frame_id=request.start.frame_id)
-                picture = render_plan_image(request.start.rgb, request.goal.rgb, text)
+                picture = render_plan_image(request.start.rgb, request.goal.rgb, plan_text(plan))
                 self._image_pub.publish(rgb_to_image(picture, header=header))
         except Exception as error:  # a failed plan must not end the worker thread: report and carry on
             self._record_error(f"plan #{request.seq} failed: {type(error).__name__}: {error}", throttle=True)
@@ -370,19 +490,24 @@ class PlannerNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         worker = self._worker
+        camera_silent_s = self._check_camera()
         with self._lock:
             c = self._counters
             values = {
-                "state": "active" if self._active else ("inactive" if self._planner is not None else "unconfigured"),
+                "state": self._state(),
                 "model": Path(self._model_dir).name,
                 "model_dir": self._model_dir,
                 "backend": self._param("backend"),
                 "device": self._param("device"),
                 "mode": self._mode,
+                "model_loads": c.model_loads,
+                "loading": self._configuring or self._loader.busy or bool(self._loader.depth),
+                "camera_silent_s": "" if camera_silent_s is None else f"{camera_silent_s:.1f}",
                 "last_latency_ms": f"{c.last_latency_ms:.1f}",
                 "plans": c.plans,
                 "frames_received": c.frames_received,
                 "frames_dropped": c.frames_dropped,
+                "frames_lost_in_transport": c.frames_lost_in_transport,
                 "requests_dropped": worker.replaced if worker else 0,
                 "queue_depth": worker.depth if worker else 0,
                 "planning": worker.busy if worker else False,
@@ -395,6 +520,8 @@ class PlannerNode(LifecycleNode):
             level, message = DiagnosticStatus.ERROR, values["last_error"]
         elif recent_warnings:
             level, message = DiagnosticStatus.WARN, values["last_error"]
+        elif self._camera_silent:
+            level, message = DiagnosticStatus.WARN, f"no camera frame for {values['camera_silent_s']} s"
         else:
             level, message = DiagnosticStatus.OK, f"{values['state']}, {values['plans']} plans"
         status = DiagnosticStatus(
@@ -406,6 +533,18 @@ class PlannerNode(LifecycleNode):
         self._diagnostics_pub.publish(array)
 
 
+def _autostart(node: PlannerNode, failed: Future) -> None:
+    """Configure and activate beside the spinning executor; `failed` gets a result if either
+    fails, unless the node was shut down meanwhile (SIGTERM while loading: a normal stop)."""
+    try:
+        ok = node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        ok = ok and node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    except _rclpy.RCLError:
+        ok = False
+    if not ok and node.context.ok():
+        failed.set_result(True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """`planner_node [--ros-args ...]`: run until Ctrl-C / SIGTERM; exit 1 if autostart fails."""
     rclpy.init(args=argv)
@@ -415,14 +554,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"planner_node: {error}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
     executor.add_node(node)
+    autostart_failed = Future()
+    autostart = None
+    if node.get_parameter("autostart").value:
+        autostart = threading.Thread(target=_autostart, args=(node, autostart_failed), name="planllm-autostart")
+        autostart.start()
     try:
-        if node.get_parameter("autostart").value:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                return 1
-            node.trigger_activate()
-        executor.spin()
+        executor.spin_until_future_complete(autostart_failed)  # until shutdown, unless autostart fails
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except _rclpy.RCLError:
@@ -431,11 +571,13 @@ def main(argv: list[str] | None = None) -> int:
         if executor.context.ok():
             raise
     finally:
+        if autostart is not None:
+            autostart.join()  # a model being loaded is loaded, then freed
         node.release()
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return 1 if autostart_failed.done() else 0
 
 
 if __name__ == "__main__":

@@ -2,14 +2,17 @@
 use to send camera/goal images, collect plans and diagnostics, and drive services.
 
 It spins its own executor on a background thread, so callers simply poll its lists (with
-conftest's `wait_for` or a deadline loop) while messages arrive.
+conftest's `wait_for` or a deadline loop) while messages arrive. Service calls wait at most
+SERVICE_TIMEOUT_S scaled for this machine (planllm_ros.tools.env.scaled) unless told otherwise.
 """
 from __future__ import annotations
 
 import json
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -28,8 +31,9 @@ from std_srvs.srv import Trigger
 
 from planllm_ros.ros.image_conv import rgb_to_compressed, rgb_to_image
 from planllm_ros.ros.planner_node import CAMERA_QOS, GOAL_QOS, NODE_NAME
+from planllm_ros.tools.env import scaled
 
-SERVICE_TIMEOUT_S = 15.0
+SERVICE_TIMEOUT_S = 15.0  # on a quiet machine; each call waits scaled(SERVICE_TIMEOUT_S) by default
 TRANSITIONS = {
     "configure": Transition.TRANSITION_CONFIGURE,
     "activate": Transition.TRANSITION_ACTIVATE,
@@ -71,6 +75,7 @@ class PlannerClient:
         self.node.create_subscription(Image, f"{prefix}/plan_image", self._keep(self.plan_images, lambda m: m), 1)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self._plan_now = self.node.create_client(Trigger, f"{prefix}/plan_now")
+        self._reload = self.node.create_client(Trigger, f"{prefix}/reload")
         self._change_state = self.node.create_client(ChangeState, f"{prefix}/change_state")
         self._get_state = self.node.create_client(GetState, f"{prefix}/get_state")
         self._set_parameters = self.node.create_client(SetParameters, f"{prefix}/set_parameters")
@@ -111,9 +116,37 @@ class PlannerClient:
     def send_goal(self, goal: np.ndarray | Image, encoding: str = "rgb8", frame_id: str = "goal") -> None:
         self._goal.publish(rgb_to_image(goal, encoding, self._header(frame_id)) if isinstance(goal, np.ndarray) else goal)
 
+    @contextmanager
+    def camera_stream(self, frame: Image | CompressedImage, rate_hz: float) -> Iterator[Callable[[], int]]:
+        """Publish `frame`, stamped now each time, at `rate_hz` on a thread of its own, as a
+        camera driver does, until the block ends; yields a function that returns how many
+        frames were published so far. A publisher that falls behind skips ticks instead of
+        bursting to catch up."""
+        stop = threading.Event()
+        published = [0]
+
+        def run() -> None:
+            period, next_at = 1.0 / rate_hz, time.monotonic()
+            while not stop.wait(max(0.0, next_at - time.monotonic())):
+                frame.header.stamp = self.node.get_clock().now().to_msg()
+                self._camera.publish(frame)
+                published[0] += 1
+                next_at = max(next_at + period, time.monotonic())
+
+        thread = threading.Thread(target=run, name="planllm-camera", daemon=True)
+        thread.start()
+        try:
+            yield lambda: published[0]
+        finally:
+            stop.set()
+            thread.join()
+
     # ---- services ---------------------------------------------------------------------------
 
-    def _call(self, client: Any, request: Any, timeout: float) -> Any:
+    def _call(self, client: Any, request: Any, timeout: float | None) -> Any:
+        """The service's answer; TimeoutError when it is not available, or does not answer,
+        within `timeout` (default: scaled(SERVICE_TIMEOUT_S)) each."""
+        timeout = scaled(SERVICE_TIMEOUT_S) if timeout is None else timeout
         if not client.wait_for_service(timeout_sec=timeout):
             raise TimeoutError(f"service {client.srv_name} is not available after {timeout} s")
         done = threading.Event()
@@ -121,21 +154,26 @@ class PlannerClient:
         future.add_done_callback(lambda _: done.set())
         if not done.wait(timeout):
             client.remove_pending_request(future)
-            raise TimeoutError(f"service {client.srv_name} did not answer within {timeout} s")
+            raise TimeoutError(f"service {client.srv_name} did not answer within {timeout:.1f} s")
         return future.result()
 
-    def plan_now(self, timeout: float = SERVICE_TIMEOUT_S) -> Trigger.Response:
+    def plan_now(self, timeout: float | None = None) -> Trigger.Response:
         return self._call(self._plan_now, Trigger.Request(), timeout)
 
-    def transition(self, name: str, timeout: float = SERVICE_TIMEOUT_S) -> bool:
+    def reload(self, timeout: float | None = None) -> Trigger.Response:
+        """Ask the node to load its model_dir again (the answer comes at once; the load's
+        outcome shows in the diagnostics: model_dir, model_loads, last_error)."""
+        return self._call(self._reload, Trigger.Request(), timeout)
+
+    def transition(self, name: str, timeout: float | None = None) -> bool:
         """Run a lifecycle transition (configure/activate/deactivate/cleanup); True on success."""
         request = ChangeState.Request(transition=Transition(id=TRANSITIONS[name]))
         return bool(self._call(self._change_state, request, timeout).success)
 
-    def state(self, timeout: float = SERVICE_TIMEOUT_S) -> str:
+    def state(self, timeout: float | None = None) -> str:
         return self._call(self._get_state, GetState.Request(), timeout).current_state.label
 
-    def set_parameters(self, timeout: float = SERVICE_TIMEOUT_S, **values: Any) -> list[SetParametersResult]:
+    def set_parameters(self, timeout: float | None = None, **values: Any) -> list[SetParametersResult]:
         params: list[ParameterMsg] = [Parameter(name, value=value).to_parameter_msg() for name, value in values.items()]
         return list(self._call(self._set_parameters, SetParameters.Request(parameters=params), timeout).results)
 
