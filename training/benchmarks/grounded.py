@@ -1,6 +1,7 @@
 """`planllm bench grounded`: plans for tasks the model never trained on. State-grounded decoding
-against Viterbi with the LLM re-ranking, on val (where the decoding is chosen), on the closed
-test split and on the held-out (novel) tasks, and the state head's error.
+against Viterbi with the LLM re-ranking, on val and novel-val (held-out tasks, episodes of their
+own seed stream: where the decoding is chosen), on the closed test split and on the held-out
+(novel) tasks, and the state head's error.
 
 One model folder with a state head (`planllm states` or `planllm train` with states.enabled) is
 planned through the one pipeline with each decoding:
@@ -32,7 +33,10 @@ from training.evaluation.evaluate import load_for_eval, predict_split
 from training.evaluation.metrics import procedure_metrics
 from training.train.splits import load_split
 
-SPLITS = ("val", "test", "novel")
+SPLITS = ("val", "novel-val", "test", "novel")
+# novel-val: episodes of the held-out tasks from the data seed stream seed + NOVEL_VAL_SEED, which
+# no split of any seed below it draws; with val, it is where the decoding is chosen
+NOVEL_VAL_SEED = 1000
 DECODINGS = ("Viterbi + LLM re-ranking", "grounded", "grounded, no LLM")
 TRUE_STATES = "grounded, true states (upper reference)"
 
@@ -63,6 +67,8 @@ def run_split(loaded, data, split: str, batch_size: int) -> dict:
     """Every decoding's predictions on one split, the state readings and (tabletop) the truth."""
     from training.tabletop.dataset import windows
 
+    if split == "novel-val":
+        data, split = dataclasses.replace(data, seed=data.seed + NOVEL_VAL_SEED), "novel"
     dataset = load_split(data, split, loaded.model.config.visual)
     gt = np.stack(dataset.sequences()).astype(np.int64)
     out = {"gt": gt, "episodes": np.array([s.video for s in dataset.samples]), "pred": {}}
@@ -151,8 +157,9 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
                      for n in names}, "SR (%)")
     notes = [f"model: {args.model} (decoding.method {loaded.model.config.decoding.method}, chosen on val; grounded "
              f"weights {dataclasses.asdict(loaded.model.config.decoding.grounded)}, fixed before any measurement)",
-             "val chooses; test and novel are reported once for this configuration. novel: episodes of the held-out "
-             "tasks, made only of steps the model knows, in orders no training window shows",
+             "val and novel-val choose; test and novel are reported once for this configuration. novel: episodes of "
+             "the held-out tasks, made only of steps the model knows, in orders no training window shows; novel-val: "
+             f"the same tasks' episodes from data seed {data.seed + NOVEL_VAL_SEED}",
              "true states: the tabletop's hidden symbolic states read without error in place of the state head, through "
              "the same search and step-effect model (learned from descriptions); an upper reference, not a deployable "
              "planner"]
