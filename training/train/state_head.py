@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from planllm_ros.export.model_card import read_training_record
 from planllm_ros.model.decoding import DecodingPolicy
 from planllm_ros.model.descriptions import embed_descriptions
 from planllm_ros.model.folder import STATE_MODEL_FILE, TRAIN_CONFIG_FILE, TRANSITION_FILE, load_model_folder
@@ -31,6 +32,7 @@ from training.datasets.base import ProcedureDataset, collate
 from training.datasets.state_labels import StateLabeller, state_model_of
 from training.train.checkpoint import install_directory, temporary_sibling
 from training.train.config import from_tree
+from training.train.logging_utils import training_record, write_training_record
 from training.train.splits import load_split
 
 
@@ -89,7 +91,9 @@ def fit_state_head(model_dir: str | Path, out_dir: str | Path, *, epochs: int = 
                    progress: bool = True) -> tuple[Path, StateHeadReport]:
     """Fit a state head onto the model folder `model_dir` and write the result to `out_dir`.
     train_samples: fit on that many training samples of the model's own training stream (the
-    first ones, so a subset of what the model trained on; None: the model's own number)."""
+    first ones, so a subset of what the model trained on; None: the model's own number). The new
+    folder's training record names the code that fitted the head and keeps the base model's."""
+    record = training_record()  # the code that fits, taken before it starts
     folder = load_model_folder(model_dir, require=(TRANSITION_FILE, TRAIN_CONFIG_FILE))
     config = from_tree(folder.train_config, str(Path(folder.path) / TRAIN_CONFIG_FILE))
     if train_samples is not None:
@@ -146,6 +150,9 @@ def fit_state_head(model_dir: str | Path, out_dir: str | Path, *, epochs: int = 
         shutil.copy2(Path(folder.path) / name, tmp / name)
     states.save(tmp / STATE_MODEL_FILE)
     report = StateHeadReport(losses, best, label_error, sr, method)
+    write_training_record(tmp, {**record, "state_head": {
+        "fitted_onto": str(folder.path), "train_samples": len(train_set), "epochs": epochs, "kept_epoch": best + 1,
+        "val_sr": sr, "base_training": read_training_record(folder.path)}})
     return install_directory(tmp, out_dir), report
 
 
