@@ -1,4 +1,4 @@
-"""`planllm eval --checkpoint DIR [--split test|val|novel|paraphrase] [--decode viterbi|argmax]
+"""`planllm eval --checkpoint DIR [--split test|val|novel|paraphrase] [--decode viterbi|argmax|grounded]
 [--backend torch|onnxruntime|tensorrt] [--card] [--json]`.
 
 DIR is a run directory from `planllm train` (its model/ is used) or a model folder (trained or
@@ -21,8 +21,9 @@ from training.train.config import ConfigError, apply_override, from_tree
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="run directory or model directory written by planllm train")
     parser.add_argument("--split", default="test", help="test (default), val, or for tabletop also novel / paraphrase")
-    parser.add_argument("--decode", choices=CLOSED_SET_METHODS, default="viterbi",
-                        help="closed-set decoding (viterbi uses the train transition matrix)")
+    parser.add_argument("--decode", choices=CLOSED_SET_METHODS, default=None,
+                        help="closed-set decoding (default: the folder's own, its decoding.method; viterbi uses the "
+                             "train transition matrix, grounded also the state head and step-effect model)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
                         help="change the data section of the saved config, e.g. --set data.eval_samples=200")
     parser.add_argument("--batch-size", type=int, default=64)
