@@ -1,6 +1,6 @@
 """Python twin of planllm.launch.xml (same arguments, same node): `ros2 launch planllm_ros planllm.launch.py`.
 
-The node parameters set from launch arguments (model_dir, backend) take their defaults from the
+The node parameters set from launch arguments (model_dir, backend, threads) take their defaults from the
 node's own table, planllm_ros/ros/params.py. The launch packages are imported inside
 generate_launch_description, so ARGUMENTS can be read where only the node's wheels are
 installed (test/test_ros_param_defaults.py checks them against the XML and the parameter table).
@@ -13,11 +13,13 @@ from planllm_ros.ros.params import SPECS
 ARGUMENTS = {
     "model_dir": (SPECS["model_dir"].default, "model directory; empty: the bundled demo model"),
     "backend": (SPECS["backend"].default, "torch, onnxruntime or tensorrt"),
+    "threads": (str(SPECS["threads"].default), "threads per op for torch and onnxruntime; 0: the planner's defaults"),
     "namespace": ("", "namespace of the node and its topics"),
     "image": ("image", "camera topic (sensor_msgs/Image)"),
     "goal_image": ("goal_image", "goal image topic (sensor_msgs/Image)"),
 }
-PARAMETER_ARGUMENTS = ("model_dir", "backend")  # node parameters set from the launch argument of the same name
+# node parameters set from the launch argument of the same name
+PARAMETER_ARGUMENTS = ("model_dir", "backend", "threads")
 
 
 def generate_launch_description():

@@ -33,14 +33,17 @@ def test_latency_quick(ros_env: dict[str, str], tmp_path: Path) -> None:
     assert set(planner) == {"torch", "onnxruntime", "tensorrt"}
     for backend in ("torch", "onnxruntime"):  # both run on this CPU with the bundled model's ONNX graphs
         cells = planner[backend]
-        p50, p95 = (float(x) for x in cells[3].split(" / "))  # total
-        assert 0 < p50 <= p95 and float(cells[-1]) > 0
+        steps, captions, total = ([float(x) for x in cells[i].split(" / ")] for i in (3, 4, 5))
+        assert all(0 < p50 <= p95 for p50, p95 in (steps, captions, total)) and float(cells[-1]) > 0
+        assert steps[0] < total[0]  # the step ids come before the captions
     (open_vocab,) = table_rows(text, "Open vocabulary: 100 candidate labels")
     assert open_vocab[0] in ("captions", "steps", "zero_shot", "joint") and float(open_vocab[1]) > 0
     p50, p95 = (float(x) for x in open_vocab[2].split(" / "))
     assert 0 < p50 <= p95 and open_vocab[3] in ("yes", "no")
     (node,) = table_rows(text, "Node end to end")
-    assert node[0] == "2" and 0 < float(node[1]) <= float(node[3])
+    ids_p50, ids_p95, plan_p50, plan_p95, plan_max = (float(x) for x in node[1:6])
+    assert node[0] == "2" and 0 < ids_p50 <= ids_p95 and 0 < plan_p50 <= plan_p95 <= plan_max
+    assert ids_p50 < plan_p50  # goal -> step ids beats goal -> captions: the ids go out first
     (stream,) = table_rows(text, "30 Hz camera")
     sent, received, lost, dropped, plans = (int(x) for x in stream[:5])
     assert sent >= 60 and received + lost == sent and 0 < received <= sent

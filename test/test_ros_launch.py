@@ -28,6 +28,7 @@ def test_default_command_follows_the_launch_file() -> None:
         "--params-file", str(REPO / "config" / "planllm.yaml"),
         "-p", "model_dir:=''",
         "-p", "backend:=torch",
+        "-p", "threads:=0",
         "-r", "image:=image",
         "-r", "goal_image:=goal_image",
     ]  # fmt: skip
@@ -38,6 +39,7 @@ def test_arguments_fill_namespace_remaps_and_params(tmp_path: Path) -> None:
         arguments={
             "model_dir": str(tmp_path),
             "backend": "onnxruntime",
+            "threads": "2",
             "namespace": "robot1",
             "image": "/camera/color/image_raw",
             "goal_image": "/task/goal",
@@ -45,7 +47,7 @@ def test_arguments_fill_namespace_remaps_and_params(tmp_path: Path) -> None:
         }
     )
     assert node.namespace == "/robot1"
-    assert node.params == [("model_dir", str(tmp_path)), ("backend", "onnxruntime")]
+    assert node.params == [("model_dir", str(tmp_path)), ("backend", "onnxruntime"), ("threads", "2")]
     assert node.params_files == [str(tmp_path / "p.yaml")]
     assert node.remaps == [("image", "/camera/color/image_raw"), ("goal_image", "/task/goal")]
     assert ["-r", "__ns:=/robot1"] == node.ros_args()[3:5]

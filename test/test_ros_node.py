@@ -172,8 +172,9 @@ def test_lifecycle_frees_and_reloads_the_model(ros: dict[str, str], tmp_path: Pa
         (horizon,) = client.set_parameters(horizon=5)
         assert not horizon.successful and "plans exactly 3 steps" in horizon.reason
         assert client.set_parameters(horizon=3)[0].successful
-        (locked,) = client.set_parameters(backend="onnxruntime")
-        assert not locked.successful and "read at configure" in locked.reason
+        for name, value in (("backend", "onnxruntime"), ("threads", 2)):
+            (locked,) = client.set_parameters(**{name: value})
+            assert not locked.successful and "read at configure" in locked.reason, name
 
         assert client.transition("deactivate") and client.state() == "inactive"
         assert not client.plan_now().success

@@ -70,5 +70,5 @@ def test_launch_py_declares_the_xml_arguments_with_the_same_defaults() -> None:
         assert default == xml_arguments[name], (name, default, xml_arguments[name])
     (node,) = read_launch()
     assert set(launch_py.PARAMETER_ARGUMENTS) == {name for name, _ in node.params}
-    for name in launch_py.PARAMETER_ARGUMENTS:
-        assert launch_py.ARGUMENTS[name][0] == SPECS[name].default
+    for name in launch_py.PARAMETER_ARGUMENTS:  # a launch argument is text: as the node receives it
+        assert _as_received(launch_py.ARGUMENTS[name][0], SPECS[name].default) == SPECS[name].default, name

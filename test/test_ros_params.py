@@ -52,6 +52,7 @@ def test_bad_values_are_rejected_with_a_reason(idle_node: PlannerClient, tmp_pat
     bad = {
         "mode": ("sometimes", "mode must be one of on_goal, continuous, on_request"),
         "horizon": (65, "out of range"),
+        "threads": (-1, "out of range"),
         "max_rate_hz": (0.0, "out of range"),
         "backend": ("jax", "backend must be one of torch, onnxruntime, tensorrt"),
         "device": ("gpu0", "device must be cpu, cuda or cuda:N"),
@@ -81,7 +82,8 @@ def test_good_values_are_taken(idle_node: PlannerClient, tmp_path: Path) -> None
     labels = tmp_path / "labels.txt"
     labels.write_text("pick up the cup\nplace the cup on the plate\n")
     results = idle_node.set_parameters(
-        mode="continuous", horizon=4, max_rate_hz=5.0, device="cuda:1", backend="onnxruntime", labels_file=str(labels)
+        mode="continuous", horizon=4, max_rate_hz=5.0, device="cuda:1", backend="onnxruntime", labels_file=str(labels),
+        threads=2,
     )
     assert all(r.successful for r in results), [r.reason for r in results]
     assert wait_for(lambda: any(d.get("mode") == "continuous" for d in idle_node.snapshot()["diagnostics"]), 15)

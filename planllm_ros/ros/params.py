@@ -23,6 +23,7 @@ from planllm_ros.runtime.labels import CandidateLabels, LabelFileError, read_lab
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 MODES = ("on_goal", "continuous", "on_request")
 MAX_HORIZON = 64
+MAX_THREADS = 256  # a bound for the descriptor; the planner never runs more threads than usable cores
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
@@ -65,6 +66,9 @@ PARAMS: tuple[ParamSpec, ...] = (
               "it again); a load that fails leaves the running model planning"),
     ParamSpec("backend", "torch", "inference backend", configure_time=True, choices=BACKENDS),
     ParamSpec("device", "cpu", "torch device: cpu, cuda or cuda:N", configure_time=True),
+    ParamSpec("threads", 0, "threads per op for torch and onnxruntime; 0: the planner's defaults (one each, "
+              "onnxruntime's threads never spinning), fastest on a small or busy computer; never more than the cores "
+              "the node may run on (its CPU affinity)", configure_time=True, int_range=(0, MAX_THREADS)),
     ParamSpec("horizon", 0, "number of steps to plan; 0: the model's own horizon", int_range=(0, MAX_HORIZON)),
     ParamSpec("max_rate_hz", 2.0, "highest planning rate in continuous mode", float_range=(0.1, 60.0)),
     ParamSpec("labels_file", "", "UTF-8 text file of candidate labels, one per line, that each plan's steps are also "

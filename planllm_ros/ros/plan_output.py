@@ -36,15 +36,19 @@ def stamp_dict(stamp: Time) -> dict[str, int]:
 
 
 def plan_document(
-    plan: Plan, start: Frame, goal: Frame, seq: int, trigger: str, latency_ms: dict[str, float]
+    plan: Plan, start: Frame, goal: Frame, seq: int, trigger: str, latency_ms: dict[str, float], captions_pending: bool
 ) -> str:
     """The ~/plan JSON: stamped with the start frame's header (the plan describes that moment),
-    plus the goal's header, the plan fields and per-stage latency (model stages + node stages)."""
+    plus the goal's header, the plan fields and per-stage latency (model stages + node stages).
+    captions_pending: this document carries the step ids before the LLM has written the
+    captions; the same plan (same seq) follows with them, so a robot can start acting on the
+    ids while the words are written."""
     document = {
         "header": {"stamp": stamp_dict(start.stamp), "frame_id": start.frame_id},
         "goal_header": {"stamp": stamp_dict(goal.stamp), "frame_id": goal.frame_id},
         "seq": seq,
         "trigger": trigger,
+        "captions_pending": captions_pending,
         "horizon": plan.horizon,
         "step_ids": [int(i) for i in plan.step_ids],
         "labels": list(plan.labels),

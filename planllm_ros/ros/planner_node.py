@@ -12,6 +12,13 @@ which takes tens of seconds on a busy computer), lifecycle transitions, services
 timers have callback groups of their own, and a new model (~/reload, or model_dir set while
 configured) loads on a thread of its own beside the running one, which plans until the new
 one has loaded and passed its checks; a load that fails leaves the running model in place.
+
+Step ids first, words after: the LLM's captions take longer than the rest of a plan, so the
+worker publishes the ~/plan document as soon as the step ids are decoded ("captions_pending":
+true), then the same plan (same seq) with its captions ("captions_pending": false), and
+~/instructions and ~/plan_image from that final plan. ~/plan_now_steps plans without captions
+for a caller that only needs the steps. Threads per op come from the `threads` parameter
+(planllm_ros.runtime.threads: 0 gives the planner's defaults).
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import itertools
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +53,7 @@ from planllm_ros.ros.image_conv import msg_to_rgb, rgb_to_image
 from planllm_ros.ros.params import PARAMS, check, read_labels
 from planllm_ros.runtime.images import ImageConversionError
 from planllm_ros.runtime.labels import CandidateLabels
+from planllm_ros.runtime.plan import Plan
 from planllm_ros.ros.plan_output import Frame, plan_document, plan_text, render_plan_image
 from planllm_ros.ros.worker import LatestSlotWorker
 
@@ -79,6 +88,7 @@ class PlanRequest:
     start: Frame
     goal: Frame
     queued_at: float
+    captions: bool = True  # False: step ids only (~/plan_now_steps)
 
 
 @dataclass
@@ -140,7 +150,10 @@ class PlannerNode(LifecycleNodeMixin, Node):
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics, callback_group=self._timer_group)
-        self.create_service(Trigger, "~/plan_now", self._on_plan_now, callback_group=self._service_group)
+        self.create_service(Trigger, "~/plan_now", self._plan_now_service(captions=True),
+                            callback_group=self._service_group)
+        self.create_service(Trigger, "~/plan_now_steps", self._plan_now_service(captions=False),
+                            callback_group=self._service_group)
         self.create_service(Trigger, "~/reload", self._on_reload, callback_group=self._service_group)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._on_parameters_set)
@@ -210,7 +223,8 @@ class PlannerNode(LifecycleNodeMixin, Node):
         path, backend = model_dir or str(default_model_dir()), self._param("backend")
         started = time.monotonic()
         try:
-            planner = Planner.from_dir(path, backend=backend, device=self._param("device"))
+            planner = Planner.from_dir(path, backend=backend, device=self._param("device"),
+                                       threads=self._param("threads"))
         except Exception as error:  # any load failure, said in one line
             raise ValueError(f"cannot load the model from {path}: {error}") from error
         reason = self._horizon_problem(planner, self._param("horizon")) or self._labels_problem(
@@ -221,7 +235,8 @@ class PlannerNode(LifecycleNodeMixin, Node):
             raise ValueError(reason)
         self.get_logger().info(
             f"loaded {path} ({backend} on {self._param('device')}, horizon {planner.horizon}, "
-            f"{len(planner.step_labels)} steps) in {time.monotonic() - started:.1f} s"
+            f"{len(planner.step_labels)} steps) in {time.monotonic() - started:.1f} s; threads per op: "
+            f"{planner.threads.describe()}"
         )
         return planner, path
 
@@ -406,23 +421,30 @@ class PlannerNode(LifecycleNodeMixin, Node):
             return "configuring"
         return "inactive" if self._planner is not None else "unconfigured"
 
-    def _on_plan_now(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        if not self._active:
-            state = self._state()
-            then = "wait for it to load the model" if state == "configuring" else "activate it first"
-            response.success, response.message = False, f"not planning: the node is {state} ({then})"
+    def _plan_now_service(self, captions: bool) -> Callable[[Trigger.Request, Trigger.Response], Trigger.Response]:
+        """The callback of ~/plan_now (captions: True) or ~/plan_now_steps (False: step ids only,
+        for a caller that acts on the steps and need not wait for the LLM's words)."""
+        what = "plan" if captions else "plan (step ids only)"
+
+        def on_plan_now(request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+            if not self._active:
+                state = self._state()
+                then = "wait for it to load the model" if state == "configuring" else "activate it first"
+                response.success, response.message = False, f"not planning: the node is {state} ({then})"
+                return response
+            seq = self._submit("service", captions=captions)
+            if seq is None:
+                with self._lock:
+                    inputs = (("camera frame", self._frame), ("goal image", self._goal))
+                    missing = [name for name, frame in inputs if frame is None]
+                response.success, response.message = False, f"no {' and no '.join(missing)} received yet"
+            else:
+                running = " (waiting for the plan that is running)" if self._worker and self._worker.busy else ""
+                response.success = True
+                response.message = f"{what} #{seq} queued{running}; it will be published on {self._plan_pub.topic_name}"
             return response
-        seq = self._submit("service")
-        if seq is None:
-            with self._lock:
-                inputs = (("camera frame", self._frame), ("goal image", self._goal))
-                missing = [name for name, frame in inputs if frame is None]
-            response.success, response.message = False, f"no {' and no '.join(missing)} received yet"
-        else:
-            running = " (waiting for the plan that is running)" if self._worker and self._worker.busy else ""
-            response.success = True
-            response.message = f"plan #{seq} queued{running}; it will be published on {self._plan_pub.topic_name}"
-        return response
+
+        return on_plan_now
 
     def _on_reload(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         if self._planner is None:
@@ -435,35 +457,45 @@ class PlannerNode(LifecycleNodeMixin, Node):
                             "loaded (diagnostics: model_dir, model_loads, last_error)")
         return response
 
-    def _submit(self, trigger: str) -> int | None:
-        """Hand the newest frame and goal to the worker; the sequence number, or None."""
+    def _submit(self, trigger: str, captions: bool = True) -> int | None:
+        """Hand the newest frame and goal to the worker; the sequence number, or None.
+        captions: False plans the step ids only."""
         with self._lock:
             worker = self._worker
             if self._frame is None or self._goal is None or worker is None:
                 return None
             self._frame_used = True
-            request = PlanRequest(next(self._seq), trigger, self._frame, self._goal, time.monotonic())
+            request = PlanRequest(next(self._seq), trigger, self._frame, self._goal, time.monotonic(), captions)
         worker.submit(request)
         return request.seq
 
     # ---- planning (worker thread) -----------------------------------------------------------
 
+    def _publish_document(self, plan: Plan, request: PlanRequest, started: float, captions_pending: bool) -> float:
+        """Publish `plan` on ~/plan with the node's stages until now; its node_total (ms)."""
+        age_ns = self.get_clock().now().nanoseconds - (request.start.stamp.sec * 10**9 + request.start.stamp.nanosec)
+        latency = {
+            "queue": (started - request.queued_at) * 1e3,
+            "node_total": (time.monotonic() - request.queued_at) * 1e3,
+            "start_frame_age": age_ns / 1e6,
+        }
+        document = plan_document(plan, request.start, request.goal, request.seq, request.trigger, latency,
+                                 captions_pending=captions_pending)
+        self._plan_pub.publish(String(data=document))
+        return latency["node_total"]
+
     def _run_plan(self, request: PlanRequest) -> None:
         try:
             started = time.monotonic()
             labels = self._labels
-            with self._model_lock:
-                plan = self._planner.plan(request.start.rgb, request.goal.rgb, horizon=self._horizon,
-                                          labels=labels and labels.labels, descriptions=labels and labels.descriptions)
+            with self._model_lock:  # the planner calls on_steps only when captions follow
+                plan = self._planner.plan(
+                    request.start.rgb, request.goal.rgb, horizon=self._horizon, labels=labels and labels.labels,
+                    descriptions=labels and labels.descriptions, captions=request.captions,
+                    on_steps=lambda first: self._publish_document(first, request, started, captions_pending=True),
+                )
+            node_total_ms = self._publish_document(plan, request, started, captions_pending=False)
             text = plan.instructions()
-            age_ns = self.get_clock().now().nanoseconds - (request.start.stamp.sec * 10**9 + request.start.stamp.nanosec)
-            latency = {
-                "queue": (started - request.queued_at) * 1e3,
-                "node_total": (time.monotonic() - request.queued_at) * 1e3,
-                "start_frame_age": age_ns / 1e6,
-            }
-            document = plan_document(plan, request.start, request.goal, request.seq, request.trigger, latency)
-            self._plan_pub.publish(String(data=document))
             self._instructions_pub.publish(String(data=text))
             if self._publish_image:
                 header = Header(stamp=request.start.stamp, frame_id=request.start.frame_id)
@@ -474,7 +506,7 @@ class PlannerNode(LifecycleNodeMixin, Node):
             return
         with self._lock:
             self._counters.plans += 1
-            self._counters.last_latency_ms = latency["node_total"]
+            self._counters.last_latency_ms = node_total_ms
 
     # ---- reporting --------------------------------------------------------------------------
 
@@ -499,6 +531,7 @@ class PlannerNode(LifecycleNodeMixin, Node):
                 "model_dir": self._model_dir,
                 "backend": self._param("backend"),
                 "device": self._param("device"),
+                "threads": self._planner.threads.describe() if self._planner is not None else "",
                 "mode": self._mode,
                 "model_loads": c.model_loads,
                 "loading": self._configuring or self._loader.busy or bool(self._loader.depth),

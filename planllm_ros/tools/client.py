@@ -2,7 +2,9 @@
 use to send camera/goal images, collect plans and diagnostics, and drive services.
 
 It spins its own executor on a background thread, so callers simply poll its lists (with
-conftest's `wait_for` or a deadline loop) while messages arrive. Service calls wait at most
+conftest's `wait_for` or a deadline loop) while messages arrive. The node publishes each plan's
+step ids before its captions: `steps` holds those early ~/plan documents (captions_pending),
+`plans` the complete ones. Service calls wait at most
 SERVICE_TIMEOUT_S scaled for this machine (planllm_ros.tools.env.scaled) unless told otherwise.
 """
 from __future__ import annotations
@@ -62,7 +64,8 @@ class PlannerClient:
         ns = namespace.rstrip("/")
         prefix = f"{ns}/{node_name}"
         self._lock = threading.Lock()
-        self.plans: list[dict[str, Any]] = []
+        self.plans: list[dict[str, Any]] = []  # complete plans (captions_pending false)
+        self.steps: list[dict[str, Any]] = []  # step ids ahead of their captions (captions_pending true)
         self.instructions: list[str] = []
         self.plan_images: list[Image] = []
         self.diagnostics: list[dict[str, str]] = []
@@ -70,11 +73,12 @@ class PlannerClient:
         self._camera = self.node.create_publisher(camera_type, _in_namespace(ns, image_topic), CAMERA_QOS)
         self._goal = self.node.create_publisher(Image, _in_namespace(ns, goal_topic), GOAL_QOS)
         self._status_name = f"{prefix}: planner"
-        self.node.create_subscription(String, f"{prefix}/plan", self._keep(self.plans, lambda m: json.loads(m.data)), 10)
+        self.node.create_subscription(String, f"{prefix}/plan", self._on_plan, 10)
         self.node.create_subscription(String, f"{prefix}/instructions", self._keep(self.instructions, lambda m: m.data), 10)
         self.node.create_subscription(Image, f"{prefix}/plan_image", self._keep(self.plan_images, lambda m: m), 1)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self._plan_now = self.node.create_client(Trigger, f"{prefix}/plan_now")
+        self._plan_now_steps = self.node.create_client(Trigger, f"{prefix}/plan_now_steps")
         self._reload = self.node.create_client(Trigger, f"{prefix}/reload")
         self._change_state = self.node.create_client(ChangeState, f"{prefix}/change_state")
         self._get_state = self.node.create_client(GetState, f"{prefix}/get_state")
@@ -90,6 +94,11 @@ class PlannerClient:
                 sink.append(convert(msg))
 
         return callback
+
+    def _on_plan(self, msg: String) -> None:
+        document = json.loads(msg.data)
+        with self._lock:
+            (self.steps if document["captions_pending"] else self.plans).append(document)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -160,6 +169,10 @@ class PlannerClient:
     def plan_now(self, timeout: float | None = None) -> Trigger.Response:
         return self._call(self._plan_now, Trigger.Request(), timeout)
 
+    def plan_now_steps(self, timeout: float | None = None) -> Trigger.Response:
+        """Ask for a plan of step ids only (no captions: it comes out once the ids are decoded)."""
+        return self._call(self._plan_now_steps, Trigger.Request(), timeout)
+
     def reload(self, timeout: float | None = None) -> Trigger.Response:
         """Ask the node to load its model_dir again (the answer comes at once; the load's
         outcome shows in the diagnostics: model_dir, model_loads, last_error)."""
@@ -184,6 +197,7 @@ class PlannerClient:
         with self._lock:
             return {
                 "plans": list(self.plans),
+                "steps": list(self.steps),
                 "instructions": list(self.instructions),
                 "plan_images": list(self.plan_images),
                 "diagnostics": list(self.diagnostics),

@@ -4,7 +4,8 @@
    Runtime / torch speed-up (measured in process by training/benchmarks/latency.py).
 2. Node end to end: the planner node runs as a child process exactly as the launch file starts
    it (planllm_ros.tools.processes, localhost-only discovery, its own domain id); this process
-   publishes goal images and times goal message -> plan message (on_goal mode).
+   publishes goal images and times goal message -> step ids (the first ~/plan document, with
+   captions_pending) and goal message -> the plan with its captions (on_goal mode).
 3. A busy computer: with 0, 1 and 2 other processes keeping cores busy at the node's own
    priority, and a 640x480 camera streaming at 30 Hz, goal message -> plan message and
    ~/plan_now's answer time; the frames sent, received, reported lost by DDS and replaced unread
@@ -62,9 +63,10 @@ def _wait(condition, what: str, timeout: float = WAIT_S) -> None:
 
 def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, log_path: Path,
                  backend: str = NODE_BACKEND) -> dict:
-    """Goal -> plan latencies (ms) in on_goal mode, then the same with a 30 Hz camera and each of
-    BUSY_LEVELS busy processes (_under_load), then the 30 Hz stream counts in continuous mode.
-    The node gets `threads` intra-op threads (OMP_NUM_THREADS), like the in-process planner."""
+    """Goal -> step ids and goal -> plan latencies (ms) in on_goal mode, then goal -> plan with a
+    30 Hz camera and each of BUSY_LEVELS busy processes (_under_load), then the 30 Hz stream
+    counts in continuous mode. The node's `threads` parameter is `threads`, like the in-process
+    planner's."""
     from planllm_ros.tools.env import apply_ros_environment, random_domain_id
 
     env = apply_ros_environment(domain_id=random_domain_id())  # before rclpy is imported
@@ -77,18 +79,24 @@ def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, l
     from planllm_ros.tools.processes import start_planner, stop
 
     rng = np.random.default_rng(0)
-    arrivals: dict[str, float] = {}
+    arrivals: dict[str, tuple[float, dict]] = {}  # goal frame_id -> (arrival, latency_ms) of its complete plan
+    steps_at: dict[str, float] = {}  # goal frame_id -> arrival of its step ids (the first document)
+
+    def on_plan(msg: String) -> None:
+        now, document = time.perf_counter(), json.loads(msg.data)
+        name = document["goal_header"]["frame_id"]
+        steps_at.setdefault(name, now)  # a model without captions sends one document, ids and all
+        if not document["captions_pending"]:
+            arrivals.setdefault(name, (now, document["latency_ms"]))
+
     with open(log_path, "w") as log:
-        process = start_planner({"model_dir": str(model), "namespace": NAMESPACE, "backend": backend},
-                                {**env, "OMP_NUM_THREADS": str(threads)}, log)
+        process = start_planner({"model_dir": str(model), "namespace": NAMESPACE, "backend": backend,
+                                 "threads": str(threads)}, env, log)
         rclpy.init()
         client = None
         try:
             client = PlannerClient(namespace=NAMESPACE)
-            client.node.create_subscription(
-                String, f"{NAMESPACE}/{NODE_NAME}/plan",
-                lambda msg: arrivals.setdefault(json.loads(msg.data)["goal_header"]["frame_id"],
-                                                (time.perf_counter(), json.loads(msg.data)["latency_ms"])), 10)
+            client.node.create_subscription(String, f"{NAMESPACE}/{NODE_NAME}/plan", on_plan, 10)
             frame = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
 
             def warmed_up() -> bool:  # best-effort frames may be lost while discovery runs: keep sending
@@ -98,12 +106,13 @@ def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, l
 
             client.send_goal(frame, frame_id="warmup")
             _wait(warmed_up, "no plan for the first goal")
-            latencies, reported = [], []
+            steps, latencies, reported = [], [], []
             for k in range(goals):
                 name = f"goal-{k}"
                 sent = time.perf_counter()
                 client.send_goal(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8), frame_id=name)
                 _wait(lambda: name in arrivals, f"no plan for {name}")
+                steps.append((steps_at[name] - sent) * 1000.0)
                 latencies.append((arrivals[name][0] - sent) * 1000.0)
                 reported.append(arrivals[name][1])
 
@@ -128,7 +137,7 @@ def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, l
     if code != 0:
         raise RuntimeError(f"latency benchmark: the node exited with {code}; its log: {log_path}")
     stream = {key: after[key] - before[key] for key in after}
-    return {"latencies_ms": latencies, "reported_ms": reported, "load": load,
+    return {"steps_ms": steps, "latencies_ms": latencies, "reported_ms": reported, "load": load,
             "stream": {"seconds": stream_seconds, "sent": sent_frames, **stream}}
 
 
@@ -172,6 +181,12 @@ def _spread(values_ms: list[float]) -> str:
     return " / ".join(f"{v:.0f}" for v in (np.percentile(values_ms, 50), np.percentile(values_ms, 95), max(values_ms)))
 
 
+def _stage_cell(stage: dict[str, float] | None) -> str:
+    """p50 / p95 of one planner stage, as a table cell; n/a for a stage the model does not run
+    (no "steps" or "captions" without an LLM branch)."""
+    return "n/a" if stage is None else f"{stage['p50']:.1f} / {stage['p95']:.1f}"
+
+
 def run(args: argparse.Namespace, command: str) -> list[Path]:
     from planllm_ros.runtime.cli import default_model_dir
 
@@ -186,24 +201,26 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
     with tempfile.TemporaryDirectory(prefix="planllm-bench-") as tmp:
         node = node_latency(model, goals, seconds, args.threads, Path(tmp) / "node.log")
 
-    stages = ("backbone", "heads", "captions", "decode", "total")
+    stages = ("backbone", "heads", "decode", "steps", "captions", "total")
     table = Table(f"Planner per stage at batch 1, CPU, {runs} timed runs after 3 warm-up runs (ms)",
                   ["backend", *[f"{s} p50 / p95" for s in stages], "peak RSS (MB)"])
     for backend, result in planner.items():
         if isinstance(result, str):
             table.rows.append([backend, *["n/a"] * len(stages), result])
             continue
-        cells = [f"{result['stages_ms'][s]['p50']:.1f} / {result['stages_ms'][s]['p95']:.1f}" for s in stages]
+        cells = [_stage_cell(result["stages_ms"].get(s)) for s in stages]
         table.rows.append([backend, *cells, f"{result['peak_rss_mb']:.0f}"])
     speedup = speedup_line(planner)
-    lat = np.asarray(node["latencies_ms"])
+    lat, ids = np.asarray(node["latencies_ms"]), np.asarray(node["steps_ms"])
     model_total = np.asarray([r["total"] for r in node["reported_ms"]])
     node_total = np.asarray([r["node_total"] for r in node["reported_ms"]])
-    node_table = Table(f"Node end to end: goal message -> plan message over DDS ({NODE_BACKEND} backend, CPU, ms)",
-                       ["goals", "goal -> plan p50", "p95", "max", "node-reported planner total p50",
-                        "node-reported node total p50"],
-                       [[str(lat.size), f"{np.percentile(lat, 50):.1f}", f"{np.percentile(lat, 95):.1f}",
-                         f"{lat.max():.1f}", f"{np.median(model_total):.1f}", f"{np.median(node_total):.1f}"]])
+    node_table = Table(f"Node end to end: goal message -> step ids and -> plan with captions over DDS ({NODE_BACKEND} "
+                       f"backend, node parameter threads {args.threads}, CPU, ms)",
+                       ["goals", "goal -> step ids p50", "p95", "goal -> captions p50", "p95", "max",
+                        "node-reported planner total p50", "node-reported node total p50"],
+                       [[str(lat.size), f"{np.percentile(ids, 50):.1f}", f"{np.percentile(ids, 95):.1f}",
+                         f"{np.percentile(lat, 50):.1f}", f"{np.percentile(lat, 95):.1f}", f"{lat.max():.1f}",
+                         f"{np.median(model_total):.1f}", f"{np.median(node_total):.1f}"]])
     load_table = Table(f"Node on a busy computer: other processes keep cores busy at the node's priority while a "
                        f"640x480 rgb8 camera streams at 30 Hz ({NODE_BACKEND} backend, on_goal mode, "
                        f"{os.cpu_count()} CPUs; ms, frames, MB)",
@@ -230,18 +247,22 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
                            str(s["frames_dropped"]), str(s["plans"]),
                            f"{100.0 * s['frames_dropped'] / max(1, s['frames_received']):.1f} %"]])
     stem = "latency-quick" if args.quick else "latency"
-    series = {b: [r["stages_ms"][st]["p50"] if not isinstance(r, str) else float("nan") for st in stages]
-              + [float(np.percentile(lat, 50)) if b == NODE_BACKEND else float("nan")] for b, r in planner.items()}
+    series = {b: [float("nan") if isinstance(r, str) else r["stages_ms"].get(st, {}).get("p50", float("nan"))
+                  for st in stages]
+              + [float(np.percentile(x, 50)) if b == NODE_BACKEND else float("nan") for x in (ids, lat)]
+              for b, r in planner.items()}
     plot = bar_plot(args.out / f"{stem}.png", "Planning latency p50 (CPU, batch 1)",
-                    [*stages, "node goal->plan"], series, "ms")
+                    [*stages, "node goal->steps", "node goal->captions"], series, "ms")
     notes = [speedup,
              f"model: `{model}`; inputs: 224x224 RGB frames (random pixels: latency does not depend on them)",
              "stages: backbone (frozen image encoder), heads (projection, state interaction, Q-Former, LLM forward "
-             "for h, step decoder / fusion / refiner), captions (LLM generation), total",
+             "for h, step decoder / fusion / refiner), decode, steps (from the start of a plan to its step ids, "
+             "which the planner hands out before the captions), captions (LLM generation), total",
              "node: started from launch/planllm.launch.py as a child process, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, "
-             f"its own ROS_DOMAIN_ID, OMP_NUM_THREADS={args.threads}; goal -> plan is measured in the sending process from "
-             "publishing the goal to receiving the plan; the node-reported columns are the plan's own latency_ms "
-             "(planner total; node_total adds the node's queueing and publishing)",
+             f"its own ROS_DOMAIN_ID, node parameter threads={args.threads}; goal -> step ids and goal -> captions are "
+             "measured in the sending process from publishing the goal to receiving the plan's first ~/plan document "
+             "(captions_pending: step ids only) and its complete one; the node-reported columns are the complete "
+             "plan's own latency_ms (planner total; node_total adds the node's queueing and publishing)",
              "the node's planning thread and this process share the machine's cores with whatever else runs",
              "busy computer: each row runs that many processes spinning in a Python loop at the node's priority "
              "(planllm_ros.tools.processes.busy_processes), streams the camera from this process and calls "
