@@ -178,26 +178,21 @@ def test_grounded_decoding_needs_its_state_model():
 def test_tabletop_labels_agree_with_the_hidden_world():
     """Diagnostic: labels derived from descriptions alone, scored against the tabletop's hidden
     symbolic states (which the model never sees). A label is right when the world agrees."""
+    from training.benchmarks.grounded import hidden_truth
     from training.tabletop.dataset import descriptions, windows
-    from training.tabletop.world import STEPS, sentence
 
     descs = descriptions()
     episodes, picked = windows("train", 3, 0, 600)
     plans = [episodes[e].plan[k:k + 3] for e, k in picked]
     model = fit_state_model([d.before for d in descs], [d.after for d in descs], plans)
-    condition = {normalize(sentence(c)): c for step in STEPS for c in step.pre + step.post}
-    conditions = [condition[normalize(s)] for s in model.sentences]
-
-    def truth(state):
-        return np.array([c.obj in state and c.holds(state) for c in conditions])
-
     labeller = StateLabeller(model)
     start, goal = labeller(np.array(plans))
+    true_start, _ = hidden_truth(model.sentences, episodes, picked)
+    true_goal, _ = hidden_truth(model.sentences, episodes, [(e, k + 3) for e, k in picked])
     right = known = 0
-    for (e, k), s, g in zip(picked, start.numpy(), goal.numpy()):
-        for labels, state in ((s, episodes[e].states[k]), (g, episodes[e].states[k + 3])):
-            mask = labels != UNKNOWN
-            right += int((labels[mask] == truth(state)[mask]).sum())
-            known += int(mask.sum())
+    for labels, truth in ((start.numpy(), true_start), (goal.numpy(), true_goal)):
+        mask = labels != UNKNOWN
+        right += int((labels[mask] == truth[mask]).sum())
+        known += int(mask.sum())
     assert known > 0.05 * len(picked) * 2 * model.num_propositions
     assert right / known > 0.95

@@ -168,10 +168,8 @@ def grounded_candidates(probs, start, goal, states: StateModel, config: Grounded
     so far plus the goal term of their current belief (how close they already are)."""
     log_steps = np.log(np.maximum(_as_numpy(probs), _TINY))
     lo, hi = config.clip, 1.0 - config.clip
-    pre, add, delete = states.masks()
-    # per step, the propositions of each term as padded index rows (pad: a column of zeros), so
-    # the sums below are gathers: no BLAS call, whose thread pool would fight the planner's
-    pre_idx, fresh_idx, add_idx, delete_idx = (_padded(m) for m in (pre, add & ~pre, add, delete))
+    _, add, delete = states.masks()
+    pre_idx, fresh_idx, add_idx, delete_idx = states.index_rows
     g = np.clip(_as_numpy(goal).astype(np.float64), 0.0, 1.0)
 
     def match(belief: np.ndarray) -> np.ndarray:  # per proposition: log-likelihood of the goal reading
@@ -199,18 +197,9 @@ def grounded_candidates(probs, start, goal, states: StateModel, config: Grounded
     return paths[order], final[order]
 
 
-def _padded(mask: np.ndarray) -> np.ndarray:
-    """(N, P) bool -> (N, L) int: each row's true columns, padded with P (see _gather_sum)."""
-    width = max(1, int(mask.sum(1).max()))
-    rows = np.full((mask.shape[0], width), mask.shape[1], dtype=np.int64)
-    for i, row in enumerate(mask):
-        cols = np.flatnonzero(row)
-        rows[i, : len(cols)] = cols
-    return rows
-
-
 def _gather_sum(values: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """(K, P) values, (N, L) padded index -> (K, N): per step, the sum over its propositions."""
+    """(K, P) values, (N, L) index rows padded with P (StateModel.index_rows) -> (K, N): per
+    step, the sum over its propositions (the pad reads a column of zeros)."""
     padded = np.concatenate([values, np.zeros((values.shape[0], 1))], axis=1)
     return padded[:, index].sum(-1)
 

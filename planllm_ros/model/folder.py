@@ -106,28 +106,20 @@ def load_model_folder(path: str | Path, device: str | torch.device = "cpu", *, r
     if llm_dtype is not None and llm_dtype not in _LLM_DTYPES:
         raise ValueError(f"llm_dtype must be one of {sorted(_LLM_DTYPES)}, got {llm_dtype!r}")
     directory = resolve(path)
-    needs_states = _config_of(directory).get("states", {}).get("enabled", False)
-    required = (WEIGHTS_FILE, *require, *((STATE_MODEL_FILE,) if needs_states else ()))
-    missing = [name for name in required if not (directory / name).is_file()]
+    missing = [name for name in (WEIGHTS_FILE, *require) if not (directory / name).is_file()]
     if missing:
         raise ModelFolderError(f"{directory} is an incomplete model folder: "
                                + "; ".join(f"{name} is missing ({_CONTENTS[name]})" for name in missing))
     model = _load_model(directory, torch.device(device))
+    if model.has_state_head and not (directory / STATE_MODEL_FILE).is_file():
+        raise ModelFolderError(f"{directory} is an incomplete model folder: {STATE_MODEL_FILE} is missing "
+                               f"({_CONTENTS[STATE_MODEL_FILE]})")
     if backbone_checkpoint:
         model.config.visual.backbone_checkpoint = backbone_checkpoint
     if llm_dtype is not None and model.config.variant.use_llm:
         model.llm.model.to(getattr(torch, llm_dtype))
     return ModelFolder(directory, model, load_transition(directory, model.config.num_steps),
-                       load_train_config(directory), load_state_model(directory, model) if needs_states else None)
-
-
-def _config_of(directory: Path) -> dict[str, Any]:
-    """The folder's config.json as a dict ({} when unreadable: loading the model then says why)."""
-    try:
-        data = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, OSError, UnicodeDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
+                       load_train_config(directory), load_state_model(directory, model) if model.has_state_head else None)
 
 
 def load_state_model(directory: str | Path, model):

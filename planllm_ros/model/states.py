@@ -156,6 +156,14 @@ class StateModel:
         return self._masks
 
     @cached_property
+    def index_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per step, the propositions of its preconditions, new effects (not also preconditions),
+        effects and deletions as (N, L) index rows padded with P (built once): the decoder sums
+        over them by gathering, with no BLAS call whose thread pool would fight the planner's."""
+        pre, add, delete = self._masks
+        return tuple(_padded(m) for m in (pre, add & ~pre, add, delete))
+
+    @cached_property
     def _masks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         tables = []
         for rows in (self.pre, self.add, self.delete):
@@ -188,3 +196,13 @@ class StateModel:
     @classmethod
     def load(cls, path: str | Path) -> "StateModel":
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _padded(mask: np.ndarray) -> np.ndarray:
+    """(N, P) bool -> (N, L) int: each row's true columns, padded with P."""
+    width = max(1, int(mask.sum(1).max()))
+    rows = np.full((mask.shape[0], width), mask.shape[1], dtype=np.int64)
+    for i, row in enumerate(mask):
+        cols = np.flatnonzero(row)
+        rows[i, : len(cols)] = cols
+    return rows

@@ -65,15 +65,14 @@ def _labelled(model, labeller: StateLabeller, start, goal, steps, batch_size: in
 def _val_loss(model, labeller, data, batch_size: int) -> tuple[float, float]:
     """Mean state loss and error rate over the known val labels."""
     model.eval()
-    loss_sum, wrong, known, count = 0.0, 0, 0, 0
+    loss_sum, wrong, known = 0.0, 0, 0
     for logits, labels in _labelled(model, labeller, *data, batch_size):
         mask = labels >= 0
         loss_sum += float(state_loss(logits, labels)) * int(mask.sum())
-        count += int(mask.sum())
         wrong += int(((logits[mask] > 0).long() != labels[mask].long()).sum())
         known += int(mask.sum())
     model.train()
-    return loss_sum / max(count, 1), wrong / max(known, 1)
+    return loss_sum / max(known, 1), wrong / max(known, 1)
 
 
 @torch.no_grad()
