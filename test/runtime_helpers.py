@@ -52,6 +52,17 @@ def build_tiny_model(config: PlanLLMConfig | None = None, seed: int = 0, stage: 
     return model.eval()
 
 
+def text_model(encoder, known: list[str], descriptions: list[str] | None = None) -> PlanLLM:
+    """A tiny features-only model whose known steps are `known`, embedded by the real text
+    encoder from `descriptions` (kept as the model's description texts) or their own labels:
+    what open-vocabulary mapping tests compare candidate labels against."""
+    torch.manual_seed(0)
+    built = PlanLLM(tiny_config(backbone=None, feature_dim=8, horizon=2), encoder.encode(descriptions or known), known,
+                    descriptions)
+    built.attach_text_encoder(encoder)
+    return built.eval()
+
+
 def save_tiny_model(directory: Path, config: PlanLLMConfig | None = None, seed: int = 0,
                     transition: bool = True) -> Path:
     """save_pretrained + (optionally) a train transition matrix, like the trainer's OUT/model."""

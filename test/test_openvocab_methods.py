@@ -14,7 +14,7 @@ from planllm_ros.model.openvocab import (Evidence, LabelIndex, carry_transition,
 from planllm_ros.model.pipeline import plan_batch
 from planllm_ros.model.planllm import PlanLLM
 from planllm_ros.model.text_encoder import TextEncoder
-from runtime_helpers import tiny_config
+from runtime_helpers import text_model, tiny_config
 
 KNOWN = ["slice the tomato", "add salt", "pour water"]
 # the known steps renamed, in another order: candidate 0 is step 2, 1 is step 0, 2 is step 1
@@ -30,11 +30,7 @@ def encoder():
 @pytest.fixture(scope="module")
 def model(encoder):
     """A tiny model whose known steps are KNOWN, described by their own labels."""
-    torch.manual_seed(0)
-    config = tiny_config(backbone=None, feature_dim=8, horizon=2)
-    built = PlanLLM(config, encoder.encode(KNOWN), KNOWN)
-    built.attach_text_encoder(encoder)
-    return built.eval()
+    return text_model(encoder, KNOWN)
 
 
 def settings(**values) -> OpenVocabConfig:

@@ -34,7 +34,7 @@ def planner_plans(backend: str, dataset, labels: list[str]) -> list[dict]:
 
     planner = Planner.from_dir(default_model_dir(), backend=backend)
     try:
-        plans = [planner.plan(s.start, s.goal, labels=labels) for s in dataset.samples]
+        plans = [planner.plan(s.start, s.goal, horizon=SAMPLES["horizon"], labels=labels) for s in dataset.samples]
     finally:
         planner.close()
     return [{"step_ids": p.step_ids, "captions": p.captions, "open_vocab_labels": p.open_vocab_labels,

@@ -46,7 +46,8 @@ def test_bundled_model_is_complete_and_small(bundled):
 
 def test_plan_cli_uses_the_bundled_model(bundled, tmp_path, capsys):
     """Without --model, `planllm plan` gives exactly the plan of the bundled folder's Planner on
-    the same image files, named with the labels its card records."""
+    the same image files, named with the labels its card records; without --horizon the model
+    chooses the number of steps (a whole episode apart here: more than the 3 it was trained for)."""
     tabletop = pytest.importorskip("training.tabletop")
     frames = tabletop.scenario(seed=3).frames
     from PIL import Image
@@ -64,9 +65,10 @@ def test_plan_cli_uses_the_bundled_model(bundled, tmp_path, capsys):
         expected = planner.plan(*(load_observation(f) for f in files)).to_dict()
     finally:
         planner.close()
-    assert len(result["step_ids"]) == card["horizon"] == 3
+    assert len(result["step_ids"]) == result["horizon"] > card["horizon"] == 3
+    assert len(result["horizon_probs"]) == 6 and result["horizon_probs"] == expected["horizon_probs"]
     assert result["labels"] == [card["labels"][i] for i in result["step_ids"]]
-    for key in ("step_ids", "labels", "captions", "backend"):
+    for key in ("step_ids", "labels", "captions", "backend", "horizon"):
         assert result[key] == expected[key], key
     np.testing.assert_allclose(result["scores"], expected["scores"], atol=1e-5)
 
@@ -85,7 +87,7 @@ def test_bundled_model_plans_the_test_split_at_its_recorded_sr(bundled):
     dataset = load_split(config.data, metrics["split"], config.visual())
     assert len(dataset) == metrics["samples"]
     planner = Planner.from_dir(path, backend="onnxruntime", captions=False)
-    pred = np.array([planner.plan(s.start, s.goal).step_ids for s in dataset.samples])
+    pred = np.array([planner.plan(s.start, s.goal, horizon=card["horizon"]).step_ids for s in dataset.samples])
     gt = np.stack(dataset.sequences())
     sr = procedure_metrics(pred, gt)["sr"]
     assert abs(sr - metrics["closed"]["sr"]) <= 100.0 / len(dataset) + 1e-9

@@ -43,7 +43,8 @@ def test_json_output(files, capsys, backend):
 def test_labels_file_features_and_text_output(files, capsys):
     result = plan_json(capsys, files / "start.npy", files / "goal.png", "--model", files / "exported",
                        "--labels", files / "labels.txt", "--horizon", "3")
-    assert set(result["open_vocab_labels"]) <= {"grab a mug", "shut the drawer", "clean the counter"}
+    assert set(result["open_vocab_labels"]) <= {"grab a mug", "shut the drawer", "clean the counter", None}
+    assert result["open_vocab_unknown"] == [t for t, label in enumerate(result["open_vocab_labels"]) if label is None]
     assert result["open_vocab_method"] == OpenVocabConfig().method
     assert planllm(["plan", str(files / "start.png"), str(files / "goal.png"), "--model", str(files / "exported")]) == 0
     text = capsys.readouterr().out

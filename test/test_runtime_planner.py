@@ -65,7 +65,8 @@ def test_plan_agrees_with_the_model_reference(planner, model_dir):
 def test_open_vocabulary_labels_come_from_the_given_list(planner):
     """A list holding the model's own labels in another order names every planned step with its
     own label, wherever the list puts it (so the names come from matching the texts, not from
-    positions in the list); an unknown list names steps with its own entries only."""
+    positions in the list); a shorter, unknown list names steps with its own entries only, and a
+    step the one-to-one mapping gave none of them to comes out unknown (None)."""
     own = [LABELS[i] for i in np.random.default_rng(3).permutation(len(LABELS))]
     assert own != LABELS
     plans = [planner.plan(features(), features(), labels=own) for _ in range(6)]
@@ -74,11 +75,11 @@ def test_open_vocabulary_labels_come_from_the_given_list(planner):
         assert "open_vocab" in plan.timings_ms and plan.open_vocab_method == OpenVocabConfig().method
     assert len({tuple(p.step_ids) for p in plans}) > 1  # several plans: the naming is not one constant answer
     candidates = ["grab a mug", "shut the drawer", "clean the counter"]
-    plan = planner.plan(features(), features(), labels=candidates)
-    assert len(plan.open_vocab_labels) == 3 and set(plan.open_vocab_labels) <= set(candidates)
-    described = planner.plan(features(), features(), labels=candidates,
-                             descriptions=["Take a mug from the shelf.", None, "Wipe the counter clean."])
-    assert len(described.open_vocab_labels) == 3 and set(described.open_vocab_labels) <= set(candidates)
+    for plan in (planner.plan(features(), features(), labels=candidates),
+                 planner.plan(features(), features(), labels=candidates,
+                              descriptions=["Take a mug from the shelf.", None, "Wipe the counter clean."])):
+        assert len(plan.open_vocab_labels) == 3 and set(plan.open_vocab_labels) <= {*candidates, None}
+        assert plan.open_vocab_unknown == [t for t, label in enumerate(plan.open_vocab_labels) if label is None]
 
 
 def test_step_ids_come_before_the_captions_of_the_same_plan(planner):

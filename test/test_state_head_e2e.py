@@ -4,6 +4,7 @@ grounded decoding in evaluation and in the Planner on both backends (ONNX parity
 the node; and CrossTask-format data with its real descriptions training one."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,9 +15,10 @@ from node_helpers import planner_node, sending
 from planllm_ros.cli import main as planllm
 from planllm_ros.export.exporter import export_model
 from planllm_ros.model.folder import STATE_MODEL_FILE, ModelFolderError, load_model_folder
+from planllm_ros.model.horizon import AUTO
 from planllm_ros.model.states import StateModel, normalize
 from planllm_ros.runtime.planner import Planner
-from training.evaluation.evaluate import load_for_eval, predictions
+from training.evaluation.evaluate import load_for_eval, predict_split, predictions, step_ids
 from training.train.config import load_config
 from training.train.splits import load_split
 from training.train.trainer import train
@@ -59,6 +61,9 @@ def test_training_writes_the_state_model_and_plans_through_it(state_run):
     assert {normalize(s) for s in states.sentences} <= described
     logged = {line.split(",")[4] for line in (state_run / "log.csv").read_text().splitlines()[1:]}
     assert "loss_state" in logged  # the head's loss is trained and validated with the rest
+    # how it chooses the number of steps was fitted on val windows of every length
+    choice = folder.model.config.decoding.horizon
+    assert len(choice.offsets) == choice.max_horizon == 6 and choice.temperature > 0
 
 
 def test_evaluation_and_the_planner_read_the_same_states(state_run, cache):
@@ -68,10 +73,13 @@ def test_evaluation_and_the_planner_read_the_same_states(state_run, cache):
     policy = loaded.policy(captions=False)
     assert policy.method == "grounded" and policy.states is not None
     evaluated = predictions(loaded, val, policy)["closed"]
+    untold = step_ids(predict_split(loaded, val, dataclasses.replace(policy, horizon=AUTO)))
     planner = Planner.from_dir(state_run, backend="torch", captions=False)
     for i in range(4):
-        plan = planner.plan(val[i].start, val[i].goal)
+        plan = planner.plan(val[i].start, val[i].goal, horizon=3)
         assert plan.step_ids == evaluated[i].tolist()
+        # untold, the planner chooses the number of steps as evaluation does
+        assert planner.plan(val[i].start, val[i].goal).step_ids == [j for j in untold[i].tolist() if j >= 0]
         for readings in (plan.start_state, plan.goal_state):
             assert isinstance(readings, list)
             assert all(r.sentence in planner.policy.states.sentences and 0.5 <= r.probability <= 1.0 for r in readings)
@@ -113,6 +121,15 @@ def test_a_state_head_fitted_onto_a_finished_model(tmp_path, cache, capsys):
     assert {k for k in after if not k.startswith("state_head.")} - {"state_embeddings"} == set(before)
     assert all(np.array_equal(before[k].numpy(), after[k].numpy()) for k in before)
     assert fitted.model.config.decoding.method in ("viterbi", "grounded")
+    assert "val horizon accuracy" in out
+    # the horizon choice alone is refitted, on other windows, the head kept as it is
+    assert planllm(["states", "--model", str(tmp_path / "fitted"), "--out", str(tmp_path / "refit"), "--horizon-only",
+                    "--horizon-samples", "8"]) == 0
+    assert "val horizon accuracy" in capsys.readouterr().out
+    refit = load_model_folder(tmp_path / "refit")
+    assert refit.model.config.decoding.horizon != fitted.model.config.decoding.horizon
+    assert all(np.array_equal(v.numpy(), fitted.model.trainable_state_dict()[k].numpy())
+               for k, v in refit.model.trainable_state_dict().items())
     assert planllm(["states", "--model", str(tmp_path / "absent"), "--out", str(tmp_path / "x")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
@@ -157,3 +174,7 @@ def test_crosstask_descriptions_train_a_state_head(shared_data, tmp_path, monkey
     assert any(states.delete)  # some step turns a described state into another
     logged = {line.split(",")[4] for line in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]}
     assert "loss_state" in logged
+    # CrossTask-format data plans with the number of steps untold too
+    assert planllm(["bench", "horizons", "--quick", "--model", str(model_dir), "--out", str(tmp_path / "bench")]) == 0
+    report = (tmp_path / "bench" / "horizons-quick.md").read_text()
+    assert "crosstask: horizon accuracy" in report and "true states" not in report

@@ -173,7 +173,14 @@ class OpenVocabConfig:
     candidate, the Hungarian assignment: right when the list renames known steps) | soft
     (similarity softmax, assuming nothing about the list). label_weight: the share of the
     known steps' label embeddings (the rest: their description embeddings) in the similarity
-    that builds the mapping.
+    that builds the mapping; first_sentence: within the descriptions' share, that of their first
+    sentence alone (the step said plainly; the rest: the whole description with its state
+    sentences). hubness_k: neighbours of the hubness correction (CSLS; 0: off), which the
+    one-to-one assignment compares. no_match: the cosine similarity below which a known step and
+    a candidate are never paired; a known step the assignment leaves without a partner (the
+    list has fewer labels than steps, or none similar enough) gets no label and its plan
+    positions come out unknown (None: the older mapping, where such steps spread their
+    probability over every candidate by similarity and so always get some label).
 
     The defaults were chosen on the tabletop paraphrase-val split (val episodes, the second
     paraphrase set) with tabletop-tiny runs of 1200 and 2400 training samples: `steps` with the
@@ -184,11 +191,23 @@ class OpenVocabConfig:
     the soft mapping reached 5.8. label_weight 0.5 lies inside the plateau (0.4 to 0.8) of the
     mapping's val ceiling, the share of samples whose true steps all map to their own
     paraphrase (84.8 %; label embeddings alone 55.2 %, descriptions alone 76.7 %).
+    first_sentence and hubness_k were chosen on the val rows of `planllm bench openvocab --lists`
+    (val paraphrases alone, with 200 COIN labels, with CrossTask's labels, with half the steps
+    unlabelled) with the bundled model, by their mean SR (46.5 against 45.0 without the
+    correction and 34.3 for the older mapping): the first sentences lift the mapping's val ceiling
+    on the exact renaming from 84.8 to 92.9 %, and the correction names the plans of the half
+    list right 43.5 % of the time (36.4 without it). no_match 0.3 is a floor, not a tuned value:
+    the least similar true pair of val is at 0.42, while the best unrelated COIN or CrossTask
+    label of a step is at 0.59 (median), so no floor tells a missing label from a distractor;
+    only the assignment does, by giving each label to one step.
     """
 
     method: str = "steps"
     mapping: str = "assign"
     label_weight: float = 0.5
+    first_sentence: float = 1.0
+    hubness_k: int = 7
+    no_match: float | None = 0.3
     steps: float = 1.0
     zero_shot: float = 0.0
     captions: float = 0.0
@@ -201,6 +220,10 @@ class OpenVocabConfig:
             raise ConfigError(f"decoding.open_vocab.mapping must be one of {OPEN_VOCAB_MAPPINGS}, got {self.mapping!r}")
         if not 0.0 <= self.label_weight <= 1.0:
             raise ConfigError(f"decoding.open_vocab.label_weight must lie in [0, 1], got {self.label_weight}")
+        if not 0.0 <= self.first_sentence <= 1.0 or self.hubness_k < 0 or \
+                self.no_match is not None and not -1.0 <= self.no_match <= 1.0:
+            raise ConfigError(f"decoding.open_vocab: first_sentence must lie in [0, 1], hubness_k be >= 0 and no_match "
+                              f"in [-1, 1] or null, got {self.first_sentence}, {self.hubness_k} and {self.no_match}")
         weights = {"steps": self.steps, "zero_shot": self.zero_shot, "captions": self.captions,
                    "transition": self.transition}
         negative = {k: v for k, v in weights.items() if v < 0}
@@ -258,6 +281,28 @@ class GroundedConfig:
 
 
 @dataclass
+class HorizonConfig:
+    """How many steps a state-grounded model plans when nobody says (planllm_ros.model.horizon).
+
+    One beam search through the step-effect model, as deep as `max_horizon`, scores the best
+    plan of every length h by the grounded score (GroundedConfig, with the step decoder's
+    position-free step probabilities); p(h) = softmax_h(score_h / temperature + offsets[h-1]).
+    `offsets` and `temperature` are fitted on val windows of every length (`planllm states`),
+    so that the longer plans' extra terms and the goal term's pull are weighed as the data say;
+    the defaults (no offsets, temperature 1) are an uncalibrated start."""
+
+    max_horizon: int = 6
+    offsets: list[float] = field(default_factory=list)  # one per h = 1..max_horizon; empty: zeros
+    temperature: float = 1.0
+
+    def validate(self) -> None:
+        if self.max_horizon < 1 or self.temperature <= 0 or self.offsets and len(self.offsets) != self.max_horizon:
+            raise ConfigError(f"decoding.horizon: max_horizon must be >= 1, temperature > 0 and offsets empty or one "
+                              f"per horizon; got max_horizon={self.max_horizon} temperature={self.temperature} "
+                              f"offsets={self.offsets}")
+
+
+@dataclass
 class DecodingConfig:
     """The decoding a model folder records: the defaults of every decoding policy made for the
     model (planllm_ros.model.decoding.DecodingPolicy), which callers may override. Closed-set
@@ -274,7 +319,8 @@ class DecodingConfig:
     open_vocab: how the plan's steps are named when the caller gives its own label list.
     method: the closed-set decoding a policy gets when its caller names none; "grounded" (models
     with a state head and a step-effect model) searches plans through the states they pass
-    (GroundedConfig).
+    (GroundedConfig); horizon: how such a model chooses its number of steps when the caller gives
+    none (HorizonConfig).
     """
 
     llm_weight: float = 0.0
@@ -282,6 +328,7 @@ class DecodingConfig:
     method: str = "viterbi"
     open_vocab: OpenVocabConfig = field(default_factory=OpenVocabConfig)
     grounded: GroundedConfig = field(default_factory=GroundedConfig)
+    horizon: HorizonConfig = field(default_factory=HorizonConfig)
 
 
 @dataclass
@@ -338,6 +385,7 @@ class PlanLLMConfig:
                               f"{self.decoding.llm_weight} and {self.decoding.candidates}")
         self.decoding.open_vocab.validate()
         self.decoding.grounded.validate()
+        self.decoding.horizon.validate()
         if self.decoding.method not in CLOSED_SET_METHODS:
             raise ConfigError(f"decoding.method must be one of {CLOSED_SET_METHODS}, got {self.decoding.method!r}")
         if self.decoding.method == "grounded" and not self.states.enabled:

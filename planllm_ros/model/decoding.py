@@ -7,12 +7,13 @@ training.evaluation.metrics re-exports it for evaluation code.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from planllm_ros.model.config import CLOSED_SET_METHODS, GroundedConfig, OpenVocabConfig
+from planllm_ros.model.config import CLOSED_SET_METHODS, GroundedConfig, HorizonConfig, OpenVocabConfig
 from planllm_ros.model.states import StateModel
 
 _TINY = 1e-30  # floor before log: a zero probability becomes a very unlikely, finite choice
@@ -32,7 +33,10 @@ class DecodingPolicy:
     (models that can re-rank: PlanLLM.can_rerank).
     captions: generate the LLM's free-form plan (LLM-only planning always does). num_beams:
     caption generation, 1 = greedy, more = beam search. open_vocab: how the plan's steps are
-    named from a caller's candidate labels (planllm_ros.model.openvocab)."""
+    named from a caller's candidate labels (planllm_ros.model.openvocab).
+    horizon: how many steps to plan. None: the model's trained T (the benchmarks' protocol);
+    a number: that many (other than T only for state-grounded models, which search any length);
+    0 (planllm_ros.model.horizon.AUTO): the model chooses, by `horizon_choice`."""
 
     transition: np.ndarray | None = None
     method: str = "viterbi"
@@ -43,6 +47,8 @@ class DecodingPolicy:
     open_vocab: OpenVocabConfig = field(default_factory=OpenVocabConfig)
     states: StateModel | None = None
     grounded: GroundedConfig = field(default_factory=GroundedConfig)
+    horizon: int | None = None
+    horizon_choice: HorizonConfig = field(default_factory=HorizonConfig)
 
     def __post_init__(self) -> None:
         if self.method not in CLOSED_SET_METHODS:
@@ -52,6 +58,8 @@ class DecodingPolicy:
                              "(a model folder trained with a state head)")
         if self.num_beams < 1:
             raise ValueError(f"num_beams must be >= 1, got {self.num_beams}")
+        if self.horizon is not None and self.horizon < 0:
+            raise ValueError(f"horizon must be >= 0 (0: the model chooses), got {self.horizon}")
         if self.llm_weight < 0 or self.candidates < 1:
             raise ValueError(f"llm_weight must be >= 0 and candidates >= 1, got {self.llm_weight} and "
                              f"{self.candidates}")
@@ -60,13 +68,14 @@ class DecodingPolicy:
     def for_model(cls, model, transition, *, states: StateModel | None = None, method: str | None = None,
                   captions: bool = True, num_beams: int = 1, llm_weight: float | None = None,
                   open_vocab: OpenVocabConfig | None = None,
-                  grounded: GroundedConfig | None = None) -> "DecodingPolicy":
+                  grounded: GroundedConfig | None = None, horizon: int | None = None) -> "DecodingPolicy":
         """The policy a model folder records (its config's decoding section, its transition
         matrix and step-effect model), with the caller's overrides."""
         decoding = model.config.decoding
         return cls(transition, method or decoding.method, decoding.llm_weight if llm_weight is None else llm_weight,
                    decoding.candidates, captions, num_beams, dataclasses.replace(open_vocab or decoding.open_vocab),
-                   states, dataclasses.replace(grounded or decoding.grounded))
+                   states, dataclasses.replace(grounded or decoding.grounded), horizon,
+                   dataclasses.replace(decoding.horizon))
 
     @property
     def uses_viterbi(self) -> bool:
@@ -166,6 +175,17 @@ def grounded_candidates(probs, start, goal, states: StateModel, config: Grounded
     preconditions) + fresh * sum log(1 - belief(its new effects)) + goal * log-likelihood of
     `goal` under the final belief. The beam keeps the `width` best partial plans by their score
     so far plus the goal term of their current belief (how close they already are)."""
+    for paths, final in grounded_beam(probs, start, goal, states, config):
+        pass
+    order = np.argsort(-final, kind="stable")
+    return paths[order], final[order]
+
+
+def grounded_beam(probs, start, goal, states: StateModel, config: GroundedConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """grounded_candidates' search, depth by depth: after step t it yields the beam's (K, t) plans
+    and their (K,) scores as finished plans (goal term included). A plan of t steps is ranked at
+    every depth exactly as a search of horizon t ranks it, so one search of depth D scores the
+    best plan of every horizon up to D (planllm_ros.model.horizon)."""
     log_steps = np.log(np.maximum(_as_numpy(probs), _TINY))
     lo, hi = config.clip, 1.0 - config.clip
     _, add, delete = states.masks()
@@ -192,9 +212,7 @@ def grounded_candidates(probs, start, goal, states: StateModel, config: Grounded
         paths = np.concatenate([paths[rows], cols[:, None]], axis=1)
         scores = total[rows, cols]
         belief = np.where(add[cols], hi, np.where(delete[cols], lo, belief[rows]))
-    final = scores + config.goal * match(belief).sum(1)
-    order = np.argsort(-final, kind="stable")
-    return paths[order], final[order]
+        yield paths, scores + config.goal * match(belief).sum(1)
 
 
 def _gather_sum(values: np.ndarray, index: np.ndarray) -> np.ndarray:

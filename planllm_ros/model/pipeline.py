@@ -22,6 +22,7 @@ Only start and goal reach the model: nothing about the ground truth can.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from planllm_ros.model import openvocab
 from planllm_ros.model.backbone import input_spec, preprocess
 from planllm_ros.model.decoding import DecodingPolicy, argmax_decode, grounded_plans, plan_candidates, viterbi
 from planllm_ros.model.graphs import BACKBONE, ENCODER, HEADS, GraphRunner
+from planllm_ros.model.horizon import AUTO, at_horizon, choose_horizons
 
 
 @dataclass
@@ -52,8 +54,8 @@ class Candidates:
 
 @dataclass
 class PlanBatch:
-    step_ids: np.ndarray  # (B, T) int64, closed set
-    probs: torch.Tensor  # (B, T, N) float32 on the CPU
+    step_ids: np.ndarray  # (B, T) int64, closed set; where horizons differ, -1 past each sample's horizon
+    probs: torch.Tensor  # (B, T, N) float32 on the CPU, the step probabilities searched with (horizon.at_horizon)
     captions: list[list[str]]  # T captions per sample; empty lists when none were generated
     open_vocab_ids: np.ndarray | None = None  # (B, T) indices into the candidate labels, when given
     open_vocab_method: str | None = None  # the policy's open_vocab method that chose open_vocab_ids
@@ -62,6 +64,8 @@ class PlanBatch:
     timings_ms: dict[str, float] = field(default_factory=dict)  # per stage (batch total), see plan_batch
     start_states: np.ndarray | None = None  # (B, P) proposition probabilities in the start image (state head)
     goal_states: np.ndarray | None = None  # (B, P) the same in the goal image
+    horizons: np.ndarray | None = None  # (B,) steps planned per sample
+    horizon_probs: np.ndarray | None = None  # (B, H) p(h = 1..H) where the model chose the horizon
 
 
 class _Clock:
@@ -94,6 +98,18 @@ def image_tokens(model, graphs: GraphRunner, images: Sequence[torch.Tensor]) -> 
     batch = torch.cat([preprocess(x, *spec) for x in images])
     tokens = graphs.run(BACKBONE, {"images": batch})["tokens"]
     return list(tokens.split([len(x) for x in images]))
+
+
+@torch.inference_mode()
+def read_states(model, graphs: GraphRunner, observations: torch.Tensor) -> np.ndarray:
+    """(B, P) state proposition probabilities of observations (uint8 images or features), from
+    the backbone and encoder graphs alone (the state head reads each observation by itself)."""
+    if observations.dtype == torch.uint8:
+        (observations,) = image_tokens(model, graphs, [observations])
+    tokens = graphs.run(ENCODER, {"start": observations, "goal": observations})
+    if "start_states" not in tokens:
+        raise ValueError("this model has no state head")
+    return tokens["start_states"].float().cpu().numpy()
 
 
 def rerank_candidates(model, probs: torch.Tensor, state_tokens: torch.Tensor, step_tokens: torch.Tensor,
@@ -146,6 +162,40 @@ def decode_steps(model, probs: torch.Tensor, state_tokens: torch.Tensor, step_to
     return candidates.choose(policy.llm_weight), candidates
 
 
+def horizons_of(model, probs: torch.Tensor, states: tuple | None, policy: DecodingPolicy) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each sample's horizon (B,) and, where the model chose it, p(h) (B, H): the policy's
+    horizon, the model's T when it names none (planllm_ros.model.horizon)."""
+    native = model.config.horizon
+    if policy.horizon is None or policy.horizon == native:
+        return np.full(len(probs), native), None
+    if states is None or policy.states is None or policy.transition is None:
+        asked = "choosing the number of steps" if policy.horizon == AUTO else f"horizon {policy.horizon}"
+        raise ValueError(f"{asked}: this model plans exactly {native} steps (its step queries are learned per "
+                         "position); planning any other number needs a state head and step-effect model")
+    if policy.horizon == AUTO:
+        return choose_horizons(probs.numpy(), *states, policy.states, policy.grounded, policy.horizon_choice)
+    return np.full(len(probs), policy.horizon), None
+
+
+def decode_horizons(model, probs: torch.Tensor, state_tokens: torch.Tensor, step_tokens: torch.Tensor,
+                    policy: DecodingPolicy, horizons: np.ndarray, states: tuple) -> np.ndarray:
+    """(B, max horizon) step ids, -1 past each sample's horizon. Samples at the model's T are
+    decoded as the policy says (decode_steps); any other horizon by the grounded search over the
+    step decoder's position-free probabilities, without the LLM, which learned plans of T steps."""
+    native = model.config.horizon
+    ids = np.full((len(horizons), int(horizons.max())), -1, dtype=np.int64)
+    for h in np.unique(horizons).tolist():
+        rows = np.flatnonzero(horizons == h)
+        sub = (states[0][rows], states[1][rows])
+        if h == native:
+            ids[rows, :h], _ = decode_steps(model, probs[rows], state_tokens[rows], step_tokens[rows], policy,
+                                            states=sub)
+        else:
+            search = dataclasses.replace(policy, method="grounded", llm_weight=0.0)
+            ids[rows, :h] = grounded_plans(at_horizon(probs[rows].numpy(), h), *sub, search)[0][:, 0]
+    return ids
+
+
 @torch.inference_mode()  # not only no_grad: skipping autograd's version counters saves about a tenth of caption time
 def plan_batch(model, graphs: GraphRunner, start: torch.Tensor, goal: torch.Tensor, policy: DecodingPolicy, *,
                keep_candidates: bool = False, labels: openvocab.LabelIndex | None = None,
@@ -189,7 +239,18 @@ def plan_batch(model, graphs: GraphRunner, start: torch.Tensor, goal: torch.Tens
         logits = model.caption_logits(texts)
         clock.lap("captions")
     probs = logits.float().softmax(-1).cpu()
-    ids, candidates = decode_steps(model, probs, state_tokens, step_tokens, policy, keep_candidates, prompt, states)
+    horizons, horizon_probs = horizons_of(model, probs, states, policy)
+    native = model.config.horizon
+    if (horizons == native).all():
+        ids, candidates = decode_steps(model, probs, state_tokens, step_tokens, policy, keep_candidates, prompt, states)
+    else:  # the LLM writes and re-ranks plans of T steps: at other horizons the plan is the search's alone
+        if labels is not None and len(np.unique(horizons)) > 1:
+            raise ValueError("open-vocabulary naming plans one horizon per batch: plan these samples one at a time")
+        ids, candidates = decode_horizons(model, probs, state_tokens, step_tokens, policy, horizons, states), None
+        if len(np.unique(horizons)) == 1:
+            probs = torch.from_numpy(at_horizon(probs.numpy(), int(horizons[0]))).float()
+            policy = dataclasses.replace(policy, open_vocab=dataclasses.replace(policy.open_vocab, method="steps"))
+        captions_pending = captions_pending and bool((horizons == native).any())
     clock.lap("decode")
 
     open_ids, method, evidence = None, None, None
@@ -204,14 +265,15 @@ def plan_batch(model, graphs: GraphRunner, start: torch.Tensor, goal: torch.Tens
     def result() -> PlanBatch:
         return PlanBatch(np.asarray(ids, dtype=np.int64), probs, texts, open_ids, method,
                          evidence if keep_evidence else None, candidates if keep_candidates else None,
-                         clock.total(), *(states or (None, None)))
+                         clock.total(), *(states or (None, None)), horizons, horizon_probs)
 
     if labels is not None and not (captions_pending and "captions" in wanted):
         name_steps()
     if captions_pending:
         if on_steps is not None:
             on_steps(result())
-        texts = model.llm.generate_captions(state_tokens, step_tokens, prompt, policy.num_beams)
+        texts = [t if h == native else [] for t, h in
+                 zip(model.llm.generate_captions(state_tokens, step_tokens, prompt, policy.num_beams), horizons)]
         clock.lap("captions")
         if labels is not None and open_ids is None:
             name_steps()

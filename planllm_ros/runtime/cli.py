@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"model directory (default: the bundled models/{DEFAULT_MODEL})")
     parser.add_argument("--backend", choices=BACKENDS, default="torch")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--horizon", type=int, default=None, help="number of steps (must equal the model's)")
+    parser.add_argument("--horizon", type=int, default=None,
+                        help="number of steps (default: a model with a state head chooses, 1 to 6, and says how "
+                             "sure it is; any other plans the number it was trained for)")
     parser.add_argument("--labels", type=Path, default=None, metavar="FILE",
                         help="UTF-8 text file, one candidate label per line (blank lines and # comments skipped): "
                              "the plan's steps are also named from these labels, by the model's "
@@ -82,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(plan.to_dict()))
         return 0
     print(plan.instructions())
+    if plan.horizon_probs is not None:
+        print(f"{plan.horizon} steps, the number the model chose (p = {plan.horizon_confidence:.2f})")
     if plan.open_vocab_labels is not None:
-        print(f"open-vocabulary labels ({plan.open_vocab_method}): " + "; ".join(plan.open_vocab_labels))
+        print(f"open-vocabulary labels ({plan.open_vocab_method}): " + "; ".join(label or "unknown" for label in plan.open_vocab_labels))
     timing = ", ".join(f"{k} {v:.1f} ms" for k, v in plan.timings_ms.items())
     print(f"[{plan.backend}] {timing}")
     return 0

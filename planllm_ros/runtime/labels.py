@@ -2,8 +2,10 @@
 node's `labels_file` parameter both read them here, so both take and refuse the same files.
 
 FILE is UTF-8 text with one label per line; blank lines and lines starting with # are skipped.
-A file without labels, a label given twice (ignoring case and spacing) or bytes that are not
-UTF-8 are refused with the file and line, since each would silently change the plans.
+A file without labels, a label given twice (ignoring case and spacing), bytes that are not
+UTF-8 or a line longer than MAX_LABEL_CHARS (a whole list on one line, a file that is not a
+label list) are refused with the file and line in one line of text, since each would silently
+change the plans; whoever reads the file keeps its previous list.
 
 Descriptions are optional: FILE with its suffix replaced by `.descriptions.json`
 (labels.txt -> labels.descriptions.json), in the SCHEMA format `planllm describe` writes,
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DESCRIPTIONS_SUFFIX = ".descriptions.json"
+MAX_LABEL_CHARS = 200  # a step label is a short sentence; the longest of CrossTask, COIN and the tabletop has 102
 
 
 class LabelFileError(ValueError):
@@ -65,6 +68,9 @@ def read_label_file(path: str | Path) -> CandidateLabels:
         label = line.strip()
         if not label or label.startswith("#"):
             continue
+        if len(label) > MAX_LABEL_CHARS:
+            raise LabelFileError(f"{path}:{number}: a label of {len(label)} characters (at most {MAX_LABEL_CHARS}): "
+                                 f"expected one label per line")
         if _key(label) in first_line:
             raise LabelFileError(f"{path}:{number}: label {label!r} is already on line {first_line[_key(label)]}")
         first_line[_key(label)] = number

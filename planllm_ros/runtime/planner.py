@@ -32,8 +32,10 @@ import torch
 from planllm_ros.model.decoding import DecodingPolicy
 from planllm_ros.model.folder import load_model_folder
 from planllm_ros.model.graphs import takes_images
-from planllm_ros.model.openvocab import LabelIndex, requirement_problem
-from planllm_ros.model.pipeline import PlanBatch, plan_batch
+from planllm_ros.model.horizon import AUTO
+from planllm_ros.model.openvocab import UNKNOWN, LabelIndex, LabelReport, requirement_problem
+from planllm_ros.model.pipeline import PlanBatch, plan_batch, read_states
+from planllm_ros.model.progress import Progress, ProgressConfig, track
 from planllm_ros.runtime.backends import BACKENDS, GraphBackend, load_backend
 from planllm_ros.runtime.backends.base import parse_device
 from planllm_ros.runtime.errors import PlannerError
@@ -86,7 +88,31 @@ class Planner:
     # ------------------------------------------------------------------ properties
     @property
     def horizon(self) -> int:
+        """The horizon the model was trained for (its step decoder's positions)."""
         return int(self.model.config.horizon)
+
+    @property
+    def chooses_horizon(self) -> bool:
+        """Whether the model plans any number of steps and chooses it when asked for none: a
+        state head and a step-effect model (planllm_ros.model.horizon)."""
+        return self.policy.states is not None and self.policy.transition is not None
+
+    @property
+    def max_horizon(self) -> int:
+        """The most steps one plan may have."""
+        return self.policy.horizon_choice.max_horizon if self.chooses_horizon else self.horizon
+
+    def horizon_problem(self, horizon: int | None) -> str | None:
+        """Why this planner cannot plan `horizon` steps (None or 0: it chooses, or plans its T)."""
+        if not horizon or horizon == self.horizon:
+            return None
+        if not self.chooses_horizon:
+            return (f"horizon {horizon} requested, but this model plans exactly {self.horizon} steps (its step "
+                    f"queries are learned per position, and it has no state head to search other lengths): use a "
+                    f"model trained for T={horizon} or one with a state head")
+        if not 1 <= horizon <= self.max_horizon:
+            return f"horizon {horizon} requested, but this model plans 1 to {self.max_horizon} steps"
+        return None
 
     @property
     def step_labels(self) -> list[str]:
@@ -157,8 +183,10 @@ class Planner:
     def plan(self, start, goal, horizon: int | None = None, labels: Sequence[str] | None = None,
              descriptions: Sequence[str | None] | None = None, *, captions: bool = True,
              on_steps: Callable[[Plan], None] | None = None) -> Plan:
-        """Plan the steps from `start` to `goal` (images or features). `horizon`, when given, must
-        be the model's T. `labels`: candidate label texts the plan's steps are also named from
+        """Plan the steps from `start` to `goal` (images or features). `horizon`: how many steps;
+        None (or 0): a model with a state head chooses (Plan.horizon_probs says how sure it is),
+        any other plans its trained T; a number: exactly that many (other than T only with a
+        state head, up to max_horizon). `labels`: candidate label texts the plan's steps are also named from
         (open_vocab_labels), with optional `descriptions` (one text or None per label); their
         embeddings and mapping are kept while the same list comes again.
 
@@ -167,11 +195,12 @@ class Planner:
         be written, is called with the plan as soon as its step ids are decoded (no captions
         yet; timings so far), and the plan returned is the same plan with its captions, from
         the same pass (nothing is computed twice)."""
-        if horizon is not None and horizon != self.horizon:
-            raise PlannerError(f"horizon {horizon} requested, but this model plans exactly {self.horizon} steps "
-                               f"(its step queries are learned per position): use a model trained for T={horizon}")
+        problem = self.horizon_problem(horizon)
+        if problem:
+            raise PlannerError(problem)
         self.threads.apply_torch()  # before any torch op: label embeddings, backbone, LLM
-        policy = self.policy if captions else replace(self.policy, captions=False)
+        policy = replace(self.policy, captions=self.policy.captions and captions,
+                         horizon=horizon or (AUTO if self.chooses_horizon else None))
         index = self._label_index(labels, descriptions, policy) if labels is not None else None
         start, goal = (self._as_batch(self._check_observation(x, name)) for x, name in ((start, "start"), (goal, "goal")))
         if start.dtype != goal.dtype:  # one image and one feature map: both as features
@@ -181,20 +210,39 @@ class Planner:
 
     def _to_plan(self, out: PlanBatch, index: LabelIndex | None) -> Plan:
         """The first sample of a pipeline batch as a Plan."""
-        ids = out.step_ids[0].tolist()
+        ids = [i for i in out.step_ids[0].tolist() if i >= 0]
         probs = out.probs[0].numpy()
         sentences = self.policy.states.sentences if self.policy.states is not None else None
+        named = None if index is None or out.open_vocab_ids is None else out.open_vocab_ids[0][:len(ids)].tolist()
         return Plan(
-            horizon=self.horizon, step_ids=[int(i) for i in ids],
+            horizon=len(ids), step_ids=[int(i) for i in ids],
             labels=[self.model.step_labels[i] for i in ids],
             scores=[float(probs[t, i]) for t, i in enumerate(ids)], captions=list(out.captions[0]),
-            open_vocab_labels=None if index is None or out.open_vocab_ids is None
-            else [index.labels[i] for i in out.open_vocab_ids[0]],
+            open_vocab_labels=None if named is None else [None if i == UNKNOWN else index.labels[i] for i in named],
+            open_vocab_unknown=None if named is None else [t for t, i in enumerate(named) if i == UNKNOWN],
             open_vocab_method=out.open_vocab_method,
             backend=self.backend.name, timings_ms=out.timings_ms,
             start_state=readings(sentences, out.start_states[0]) if sentences and out.start_states is not None else None,
             goal_state=readings(sentences, out.goal_states[0]) if sentences and out.goal_states is not None else None,
+            horizon_probs=None if out.horizon_probs is None else [round(float(p), 4) for p in out.horizon_probs[0]],
+            start_probs=None if out.start_states is None else out.start_states[0],
         )
+
+    @torch.no_grad()
+    def read_state(self, observation) -> np.ndarray:
+        """The state head's probability (P,) of every state proposition in one observation."""
+        if self.policy.states is None:
+            raise PlannerError("this model has no state head: it cannot read states or follow a plan")
+        self.threads.apply_torch()
+        return read_states(self.model, self.backend, self._as_batch(self._check_observation(observation, "frame")))[0]
+
+    def track(self, plan: Plan, frame, previous: int = 0, config: ProgressConfig = ProgressConfig()) -> Progress:
+        """Where `frame` stands on `plan` (planllm_ros.model.progress): the steps done, how sure,
+        and whether the frame left the plan (then plan again from it). `previous`: the steps
+        done at the last frame (progress rarely goes backwards)."""
+        if plan.start_probs is None:
+            raise PlannerError("this plan carries no state reading (a model without a state head made it)")
+        return track(plan.start_probs, plan.step_ids, self.read_state(frame), self.policy.states, previous, config)
 
     def _as_features(self, observation: torch.Tensor) -> torch.Tensor:
         if observation.dtype != torch.uint8:
@@ -208,6 +256,14 @@ class Planner:
         method needs what the model lacks or what is switched off), or None. policy: the one a
         plan uses, when not the planner's own (captions switched off for that plan)."""
         return requirement_problem(self.model, policy or self.policy)
+
+    def label_report(self, labels: Sequence[str], descriptions: Sequence[str | None] | None = None) -> LabelReport:
+        """How `labels` map onto this model's known steps: which steps got no label (plans naming
+        them say unknown) and how sure each mapping is. Shares the plans' cached index, so asking
+        when a list arrives costs its plans nothing."""
+        self.threads.apply_torch()
+        index = self._label_index(labels, descriptions, self.policy)
+        return index.report(self.model, self.policy.transition, self.policy.open_vocab)
 
     def _label_index(self, labels: Sequence[str], descriptions: Sequence[str | None] | None,
                      policy: DecodingPolicy) -> LabelIndex:

@@ -11,7 +11,9 @@
    ~/plan_now's answer time; the frames sent, received, reported lost by DDS and replaced unread
    in the subscription's queue; the node's queue depth and RSS.
 4. 30 Hz input: the same node switched to continuous mode gets 640x480 frames at 30 Hz; its
-   diagnostics count the frames received and the stale frames it dropped.
+   diagnostics count the frames received and the stale frames it dropped. A model with a state
+   head plans once there and then follows the plan (the frames are read for progress, a new plan
+   only when a frame leaves it), so its plan count is small by design.
 5. Open vocabulary: the torch planner given 100 candidate labels (training/benchmarks/latency.py),
    against the 20 ms budget.
 

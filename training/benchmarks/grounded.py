@@ -115,12 +115,19 @@ def true_state_search(loaded, split: str, horizon: int, seed: int, count: int) -
     return 100.0 * float((paths[:, 0] == truth).all(1).mean())
 
 
-def run(args: argparse.Namespace, command: str) -> list[Path]:
+def load_grounded(args: argparse.Namespace, bench: str):
+    """The folder `args.model`, which must have a state head, for `planllm bench {bench}` (a full
+    run only from a commit)."""
     if not args.quick:
         require_committed(args.allow_dirty)
     loaded = load_for_eval(args.model)
     if loaded.states is None:
-        raise SystemExit(f"planllm bench grounded: {args.model} has no state head; fit one with `planllm states`")
+        raise SystemExit(f"planllm bench {bench}: {args.model} has no state head; fit one with `planllm states`")
+    return loaded
+
+
+def run(args: argparse.Namespace, command: str) -> list[Path]:
+    loaded = load_grounded(args, "grounded")
     data = copy.deepcopy(loaded.config.data)
     data = dataclasses.replace(data, eval_samples=args.samples or (40 if args.quick else 1000))
     results = {split: run_split(loaded, data, split, args.batch_size) for split in SPLITS}

@@ -30,27 +30,39 @@ the mapping ceiling measured here (samples whose every true step the model's lab
 renames to its own paraphrase: the best the `steps` method can do with perfect closed-set plans).
 Novel tasks get diagnostics, measured once and never used for a choice: SR without the
 transition prior, and the share of their windows with a transition no training window has.
+
+`--lists` scores the shapes of list users bring instead, each against the exact renaming: the
+paraphrases plus 200 unrelated COIN labels, plus CrossTask's labels (the same kitchen domain;
+labels reviewed as meaning a training step, training/tabletop/distractor_synonyms.json, are left
+out), and half the steps labelled (the others must come out unknown, never with a wrong label).
+Each row gives the text-only ceiling (the same naming from the true step ids), so the text
+side's loss and the model's are apart, and compares the mapping the model records with the one
+before these shapes were measured. Val rows (val paraphrases, their own draw) choose settings;
+test rows are read once. `--model DIR` scores one model folder (e.g. the bundled one) instead
+of the seeds' runs; the open-vocabulary time of a 300-label list is measured with the Planner.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import itertools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from planllm_ros.model.config import OPEN_VOCAB_METHODS, OpenVocabConfig
-from planllm_ros.model.openvocab import Evidence, LabelIndex, decode
+from planllm_ros.model.openvocab import UNKNOWN, Evidence, LabelIndex, decode
 from planllm_ros.model.pipeline import plan_batch
 from training.benchmarks.report import Table, bar_plot, mean_std, write_report
 from training.benchmarks.runs import (QUICK_OVERRIDES, add_set_argument, run_config, run_directory, seed_overrides,
                                  trained_model)
 from training.benchmarks.stats import Difference, paired_bootstrap, per_sample_success, unpaired_bootstrap, verdict
 from training.datasets.base import ProcedureDataset, collate
-from training.evaluation.evaluate import EvalModel
+from training.evaluation.evaluate import EvalModel, load_for_eval, predict_split, step_ids
 from training.evaluation.metrics import procedure_metrics
 from training.train.splits import load_split
 
@@ -101,6 +113,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="each seed S sets train.seed=S and data.seed=S (default: 0 1 2; quick: 0)")
     parser.add_argument("--work-dir", type=Path, default=Path("runs/bench"),
                         help="training runs (shared with `planllm bench quality`; finished runs are reused)")
+    parser.add_argument("--lists", action="store_true",
+                        help="score the list shapes users bring (distractors, unlabelled steps) instead of the methods")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="--lists: score this model folder instead of the seeds' training runs")
+    parser.add_argument("--distractors", type=Path, default=None,
+                        help="--lists: folder with the CrossTask and COIN annotations (crosstask/, coin/)")
 
 
 @dataclass
@@ -206,6 +224,8 @@ def _ratio(sr: list[float], closed: list[float]) -> str:
 
 
 def run(args: argparse.Namespace, command: str) -> list[Path]:
+    if args.lists:
+        return run_lists(args, command)
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
     base = [*(QUICK_OVERRIDES if args.quick else ()), *args.overrides]
     per_seed = []
@@ -303,4 +323,221 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
     ]
     report = write_report(args.out / f"{stem}.md", "Open vocabulary (Table 3 analogue)", command, seeds,
                           [test_table, verdict_table, val_table, tuned_table, novel_table], notes, plot)
+    return [report, plot]
+
+
+# ---------------------------------------------------------------------------------------- --lists
+# The list shapes a user brings, each scored against the exact renaming (the 81 paraphrases):
+# name -> (distractor source, steps labelled); every list holds the split's paraphrases of the
+# labelled steps, in step-id order, then the distractors.
+LIST_SHAPES = {"exact": (None, "all"), "coin": ("coin", "all"), "crosstask": ("crosstask", "all"),
+               "partial": (None, "half")}
+LIST_TITLES = {"exact": "exact renaming (the 81 paraphrases)",
+               "coin": "+ {coin} unrelated COIN labels",
+               "crosstask": "+ CrossTask's {crosstask} labels (same domain, synonyms left out)",
+               "partial": "half the steps labelled (the rest must come out unknown)"}
+LIST_TARGETS = {"coin": 0.95, "crosstask": 0.75}  # SR >= factor x the exact renaming's SR
+COIN_DISTRACTORS = 200
+LIST_SEEDS = {"val": 1, "test": 2}  # each split draws its own distractors and half
+TIMED_LABELS = 300
+SYNONYMS_FILE = Path(__file__).resolve().parents[1] / "tabletop" / "distractor_synonyms.json"
+# the mapping before lists with distractors or gaps were measured: one to one, every step named
+TODAY = {"first_sentence": 0.0, "hubness_k": 0, "no_match": None}
+
+
+def distractor_labels(root: Path) -> dict[str, list[str]]:
+    """The unique step labels of CrossTask and COIN under `root` (crosstask/, coin/), less the
+    reviewed synonyms of tabletop steps (SYNONYMS_FILE)."""
+    from training.datasets import coin, crosstask
+
+    synonyms = json.loads(SYNONYMS_FILE.read_text(encoding="utf-8"))
+    out = {}
+    for name, module in (("crosstask", crosstask), ("coin", coin)):
+        labels = sorted({" ".join(label.split()) for label in module.read_vocabulary(root / name).labels})
+        out[name] = [label for label in labels if label not in synonyms[name]]
+    return out
+
+
+def shaped_list(shape: str, paraphrases: list[str], distractors: dict[str, list[str]],
+                rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
+    """The candidate list of `shape` and, per known step, the index of its label (UNKNOWN: none)."""
+    source, labelled = LIST_SHAPES[shape]
+    steps = np.arange(len(paraphrases))
+    keep = np.sort(rng.permutation(steps)[: len(steps) // 2]) if labelled == "half" else steps
+    extra = distractors[source] if source else []
+    if source == "coin":
+        extra = [extra[i] for i in np.sort(rng.permutation(len(extra))[:COIN_DISTRACTORS])]
+    target = np.full(len(steps), UNKNOWN)
+    target[keep] = np.arange(len(keep))
+    return [paraphrases[i] for i in keep] + list(extra), target
+
+
+@dataclass
+class ListScore:
+    """One list shape, one mapping, one split: per-sample success and the naming shares."""
+
+    success: np.ndarray  # per sample, 100 where every position is named as the list allows
+    ceiling: float  # percent of samples named right from the true step ids (the text side alone)
+    precision: float  # percent of the named positions whose label is their planned step's
+    unknown: float  # percent of positions whose planned step has no label that come out unknown (nan: none)
+
+
+@dataclass
+class ClosedPass:
+    """The closed-set plans of one split (no captions: the `steps` method reads none)."""
+
+    gt: np.ndarray
+    closed: np.ndarray
+    probs: np.ndarray
+    episodes: list[str]
+
+
+def closed_pass(loaded: EvalModel, dataset: ProcedureDataset, batch_size: int = 64) -> ClosedPass:
+    batches = predict_split(loaded, dataset, loaded.policy(captions=False), batch_size)
+    return ClosedPass(np.stack(dataset.sequences()).astype(np.int64), step_ids(batches),
+                      np.concatenate([b.probs.numpy() for b in batches]), [s.video for s in dataset.samples])
+
+
+def score_list(loaded: EvalModel, run: ClosedPass, labels: list[str], target: np.ndarray,
+               settings: OpenVocabConfig) -> ListScore:
+    index = LabelIndex(labels, loaded.model.text_encoder())
+    evidence = Evidence(run.probs, run.closed, None, None)
+    policy = loaded.policy(open_vocab=dataclasses.replace(settings, method="steps"))
+    named = decode(evidence, index, loaded.model, policy)
+    partner = index.mapping(loaded.model, policy.transition, policy.open_vocab).partner
+    gaps = target[run.closed] == UNKNOWN
+    return ListScore(per_sample_success(named, target[run.gt]),
+                     100.0 * float((partner[run.gt] == target[run.gt]).all(axis=1).mean()),
+                     100.0 * float((named == target[run.closed])[named != UNKNOWN].mean()),
+                     100.0 * float((named[gaps] == UNKNOWN).mean()) if gaps.any() else float("nan"))
+
+
+def score_lists(loaded: EvalModel, config, distractors: dict[str, list[str]]) -> dict:
+    """{(split, shape, mapping): ListScore}, "episodes": {split: ids}} for mappings "today" and
+    "model" (the model's open-vocabulary settings)."""
+    from training.tabletop.paraphrases import paraphrase_labels
+
+    own = loaded.policy().open_vocab
+    mappings = {"today": dataclasses.replace(own, **TODAY), "model": own}
+    scores, episodes = {}, {}
+    for split, paraphrases in (("val", "val"), ("test", "test")):
+        run = closed_pass(loaded, load_split(config.data, split, config.visual()))
+        episodes[split] = run.episodes
+        rng = np.random.default_rng(LIST_SEEDS[split])
+        for shape in LIST_SHAPES:
+            labels, target = shaped_list(shape, list(paraphrase_labels(paraphrases)), distractors, rng)
+            for name, settings in mappings.items():
+                scores[(split, shape, name)] = score_list(loaded, run, labels, target, settings)
+    return {"scores": scores, "episodes": episodes, "own": own}
+
+
+def list_timing(model_dir: Path, config, distractors: dict[str, list[str]], runs: int = 20) -> dict[str, float]:
+    """Open-vocabulary ms of the Planner (torch) with a TIMED_LABELS-label list (the test
+    paraphrases and COIN labels): the first plan (embeds the list, builds the mapping) and the
+    median of `runs` later plans."""
+    from planllm_ros.runtime.planner import Planner
+    from training.tabletop.paraphrases import paraphrase_labels
+
+    labels = [*paraphrase_labels("test"), *distractors["coin"]][:TIMED_LABELS]
+    sample = load_split(config.data, "test", config.visual())[0]
+    start, goal = sample.start, sample.goal
+    planner = Planner.from_dir(model_dir, backend="torch")
+    try:
+        planner.plan(start, goal, captions=False)
+        first = planner.plan(start, goal, labels=labels, captions=False).timings_ms["open_vocab"]
+        later = [planner.plan(start, goal, labels=labels, captions=False).timings_ms["open_vocab"] for _ in range(runs)]
+    finally:
+        planner.close()
+    return {"labels": len(labels), "first_ms": first, "later_ms": float(np.median(later)), "runs": runs}
+
+
+def run_lists(args: argparse.Namespace, command: str) -> list[Path]:
+    """`--lists`: the list shapes a user brings, scored per seed's run or for one model folder."""
+    if args.distractors is None or not (args.distractors / "coin").is_dir():
+        raise SystemExit("planllm bench openvocab --lists: --distractors DIR must hold the CrossTask and COIN "
+                         "annotations (DIR/crosstask, DIR/coin)")
+    distractors = distractor_labels(args.distractors)
+    runs = []  # (name, EvalModel, config, model folder)
+    if args.model is not None:
+        loaded = load_for_eval(args.model)
+        runs.append((str(args.model), loaded, loaded.config, args.model))
+    else:
+        base = [*(QUICK_OVERRIDES if args.quick else ()), *args.overrides]
+        for seed in args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2]):
+            config = run_config("tabletop-tiny", [*base, f"data.horizon={args.horizon}", *seed_overrides(seed)])
+            run_dir = run_directory(args.work_dir, args.quick, "tabletop", args.horizon, "full", seed)
+            runs.append((f"seed {seed}: {run_dir}", trained_model(config, run_dir), config, run_dir))
+    results = [score_lists(loaded, config, distractors) for _, loaded, config, _ in runs]
+    sizes = {"coin": COIN_DISTRACTORS, "crosstask": len(distractors["crosstask"])}
+
+    def success(split: str, shape: str, mapping: str) -> list[np.ndarray]:
+        return [r["scores"][(split, shape, mapping)].success for r in results]
+
+    def episodes(split: str) -> list[list[str]]:
+        return [r["episodes"][split] for r in results]
+
+    def mean(split: str, shape: str, mapping: str, field: str) -> str:
+        values = [getattr(r["scores"][(split, shape, mapping)], field) for r in results]
+        values = [float(np.mean(v)) if field == "success" else v for v in values]
+        return mean_std(values) if len(values) > 1 else f"{values[0]:.1f}"
+
+    tables = []
+    for split in ("test", "val"):
+        table = Table(f"tabletop, T={args.horizon}, {split} episodes named from lists of each shape ({split} "
+                      f"paraphrases; percent; `steps` method: the closed-set plan renamed through the mapping)",
+                      ["list", "mapping", "SR", "SR / exact renaming's", "text-only ceiling",
+                       "named positions right", "unlabelled positions unknown"])
+        for shape in LIST_SHAPES:
+            for mapping in ("today", "model"):
+                exact = np.mean([np.mean(s) for s in success(split, "exact", mapping)])
+                sr = np.mean([np.mean(s) for s in success(split, shape, mapping)])
+                table.rows.append([LIST_TITLES[shape].format(**sizes), mapping, mean(split, shape, mapping, "success"),
+                                   f"{sr / exact:.2f}" if exact else "n/a", mean(split, shape, mapping, "ceiling"),
+                                   mean(split, shape, mapping, "precision"), mean(split, shape, mapping, "unknown")])
+        tables.append(table)
+    lines = []
+    for shape, factor in LIST_TARGETS.items():
+        for mapping in ("today", "model"):
+            scaled = [factor * s for s in success("test", "exact", mapping)]
+            d = paired_bootstrap(success("test", shape, mapping), scaled, episodes=episodes("test"))
+            state = "met" if d.low > 0 else ("missed" if d.high < 0 else "not distinguishable from the target")
+            lines.append([f"test, {LIST_TITLES[shape].format(**sizes)}, mapping {mapping}: SR - {factor} x exact "
+                          f"renaming's SR", f"{d.mean:+.2f} (95 % CI [{d.low:+.2f}, {d.high:+.2f}]): {state}"])
+    for shape in LIST_SHAPES:
+        lines.append([f"test, {LIST_TITLES[shape].format(**sizes)}",
+                      verdict("model", "today", success("test", shape, "model"), success("test", shape, "today"),
+                              episodes=episodes("test"))])
+        if shape != "exact":
+            lines.append([f"test, mapping model: {LIST_TITLES[shape].format(**sizes)}",
+                          verdict(shape, "exact renaming", success("test", shape, "model"),
+                                  success("test", "exact", "model"), episodes=episodes("test"))])
+    tables.append(Table("Targets and comparisons on the test episodes (paired bootstrap over runs and, within each, "
+                        "episodes)", ["what", "verdict"], lines))
+    timing = list_timing(runs[0][3], runs[0][2], distractors)
+    tables.append(Table(f"Open-vocabulary time per plan, {timing['labels']}-label list, torch, CPU, "
+                        f"{torch.get_num_threads()} thread(s) (ms; the budget is 20 ms per plan)",
+                        ["first plan with the list (embeds it, builds the mapping)",
+                         f"later plans (median of {timing['runs']})"],
+                        [[f"{timing['first_ms']:.1f}", f"{timing['later_ms']:.2f}"]]))
+    stem = "openvocab-lists-quick" if args.quick else "openvocab-lists"
+    plot = bar_plot(args.out / f"{stem}.png", f"Open vocabulary by list shape, tabletop T={args.horizon}, test",
+                    [LIST_TITLES[s].format(**sizes).split(" (")[0] for s in LIST_SHAPES],
+                    {m: [float(np.mean([np.mean(x) for x in success("test", s, m)])) for s in LIST_SHAPES]
+                     for m in ("today", "model")}, "SR (%)")
+    notes = [f"runs: {'; '.join(name for name, *_ in runs)}",
+             f"mapping model: the model's decoding.open_vocab {dataclasses.asdict(results[0]['own'])}; mapping today: "
+             f"the same with {TODAY} (one to one, every step named, label and whole-description similarity)",
+             f"distractors from {args.distractors}: {len(distractors['coin'])} COIN and {len(distractors['crosstask'])} "
+             f"CrossTask labels after leaving out the labels reviewed as synonyms of a tabletop step "
+             f"({SYNONYMS_FILE.relative_to(SYNONYMS_FILE.parents[2])}); each split draws its own {COIN_DISTRACTORS} "
+             f"COIN labels and its own half of the steps (seeds {LIST_SEEDS})",
+             "SR: every position named as the list allows (its step's paraphrase, or unknown where the list has none) "
+             "from the closed-set plan; text-only ceiling: the same from the true step ids (what the text side alone "
+             "loses); named positions right: of the positions given a label, the share whose label is their planned "
+             "step's; unlabelled positions unknown: of the positions whose planned step has no label, the share left "
+             "unknown",
+             "val rows chose the mapping's settings (planllm_ros.model.config.OpenVocabConfig); test rows are "
+             "reported once"]
+    report = write_report(args.out / f"{stem}.md", "Open vocabulary by list shape", command,
+                          list(range(len(runs))) if args.model is None else [runs[0][2].data.seed], tables, notes, plot)
     return [report, plot]

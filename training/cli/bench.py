@@ -1,6 +1,6 @@
 """`planllm bench NAME [--quick] [--out bench/results] ...`: run one benchmark, write its table and plot.
 
-NAME is one of quality, openvocab, latency, train, gpu, textenc, grounded, baselines (one module each in
+NAME is one of quality, openvocab, latency, train, gpu, textenc, grounded, horizons, baselines (one module each in
 training/benchmarks/; latency in planllm_ros/tools/). Each writes `OUT/<name>[-quick].md` (header:
 machine, date, versions, code version, seeds and the exact command) and, all but baselines, a
 PNG plot beside it. --quick is CI-sized (about a minute on two cores); without it the benchmark
@@ -27,6 +27,7 @@ BENCHMARKS: Commands = {
     "gpu": ("training.benchmarks.gpu", "the GPU check: 7B-shaped decode vs the bandwidth floor, prefill, LoRA training, merge, the Planner on CUDA"),
     "textenc": ("training.benchmarks.text_encoders", "text encoders: label -> paraphrase top-1, open-vocabulary SR ceiling, size, CPU latency"),
     "grounded": ("training.benchmarks.grounded", "tasks never trained on: state-grounded decoding vs Viterbi, the state head's error"),
+    "horizons": ("training.benchmarks.horizons", "plans whose number of steps nobody gives: the model chooses T, per true T 1..6"),
     "baselines": ("training.benchmarks.tabletop_baselines", "tabletop domain: simple planners, the exact ceiling, split overlap, render speed"),
 }
 

@@ -24,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fit on the first N training samples of the model's own training stream "
                              "(default: as many as the model trained on)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--horizon-only", action="store_true",
+                        help="keep the folder's state head and refit only how it chooses the number of steps when a "
+                             "caller gives none (decoding.horizon), on val windows of every length")
+    parser.add_argument("--horizon-samples", type=int, default=200,
+                        help="val windows per number of steps for that fit (default 200)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from planllm_ros.model.folder import ModelFolderError
     from training.datasets.base import DatasetError
     from training.train.config import ConfigError
-    from training.train.state_head import fit_state_head, summary
+    from training.train.state_head import fit_horizon_choice, fit_state_head, summary
 
     if args.epochs < 1 or args.batch_size < 1:
         print("planllm states: --epochs and --batch-size must be >= 1", file=sys.stderr)
@@ -41,6 +46,11 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        if args.horizon_only:
+            out, accuracy = fit_horizon_choice(args.model, args.out, args.horizon_samples)
+            print(f"val horizon accuracy when the model chooses the number of steps: {accuracy:.1f} %")
+            print(f"model written to {out}; exported graphs are not carried over: run `planllm export` on it")
+            return 0
         out, report = fit_state_head(args.model, args.out, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                                      seed=args.seed, train_samples=args.train_samples)
     except (ModelFolderError, ConfigError, ModelConfigError, DatasetError) as error:

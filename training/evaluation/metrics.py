@@ -10,11 +10,13 @@ All values are percentages. Inputs are integer arrays of shape (B, T).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from planllm_ros.model.decoding import argmax_decode, viterbi
 
-__all__ = ["procedure_metrics", "batch_set_iou", "viterbi", "argmax_decode"]
+__all__ = ["procedure_metrics", "ragged_metrics", "batch_set_iou", "viterbi", "argmax_decode"]
 
 _EPS = 1e-6
 
@@ -44,6 +46,23 @@ def procedure_metrics(pred, gt) -> dict[str, float]:
         "macc": 100.0 * float(correct.mean()),
         "miou": 100.0 * float(miou_bitwise.mean()),
         "miou_set": 100.0 * float(np.mean(miou_set)),
+    }
+
+
+def ragged_metrics(pred: Sequence[Sequence[int]], gt: Sequence[Sequence[int]]) -> dict[str, float]:
+    """Metrics, in percent, of plans whose length may differ from the truth's (a planner that
+    chose the number of steps): horizon accuracy (same length), SR (same length and every step
+    right), mAcc (each true position right; one the plan does not reach is wrong) and set mIoU.
+    On plans of the true length they are procedure_metrics' SR, mAcc and mIoU (set)."""
+    if len(pred) != len(gt) or not len(gt):
+        raise ValueError(f"pred and gt must hold the same number (> 0) of plans, got {len(pred)} and {len(gt)}")
+    pred, gt = [list(p) for p in pred], [list(g) for g in gt]
+    hits = [sum(i < len(p) and p[i] == s for i, s in enumerate(g)) for p, g in zip(pred, gt)]
+    return {
+        "horizon": 100.0 * float(np.mean([len(p) == len(g) for p, g in zip(pred, gt)])),
+        "sr": 100.0 * float(np.mean([p == g for p, g in zip(pred, gt)])),
+        "macc": 100.0 * sum(hits) / sum(len(g) for g in gt),
+        "miou_set": 100.0 * float(np.mean([len(set(p) & set(g)) / len(set(p) | set(g)) for p, g in zip(pred, gt)])),
     }
 
 

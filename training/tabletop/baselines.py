@@ -204,3 +204,20 @@ def state_planner(split: str, horizon: int, seed: int, num_samples: int, table: 
     gt = [episodes[e].plan[k:k + horizon] for e, k in picked]
     return StatePlans(np.array(pred, dtype=np.int64), np.array(gt, dtype=np.int64),
                       np.array([e for e, _ in picked], dtype=np.int64))
+
+
+def untold_state_plans(split: str, horizon: int, seed: int, num_samples: int,
+                       tables: dict[int, Windows]) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """What a planner that reads the true states answers on the split's real windows of
+    `horizon` steps when nobody tells it the horizon, `tables` holding every horizon it may
+    choose: (most likely, shortest). Most likely: the sequence of any length with the largest
+    P(pair, sequence | length), each length equally likely (as in a benchmark with equal numbers
+    per horizon); shortest: the best sequence of the fewest steps that lead from start to goal."""
+    episodes, picked = windows(split, horizon, seed, num_samples)
+    likely, shortest = [], []
+    for e, k in picked:
+        pair = (_freeze(episodes[e].states[k]), _freeze(episodes[e].states[k + horizon]))
+        found = [tables[h][pair] for h in sorted(tables) if pair in tables[h]]
+        likely.append(max(((p, seq) for seqs in found for seq, p in seqs.items()), key=lambda x: x[0])[1])
+        shortest.append(max(found[0], key=found[0].__getitem__))
+    return likely, shortest

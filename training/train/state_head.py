@@ -9,7 +9,9 @@ split's step labels and its step descriptions' before/after sentences
 
 Afterwards the decoding is chosen on val: grounded decoding replaces Viterbi only if its val SR
 is at least Viterbi's (decoding.method in the folder's config; the grounded weights stay as
-configured). The new folder holds everything the old one had except exported graphs, which
+configured), and the choice of the number of steps, for callers who give none, is fitted on val
+windows of every length (decoding.horizon, training.train.horizon; `fit_horizon_choice` refits
+it alone on a folder that has a state head). The new folder holds everything the old one had except exported graphs, which
 no longer match the model: run `planllm export` on it.
 """
 from __future__ import annotations
@@ -32,6 +34,7 @@ from training.datasets.base import ProcedureDataset, collate
 from training.datasets.state_labels import StateLabeller, state_model_of
 from training.train.checkpoint import install_directory, temporary_sibling
 from training.train.config import from_tree
+from training.train.horizon import SAMPLES_PER_HORIZON, calibrate
 from training.train.logging_utils import training_record, write_training_record
 from training.train.splits import load_split
 
@@ -46,6 +49,7 @@ class StateHeadReport:
     val_label_error: float
     val_sr: dict[str, float]
     method: str
+    horizon_accuracy: float | None = None  # val, percent, windows of every length up to max_horizon
 
 
 def _observations(dataset: ProcedureDataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -141,18 +145,45 @@ def fit_state_head(model_dir: str | Path, out_dir: str | Path, *, epochs: int = 
         sr[method] = _val_sr(model, policy, val_data, 100)
     method = "grounded" if sr["grounded"] >= sr["viterbi"] else "viterbi"
     model.config.decoding.method = method
+    policy = DecodingPolicy.for_model(model, folder.transition, states=states, captions=False)
+    model.config.decoding.horizon, accuracy = calibrate(model, TorchGraphs(model), policy, config.data,
+                                                        visual=model.config.visual)
 
+    report = StateHeadReport(losses, best, label_error, sr, method, accuracy)
+    return _write_folder(model, folder, states, out_dir, {**record, "state_head": {
+        "fitted_onto": str(folder.path), "train_samples": len(train_set), "epochs": epochs, "kept_epoch": best + 1,
+        "val_sr": sr, "val_horizon_accuracy": accuracy, "base_training": read_training_record(folder.path)}}), report
+
+
+def fit_horizon_choice(model_dir: str | Path, out_dir: str | Path,
+                       samples: int = SAMPLES_PER_HORIZON) -> tuple[Path, float]:
+    """Refit only the choice of the number of steps (decoding.horizon) of a folder with a state
+    head, on val windows of every length; the rest of the folder is copied as it is. Returns the
+    new folder and the val horizon accuracy (percent)."""
+    record = training_record()
+    folder = load_model_folder(model_dir, require=(TRANSITION_FILE, TRAIN_CONFIG_FILE, STATE_MODEL_FILE))
+    config = from_tree(folder.train_config, str(Path(folder.path) / TRAIN_CONFIG_FILE))
+    model = folder.model.float().cpu().eval()
+    policy = DecodingPolicy.for_model(model, folder.transition, states=folder.states, captions=False)
+    model.config.decoding.horizon, accuracy = calibrate(model, TorchGraphs(model), policy, config.data, samples,
+                                                        model.config.visual)
+    base = read_training_record(folder.path) or {}
+    return _write_folder(model, folder, folder.states, out_dir, {**base, "horizon_choice": {
+        **record, "fitted_onto": str(folder.path), "samples_per_horizon": samples,
+        "val_horizon_accuracy": accuracy}}), accuracy
+
+
+def _write_folder(model, folder, states, out_dir: str | Path, record: dict) -> Path:
+    """The model, the source folder's transition matrix and train config, the step-effect model
+    and the training record, installed at `out_dir` at once (no half-written folder)."""
     out_dir = Path(out_dir)
     tmp = temporary_sibling(out_dir)
     model.save_pretrained(tmp)
     for name in (TRANSITION_FILE, TRAIN_CONFIG_FILE):
         shutil.copy2(Path(folder.path) / name, tmp / name)
     states.save(tmp / STATE_MODEL_FILE)
-    report = StateHeadReport(losses, best, label_error, sr, method)
-    write_training_record(tmp, {**record, "state_head": {
-        "fitted_onto": str(folder.path), "train_samples": len(train_set), "epochs": epochs, "kept_epoch": best + 1,
-        "val_sr": sr, "base_training": read_training_record(folder.path)}})
-    return install_directory(tmp, out_dir), report
+    write_training_record(tmp, record)
+    return install_directory(tmp, out_dir)
 
 
 def summary(report: StateHeadReport) -> str:
@@ -162,5 +193,6 @@ def summary(report: StateHeadReport) -> str:
         + f" (kept epoch {report.best_epoch + 1})",
         f"val error on the labels the descriptions determine: {100 * report.val_label_error:.2f} %",
         "val SR: " + ", ".join(f"{k} {v:.2f}" for k, v in report.val_sr.items()) + f"; decoding.method = {report.method}",
+        f"val horizon accuracy when the model chooses the number of steps: {report.horizon_accuracy:.1f} %",
         "exported graphs are not carried over: run `planllm export` on the new folder",
     ])

@@ -50,6 +50,7 @@ from training.evaluation.metrics import procedure_metrics
 from training.train import distributed
 from training.train.checkpoint import CheckpointError, install_directory, load_checkpoint, save_checkpoint, temporary_sibling
 from training.train.config import RunConfig, StageConfig, from_tree
+from training.train.horizon import SAMPLES_PER_HORIZON, calibrate
 from training.train.llm_pretrain import pretrain_builtin_llm
 from training.train.logging_utils import RunLogger, training_record, write_training_record
 from training.train.splits import load_split
@@ -391,6 +392,7 @@ class Trainer:
             self._train_stage(self.stages[self.progress.stage_index])
         if self.is_main:
             self.choose_llm_weight()
+            self.choose_horizon()
             self.save_model(self.out_dir / MODEL_DIR)
             print(f"trained stages {self.stages} in {time.monotonic() - started:.1f} s "
                   f"({self.progress.global_step} optimiser steps)")
@@ -424,6 +426,20 @@ class Trainer:
         print("decoding.llm_weight on val: " + ", ".join(f"{w:g} -> SR {v:.2f}" for w, v in success.items())
               + f"; chose {best:g}")
         return best
+
+    def choose_horizon(self) -> float | None:
+        """Fit how a model with a state head chooses its number of steps when a caller gives none
+        (model.config.decoding.horizon) on val windows of every length (training.train.horizon);
+        returns the val horizon accuracy, None for models without a state head."""
+        if self.states is None:
+            return None
+        samples = min(SAMPLES_PER_HORIZON, self.config.data.eval_samples or SAMPLES_PER_HORIZON)
+        self.model.eval()
+        choice, accuracy = calibrate(self.model, TorchGraphs(self.model), self._policy(), self.config.data, samples,
+                                     self.model.config.visual)
+        self.model.config.decoding.horizon = choice
+        print(f"decoding.horizon on val ({samples} windows per number of steps): horizon accuracy {accuracy:.1f} %")
+        return accuracy
 
     def save_model(self, path: Path) -> Path:
         """The model folder: `save_pretrained` + the training config + the train transition matrix, atomically."""
