@@ -34,8 +34,10 @@ test: install
 test-fast: install
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# DEMO_ARGS: options of the demo, e.g. `make demo DEMO_ARGS="--play procedure"` (the robot at work).
+DEMO_ARGS ?=
 demo: install
-	$(PY) -m planllm_ros.tools.demo
+	$(PY) -m planllm_ros.tools.demo $(DEMO_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

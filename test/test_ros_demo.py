@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,41 +22,50 @@ from conftest import wait_for
 from planllm_ros.ros.image_conv import image_to_rgb
 from planllm_ros.ros.planner_node import CAMERA_QOS, GOAL_QOS
 from planllm_ros.runtime.cli import default_model_dir
+from planllm_ros.tools.demo import procedure_summary
+from planllm_ros.tools.demo_source import TRUTH_QOS
+from planllm_ros.tools.env import scaled
 from planllm_ros.tools.processes import start, stop
 from training.tabletop import scenario
 
 pytestmark = pytest.mark.ros
 
 
-def test_demo_source_publishes_the_scenario(ros_env: dict[str, str], tmp_path: Path) -> None:
-    horizon = 3
-    expected = scenario(None, 5)
+@contextmanager
+def played(ros_env: dict[str, str], tmp_path: Path, *options: str) -> Iterator[dict[str, list]]:
+    """Run `planllm ros demo-source OPTIONS` (camera /cam, goal /goal) to its end; yields what a
+    probe received: camera and goal messages, truth documents."""
     received: dict[str, list] = {"camera": [], "goal": [], "truth": []}
     rclpy.init()
     node = rclpy.create_node("demo_source_probe")
     node.create_subscription(Image, "/cam", lambda m: received["camera"].append(m), CAMERA_QOS)
     node.create_subscription(Image, "/goal", lambda m: received["goal"].append(m), GOAL_QOS)
     node.create_subscription(String, "/planllm_demo_source/truth", lambda m: received["truth"].append(json.loads(m.data)),
-                             GOAL_QOS)  # fmt: skip
+                             TRUTH_QOS)  # fmt: skip
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     with open(tmp_path / "source.log", "w") as log:
-        source = start(
-            [sys.executable, "-m", "planllm_ros.cli", "ros", "demo-source", "--seed", "5", "--horizon", str(horizon),
-             "--max-goals", "2", "--seconds-per-goal", "3", "--encoding", "bgr8", "--image-topic", "/cam", "--goal-topic", "/goal"],
-            ros_env, log,
-        )  # fmt: skip
+        source = start([sys.executable, "-m", "planllm_ros.cli", "ros", "demo-source", "--image-topic", "/cam",
+                        "--goal-topic", "/goal", "--wait-for-subscribers", "30", *options], ros_env, log)  # fmt: skip
         try:
-            assert wait_for(lambda: len(received["goal"]) >= 2 and len(received["truth"]) >= 2, 60), (tmp_path / "source.log").read_text()
-            assert source.wait(60) == 0
+            assert source.wait(scaled(60)) == 0, (tmp_path / "source.log").read_text()
+            yield received
         finally:
             stop(source)
             executor.shutdown()
             spinner.join(5)
             node.destroy_node()
             rclpy.shutdown()
+
+
+def test_demo_source_publishes_the_scenario(ros_env: dict[str, str], tmp_path: Path) -> None:
+    horizon = 3
+    expected = scenario(None, 5)
+    with played(ros_env, tmp_path, "--seed", "5", "--horizon", str(horizon), "--max-goals", "2", "--seconds-per-goal",
+                "3", "--encoding", "bgr8") as received:  # fmt: skip
+        assert wait_for(lambda: len(received["goal"]) >= 2 and len(received["truth"]) >= 2, 15)
     for i in range(2):
         truth = received["truth"][i]
         assert truth["goal"] == i + 1 and truth["task"] == expected.task
@@ -66,6 +77,61 @@ def test_demo_source_publishes_the_scenario(ros_env: dict[str, str], tmp_path: P
     starts = [image_to_rgb(m) for m in received["camera"]]
     assert any(np.array_equal(s, expected.frames[0]) for s in starts)
     assert all(any(np.array_equal(s, expected.frames[k]) for k in range(2)) for s in starts)
+
+
+def test_demo_source_plays_a_procedure_towards_its_goals(ros_env: dict[str, str], tmp_path: Path) -> None:
+    """--play procedure: goals at most --goal-steps ahead, every state shown in order, and at each
+    state's first frame the steps done and the true next step (null at the goal)."""
+    expected, steps = scenario(None, 5), 4
+    labels = list(expected.labels)
+    stretches = [(first, min(first + steps, len(labels))) for first in range(0, len(labels), steps)]
+    with played(ros_env, tmp_path, "--play", "procedure", "--seed", "5", "--goal-steps", str(steps),
+                "--seconds-per-state", "0.3") as received:  # fmt: skip
+        boundaries_sent = sum(end - first + 1 for first, end in stretches)
+        assert wait_for(lambda: len(received["goal"]) == len(stretches)
+                        and sum(t["kind"] == "step" for t in received["truth"]) == boundaries_sent, 15)  # fmt: skip
+    goals = [t for t in received["truth"] if t["kind"] == "procedure"]
+    camera = {(m.header.stamp.sec, m.header.stamp.nanosec): image_to_rgb(m) for m in received["camera"]}
+    for number, ((first, end), goal, image) in enumerate(zip(stretches, goals, received["goal"], strict=True), start=1):
+        assert goal["goal"] == number and goal["steps"] == labels[first:end]
+        np.testing.assert_array_equal(image_to_rgb(image), expected.frames[end])
+        boundaries = [t for t in received["truth"] if t["kind"] == "step" and t["goal"] == number]
+        assert [b["done"] for b in boundaries] == list(range(end - first + 1))
+        assert [b["next"] for b in boundaries] == [*labels[first:end], None]
+        assert all(b["goal_stamp"] == goal["goal_stamp"] for b in boundaries)
+        for b in boundaries:  # the boundary's frame shows the state it announces (when it arrived: best effort)
+            frame = camera.get((b["stamp"]["sec"], b["stamp"]["nanosec"]))
+            assert frame is None or np.array_equal(frame, expected.frames[first + b["done"]])
+    assert len(camera) >= len(labels)  # on loopback nearly every frame arrives
+
+
+def _stamp(second: int) -> dict[str, int]:
+    return {"sec": second, "nanosec": 0}
+
+
+def test_procedure_summary_scores_next_steps_and_replans() -> None:
+    """The demo's score of a played procedure, on made-up messages: a goal of three steps
+    a, b, c played from second 10 (boundaries at 10, 20, 30, 40); plan #1 [b, a, x] and plan #2
+    [c] made at second 31 after the frame there left plan #1 (the steps played, a and b, are
+    #1's first two in another order: the procedure had not left it)."""
+    truth = [{"kind": "procedure", "goal": 1, "task": "t", "steps": ["a", "b", "c"], "goal_stamp": _stamp(10)}]
+    truth += [{"kind": "step", "goal": 1, "goal_stamp": _stamp(10), "done": k, "next": n, "stamp": _stamp(10 + 10 * k)}
+              for k, n in enumerate(["a", "b", "c", None])]  # fmt: skip
+    plans = [{"seq": 1, "trigger": "continuous", "labels": ["b", "a", "x"], "header": {"stamp": _stamp(10)},
+              "goal_header": {"stamp": _stamp(10)}},
+             {"seq": 2, "trigger": "left_plan", "labels": ["c"], "header": {"stamp": _stamp(31)},
+              "goal_header": {"stamp": _stamp(10)}}]  # fmt: skip
+
+    def read(second: int, seq: int, next_label: str | None, left: bool = False) -> dict:
+        return {"header": {"stamp": _stamp(second)}, "goal_header": {"stamp": _stamp(10)}, "seq": seq,
+                "next_label": next_label, "left_plan": left}  # fmt: skip
+
+    # the frame at second 5 comes before the goal's first boundary, and the one at 31 counts once (plan #2's)
+    progress = [read(5, 1, "b"),
+                read(10, 1, "b"), read(21, 1, "a"), read(31, 1, "x", left=True), read(31, 2, "c"), read(41, 2, None)]
+    assert procedure_summary({"plans": plans, "progress": progress}, truth) == (
+        "1 goals, 2 plans (0 of 1 first plans exactly the played steps); next step right on 2 of 4 frames after a "
+        "step boundary (50.0%); 1 re-plans, 0 of them when the played procedure had left the plan")
 
 
 @pytest.mark.slow

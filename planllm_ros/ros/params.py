@@ -69,16 +69,21 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("threads", 0, "threads per op for torch and onnxruntime; 0: the planner's defaults (one each, "
               "onnxruntime's threads never spinning), fastest on a small or busy computer; never more than the cores "
               "the node may run on (its CPU affinity)", configure_time=True, int_range=(0, MAX_THREADS)),
-    ParamSpec("horizon", 0, "number of steps to plan; 0: the model's own horizon", int_range=(0, MAX_HORIZON)),
-    ParamSpec("max_rate_hz", 2.0, "highest planning rate in continuous mode", float_range=(0.1, 60.0)),
+    ParamSpec("horizon", 0, "number of steps to plan; 0: a model with a state head chooses the number for each "
+              "goal (1 to its max_horizon; ~/plan's horizon_probs say how sure), any other plans its trained T; a "
+              "number the loaded model cannot plan is refused", int_range=(0, MAX_HORIZON)),
+    ParamSpec("max_rate_hz", 2.0, "highest rate at which continuous mode takes a new camera frame (to follow the "
+              "plan, or to plan)", float_range=(0.1, 60.0)),
     ParamSpec("labels_file", "", "UTF-8 text file of candidate labels, one per line, that each plan's steps are also "
               "named from (open_vocab_labels); descriptions from FILE's stem + .descriptions.json when it exists; "
               "a bad file is refused and the previous labels stay; empty: none"),
     ParamSpec(
         "mode",
         "on_goal",
-        "on_goal: plan once per new goal image; continuous: plan on new frames at most max_rate_hz; "
-        "on_request: plan only when ~/plan_now is called",
+        "on_goal: plan once per new goal image (no progress); continuous: plan once per goal, then follow the "
+        "plan on new frames at most max_rate_hz, publishing ~/progress (steps done, next step) and planning again "
+        "only when a frame leaves the plan (a model without a state head cannot follow a plan: it plans again on "
+        "every new frame); on_request: plan only when ~/plan_now is called",
         choices=MODES,
     ),
     ParamSpec("publish_image", True, "publish ~/plan_image (start | goal with the plan written under them)"),

@@ -19,6 +19,14 @@ true), then the same plan (same seq) with its captions ("captions_pending": fals
 ~/instructions and ~/plan_image from that final plan. ~/plan_now_steps plans without captions
 for a caller that only needs the steps. Threads per op come from the `threads` parameter
 (planllm_ros.runtime.threads: 0 gives the planner's defaults).
+
+Horizon and progress: with `horizon` 0 a model with a state head chooses how many steps each
+goal needs. In continuous mode the node plans once per goal and then follows that plan: each
+new frame (at most max_rate_hz) goes through Planner.track on the same worker, and ~/progress
+says which steps are done and which is next. Only a frame that leaves the plan (a step undone,
+the plan's propositions read against it) makes a new plan, from that frame, under a new seq
+(trigger "left_plan"); a new goal starts a new plan. A model that cannot follow a plan (no state
+head) plans again on every new frame instead.
 """
 from __future__ import annotations
 
@@ -28,7 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +62,8 @@ from planllm_ros.ros.params import PARAMS, check, read_labels
 from planllm_ros.runtime.images import ImageConversionError
 from planllm_ros.runtime.labels import CandidateLabels
 from planllm_ros.runtime.plan import Plan
-from planllm_ros.ros.plan_output import Frame, plan_document, plan_text, render_plan_image
+from planllm_ros.model.progress import Progress
+from planllm_ros.ros.plan_output import Frame, plan_document, plan_text, progress_document, render_plan_image
 from planllm_ros.ros.worker import LatestSlotWorker
 
 NODE_NAME = "planllm_planner"
@@ -83,8 +92,8 @@ EXECUTOR_THREADS = 4
 
 @dataclass
 class PlanRequest:
-    seq: int
-    trigger: str  # "goal" | "continuous" | "service"
+    seq: int | None  # None: a continuous-mode frame, numbered only when a plan is made from it
+    trigger: str  # "goal" | "continuous" | "service" | "left_plan"
     start: Frame
     goal: Frame
     queued_at: float
@@ -98,11 +107,25 @@ class Counters:
     frames_lost_in_transport: int = 0  # camera frames DDS reports as lost on the way (message_lost)
     bad_frames: int = 0
     plans: int = 0
+    progress: int = 0  # frames read against the followed plan (continuous mode)
+    replans: int = 0  # plans made because a frame left the followed plan
     model_loads: int = 0  # models loaded and swapped in (configure and reloads)
     errors: int = 0
     last_latency_ms: float = 0.0
     last_error: str = ""
     warnings_since_report: int = 0
+
+
+@dataclass
+class Following:
+    """The plan continuous mode follows: published as `seq`, made for the goal frame `goal` (a new
+    goal needs a new plan); `done`: its steps done at the last frame, where the next frame's
+    reading starts from (progress rarely goes backwards)."""
+
+    plan: Plan
+    seq: int
+    goal: Frame
+    done: int = 0
 
 
 class PlannerNode(LifecycleNodeMixin, Node):
@@ -136,11 +159,13 @@ class PlannerNode(LifecycleNodeMixin, Node):
         self._frame_used = True
         self._goal: Frame | None = None
         self._goal_waiting_for_frame = False
+        self._following: Following | None = None  # continuous mode's plan for the current goal
         self._seq = itertools.count(1)
         self._subscriptions_active: list[Any] = []
         self._rate_timer: Any = None
         self._publishers_plan: list[Any] = []
         self._labels: CandidateLabels | None = None
+        self._labels_reported: tuple[Any, Any, Any] | None = None  # (labels, planner, their report)
         self._read_parameters()
         self._read_labels()
 
@@ -178,6 +203,26 @@ class PlannerNode(LifecycleNodeMixin, Node):
         except ValueError as error:
             self._record_error(f"{error}; keeping the previous labels", throttle=False)
 
+    def _labels_report(self) -> Any:
+        """The running model's report on the labels in force (planllm_ros.model.openvocab.LabelReport:
+        which known steps got no label, so that plans naming them say unknown, and how sure each
+        mapping is), made and logged once per list and model; None without labels or a model."""
+        labels, planner = self._labels, self._planner
+        if labels is None or planner is None:
+            return None
+        reported = self._labels_reported
+        if reported is not None and reported[0] is labels and reported[1] is planner:
+            return reported[2]
+        report = None
+        try:
+            with self._model_lock:  # the index it builds is the one plans use
+                report = planner.label_report(labels.labels, labels.descriptions)
+            self.get_logger().info(f"labels_file {labels.path}: {report.summary()}")
+        except Exception as error:  # reported once, like the report itself; plans then say why again
+            self._record_error(f"labels_file {labels.path}: {type(error).__name__}: {error}", throttle=False)
+        self._labels_reported = (labels, planner, report)
+        return report
+
     @staticmethod
     def _labels_problem(planner: Any, labels_file: str) -> str | None:
         """A model that cannot name plans from labels (planllm_ros.model.openvocab)."""
@@ -186,10 +231,9 @@ class PlannerNode(LifecycleNodeMixin, Node):
 
     @staticmethod
     def _horizon_problem(planner: Any, horizon: int) -> str | None:
-        """A model plans a fixed number of steps: any other horizon would fail every plan."""
-        if planner is None or horizon in (0, planner.horizon):
-            return None
-        return f"horizon {horizon}: the loaded model plans exactly {planner.horizon} steps (0 = the model's)"
+        """Why the loaded model cannot plan `horizon` steps (it knows: a state head plans 1 to its
+        max_horizon, any other model only its T); refused up front, or every plan would fail."""
+        return None if planner is None else planner.horizon_problem(horizon)
 
     def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for param in params:
@@ -204,6 +248,9 @@ class PlannerNode(LifecycleNodeMixin, Node):
 
     def _on_parameters_set(self, params: list[Parameter]) -> None:
         self._read_parameters()
+        if any(p.name in ("mode", "horizon") for p in params):
+            with self._lock:
+                self._following = None  # the next frame plans afresh, with the new settings
         if any(p.name == "labels_file" for p in params):
             self._read_labels()
         if any(p.name == "max_rate_hz" for p in params) and self._rate_timer is not None:
@@ -233,8 +280,9 @@ class PlannerNode(LifecycleNodeMixin, Node):
         if reason:
             planner.close()
             raise ValueError(reason)
+        horizon = f"1-{planner.max_horizon}" if planner.chooses_horizon else planner.horizon
         self.get_logger().info(
-            f"loaded {path} ({backend} on {self._param('device')}, horizon {planner.horizon}, "
+            f"loaded {path} ({backend} on {self._param('device')}, horizon {horizon}, "
             f"{len(planner.step_labels)} steps) in {time.monotonic() - started:.1f} s; threads per op: "
             f"{planner.threads.describe()}"
         )
@@ -252,6 +300,8 @@ class PlannerNode(LifecycleNodeMixin, Node):
             old, configured = self._planner, self._planner is not None
             if configured:
                 self._planner, self._model_dir = planner, path
+                with self._lock:
+                    self._following = None  # its state reading is the old model's
         (old if configured else planner).close()  # cleaned up meanwhile: the new one is not wanted
         if configured:
             with self._lock:
@@ -274,7 +324,8 @@ class PlannerNode(LifecycleNodeMixin, Node):
         self._plan_pub = self.create_lifecycle_publisher(String, "~/plan", 10)
         self._instructions_pub = self.create_lifecycle_publisher(String, "~/instructions", 10)
         self._image_pub = self.create_lifecycle_publisher(Image, "~/plan_image", 1)
-        self._publishers_plan = [self._plan_pub, self._instructions_pub, self._image_pub]
+        self._progress_pub = self.create_lifecycle_publisher(String, "~/progress", 10)
+        self._publishers_plan = [self._plan_pub, self._instructions_pub, self._image_pub, self._progress_pub]
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -290,7 +341,7 @@ class PlannerNode(LifecycleNodeMixin, Node):
         self._rate_timer = self.create_timer(
             1.0 / self._param("max_rate_hz"), self._on_rate_timer, callback_group=self._timer_group
         )
-        self._worker = LatestSlotWorker(self._run_plan, name="planllm-planner")
+        self._worker = LatestSlotWorker(self._run_request, name="planllm-planner")
         self._active = True
         return super().on_activate(state)
 
@@ -326,6 +377,7 @@ class PlannerNode(LifecycleNodeMixin, Node):
             self._worker = None
         with self._lock:
             self._frame, self._goal, self._goal_waiting_for_frame = None, None, False
+            self._following = None
             self._last_frame_at, self._camera_silent = None, False
 
     def _free_model(self) -> None:
@@ -432,8 +484,8 @@ class PlannerNode(LifecycleNodeMixin, Node):
                 then = "wait for it to load the model" if state == "configuring" else "activate it first"
                 response.success, response.message = False, f"not planning: the node is {state} ({then})"
                 return response
-            seq = self._submit("service", captions=captions)
-            if seq is None:
+            request = self._submit("service", captions=captions)
+            if request is None:
                 with self._lock:
                     inputs = (("camera frame", self._frame), ("goal image", self._goal))
                     missing = [name for name, frame in inputs if frame is None]
@@ -441,7 +493,8 @@ class PlannerNode(LifecycleNodeMixin, Node):
             else:
                 running = " (waiting for the plan that is running)" if self._worker and self._worker.busy else ""
                 response.success = True
-                response.message = f"{what} #{seq} queued{running}; it will be published on {self._plan_pub.topic_name}"
+                response.message = (f"{what} #{request.seq} queued{running}; it will be published on "
+                                    f"{self._plan_pub.topic_name}")
             return response
 
         return on_plan_now
@@ -457,19 +510,77 @@ class PlannerNode(LifecycleNodeMixin, Node):
                             "loaded (diagnostics: model_dir, model_loads, last_error)")
         return response
 
-    def _submit(self, trigger: str, captions: bool = True) -> int | None:
-        """Hand the newest frame and goal to the worker; the sequence number, or None.
-        captions: False plans the step ids only."""
+    def _submit(self, trigger: str, captions: bool = True) -> PlanRequest | None:
+        """Hand the newest frame and goal to the worker; the request, or None without both.
+        captions: False plans the step ids only. A continuous-mode frame gets its seq only if a
+        plan is made from it (the worker decides: it may only move the followed plan on)."""
         with self._lock:
             worker = self._worker
             if self._frame is None or self._goal is None or worker is None:
                 return None
             self._frame_used = True
-            request = PlanRequest(next(self._seq), trigger, self._frame, self._goal, time.monotonic(), captions)
+            seq = None if trigger == "continuous" else next(self._seq)
+            request = PlanRequest(seq, trigger, self._frame, self._goal, time.monotonic(), captions)
         worker.submit(request)
-        return request.seq
+        return request
 
-    # ---- planning (worker thread) -----------------------------------------------------------
+    # ---- planning and following (worker thread) ----------------------------------------------
+
+    def _run_request(self, request: PlanRequest) -> None:
+        """A continuous-mode frame moves the followed plan on, when there is one for its goal;
+        it is planned from when there is none, or when the frame left the plan. Any other
+        request plans."""
+        with self._lock:
+            following = self._following
+        if request.trigger == "continuous" and following is not None and following.goal is request.goal:
+            try:
+                progress = self._track(request, following)
+            except Exception as error:  # as a failed plan: report, keep the worker thread
+                self._record_error(f"progress on plan #{following.seq} failed: {type(error).__name__}: {error}",
+                                   throttle=True)
+                return
+            if not progress.left_plan:
+                return
+            request = replace(request, trigger="left_plan")
+            with self._lock:
+                self._counters.replans += 1
+        if request.seq is None:
+            with self._lock:
+                request = replace(request, seq=next(self._seq))
+        self._run_plan(request)
+
+    def _track(self, request: PlanRequest, following: Following) -> Progress:
+        """Read the request's frame against the followed plan and publish ~/progress (and
+        ~/plan_image when the steps done change); the progress."""
+        started = time.monotonic()
+        with self._model_lock:
+            progress = self._planner.track(following.plan, request.start.rgb, following.done)
+        track_ms = (time.monotonic() - started) * 1e3
+        self._progress_pub.publish(String(data=progress_document(
+            following.plan, progress, request.start, request.goal, following.seq, track_ms)))
+        moved = not progress.left_plan and progress.done != following.done
+        if not progress.left_plan:
+            following.done = progress.done
+        with self._lock:
+            self._counters.progress += 1
+        if moved and self._publish_image:
+            self._publish_image_of(following.plan, request.start, request.goal, progress)
+        return progress
+
+    def _follow(self, plan: Plan, request: PlanRequest) -> Progress:
+        """Follow `plan` (continuous mode, a model that reads states) from the frame it was made
+        from: its progress there (no steps done) goes out on ~/progress like every later frame's."""
+        following = Following(plan, request.seq, request.goal)
+        with self._lock:
+            self._following = following
+        return self._track(request, following)
+
+    def _publish_image_of(self, plan: Plan, frame: Frame, goal: Frame, progress: Progress | None) -> None:
+        """~/plan_image: `frame` | goal with the plan under them (with progress: done and next marked)."""
+        header = Header(stamp=frame.stamp, frame_id=frame.frame_id)
+        picture = render_plan_image(frame.rgb, goal.rgb, plan_text(plan, progress),
+                                    left_title="start" if progress is None else "now")
+        self._image_pub.publish(rgb_to_image(picture, header=header))
 
     def _publish_document(self, plan: Plan, request: PlanRequest, started: float, captions_pending: bool) -> float:
         """Publish `plan` on ~/plan with the node's stages until now; its node_total (ms)."""
@@ -497,10 +608,10 @@ class PlannerNode(LifecycleNodeMixin, Node):
             node_total_ms = self._publish_document(plan, request, started, captions_pending=False)
             text = plan.instructions()
             self._instructions_pub.publish(String(data=text))
+            follows = self._mode == "continuous" and plan.start_probs is not None
+            progress = self._follow(plan, request) if follows else None
             if self._publish_image:
-                header = Header(stamp=request.start.stamp, frame_id=request.start.frame_id)
-                picture = render_plan_image(request.start.rgb, request.goal.rgb, plan_text(plan))
-                self._image_pub.publish(rgb_to_image(picture, header=header))
+                self._publish_image_of(plan, request.start, request.goal, progress)
         except Exception as error:  # a failed plan must not end the worker thread: report and carry on
             self._record_error(f"plan #{request.seq} failed: {type(error).__name__}: {error}", throttle=True)
             return
@@ -523,6 +634,7 @@ class PlannerNode(LifecycleNodeMixin, Node):
     def _publish_diagnostics(self) -> None:
         worker = self._worker
         camera_silent_s = self._check_camera()
+        labels, report = self._labels, self._labels_report()
         with self._lock:
             c = self._counters
             values = {
@@ -538,6 +650,8 @@ class PlannerNode(LifecycleNodeMixin, Node):
                 "camera_silent_s": "" if camera_silent_s is None else f"{camera_silent_s:.1f}",
                 "last_latency_ms": f"{c.last_latency_ms:.1f}",
                 "plans": c.plans,
+                "progress": c.progress,
+                "replans": c.replans,
                 "frames_received": c.frames_received,
                 "frames_dropped": c.frames_dropped,
                 "frames_lost_in_transport": c.frames_lost_in_transport,
@@ -547,6 +661,10 @@ class PlannerNode(LifecycleNodeMixin, Node):
                 "bad_frames": c.bad_frames,
                 "errors": c.errors,
                 "last_error": c.last_error,
+                "labels": "" if labels is None else f"{len(labels.labels)} from {labels.path}",
+                "labels_unlabelled_steps": "" if report is None else "; ".join(report.unlabelled),
+                "labels_least_sure": "" if report is None else "; ".join(
+                    f"{m.step} -> {m.label} ({m.margin:+.2f})" for m in report.least_sure[:3]),
             }
             recent_warnings, c.warnings_since_report = c.warnings_since_report, 0
         if values["state"] == "unconfigured" and values["last_error"]:

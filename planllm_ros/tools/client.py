@@ -4,7 +4,7 @@ use to send camera/goal images, collect plans and diagnostics, and drive service
 It spins its own executor on a background thread, so callers simply poll its lists (with
 conftest's `wait_for` or a deadline loop) while messages arrive. The node publishes each plan's
 step ids before its captions: `steps` holds those early ~/plan documents (captions_pending),
-`plans` the complete ones. Service calls wait at most
+`plans` the complete ones; `progress` the ~/progress documents (continuous mode). Service calls wait at most
 SERVICE_TIMEOUT_S scaled for this machine (planllm_ros.tools.env.scaled) unless told otherwise.
 """
 from __future__ import annotations
@@ -68,6 +68,7 @@ class PlannerClient:
         self.steps: list[dict[str, Any]] = []  # step ids ahead of their captions (captions_pending true)
         self.instructions: list[str] = []
         self.plan_images: list[Image] = []
+        self.progress: list[dict[str, Any]] = []  # ~/progress documents, in arrival order
         self.diagnostics: list[dict[str, str]] = []
         camera_type = CompressedImage if compressed else Image
         self._camera = self.node.create_publisher(camera_type, _in_namespace(ns, image_topic), CAMERA_QOS)
@@ -76,6 +77,8 @@ class PlannerClient:
         self.node.create_subscription(String, f"{prefix}/plan", self._on_plan, 10)
         self.node.create_subscription(String, f"{prefix}/instructions", self._keep(self.instructions, lambda m: m.data), 10)
         self.node.create_subscription(Image, f"{prefix}/plan_image", self._keep(self.plan_images, lambda m: m), 1)
+        self.node.create_subscription(String, f"{prefix}/progress", self._keep(self.progress, lambda m: json.loads(m.data)),
+                                      10)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self._plan_now = self.node.create_client(Trigger, f"{prefix}/plan_now")
         self._plan_now_steps = self.node.create_client(Trigger, f"{prefix}/plan_now_steps")
@@ -200,6 +203,7 @@ class PlannerClient:
                 "steps": list(self.steps),
                 "instructions": list(self.instructions),
                 "plan_images": list(self.plan_images),
+                "progress": list(self.progress),
                 "diagnostics": list(self.diagnostics),
             }
 

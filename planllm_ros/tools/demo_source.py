@@ -1,7 +1,7 @@
 """`planllm ros demo-source`: a simulated tabletop camera and task manager for the demo.
 
 It plays tabletop scenarios (training.tabletop.scenario: one rendered episode, every state
-from start to goal, with its true steps) in one of two ways (`--play`):
+from start to goal, with its true steps) in one of three ways (`--play`):
 
 - windows (what `make demo` shows): for each window of `horizon` consecutive steps it streams
   the window's start state as the camera, then sends the state `horizon` steps later as the
@@ -14,12 +14,22 @@ from start to goal, with its true steps) in one of two ways (`--play`):
   step's start the goal `horizon` steps ahead is sent as in windows mode; after the last state,
   one `"kind": "episode"` truth message gives the episode's task and every step's start and
   end stamp.
+- procedure (a robot at work, for a node in continuous mode: `planllm demo --play procedure`):
+  each scenario is played towards its final state, at most `--goal-steps` steps per goal (the
+  bundled model plans at most 6): the goal image is sent once, with the first frame that
+  counts, after the start state has been on the camera for a moment; then every state of the
+  stretch stays on the camera for `--seconds-per-state`, the last one too (the goal reached),
+  and the next goal starts from there. The first frame of each state is a step boundary: a
+  `"kind": "step"` truth message gives the steps done since the goal was sent and the true next
+  step (null at the goal).
 
 Truth messages are JSON in std_msgs/String: `{"kind": "goal", "goal": n, "task", "steps",
 "goal_stamp"}` (the goal image's header stamp) and, in episodes mode, `{"kind": "episode",
 "episode", "task", "camera_topic", "start", "end", "steps": [{"label", "start", "end"}]}`
-(start and end: the episode's first and last camera frame), stamps as
-`{"sec", "nanosec"}` of the camera's clock. This is a tool: it imports `training`; the planner
+(start and end: the episode's first and last camera frame); in procedure mode
+`{"kind": "procedure", "goal": n, "task", "episode", "steps", "goal_stamp"}` per goal and
+`{"kind": "step", "goal": n, "goal_stamp", "done", "next", "stamp"}` per boundary (stamp: the
+state's first frame). Stamps are `{"sec", "nanosec"}` of the camera's clock. This is a tool: it imports `training`; the planner
 node never does.
 """
 from __future__ import annotations
@@ -63,9 +73,11 @@ class Goal:
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--play", choices=("windows", "episodes"), default="windows",
+    parser.add_argument("--play", choices=("windows", "episodes", "procedure"), default="windows",
                         help="windows: one start/goal pair per window (the demo); episodes: whole scenarios, state "
-                             "by state, with step timing on ~/truth (for recording a dataset)")
+                             "by state, with step timing on ~/truth (for recording a dataset); procedure: whole "
+                             "scenarios state by state towards goals up to --goal-steps ahead, with the true next "
+                             "step at each boundary (for a node in continuous mode)")
     parser.add_argument("--task", default=None,
                         help="tabletop task name, or several separated by commas, played in turn "
                              "(default: a seen task picked by each scenario's seed)")
@@ -75,7 +87,9 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-goals", type=int, default=0, help="windows: stop after this many goals (0: all windows)")
     parser.add_argument("--seconds-per-goal", type=float, default=5.0, help="windows: how long each goal is played")
     parser.add_argument("--seconds-per-state", type=float, default=1.0,
-                        help="episodes: how long each state stays on the camera")
+                        help="episodes, procedure: how long each state stays on the camera")
+    parser.add_argument("--goal-steps", type=int, default=6,
+                        help="procedure: steps from a goal's start to the goal (the bundled model plans at most 6)")
     parser.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="S",
                         help="first wait up to S seconds for a subscriber of the camera (a recorder, the node)")
     parser.add_argument("--fps", type=float, default=10.0, help="camera frame rate")
@@ -124,7 +138,7 @@ def run_source(node: Node, args: argparse.Namespace, stop: threading.Event) -> i
     if args.wait_for_subscribers > 0:
         print(f"waiting up to {args.wait_for_subscribers:g} s for a subscriber of {camera.topic_name}", flush=True)
     _wait_for_subscriber(camera, args.wait_for_subscribers, stop)
-    play = _play_episodes if args.play == "episodes" else _play_windows
+    play = {"windows": _play_windows, "episodes": _play_episodes, "procedure": _play_procedure}[args.play]
     play(node, args, stop, camera, lambda image, header: goal_pub.publish(rgb_to_image(image, "rgb8", header)),
          lambda document: truth.publish(String(data=json.dumps(document))))
     return 0
@@ -186,3 +200,49 @@ def _play_episodes(node: Node, args: argparse.Namespace, stop: threading.Event, 
         send_truth({"kind": "episode", "episode": f"episode-{seed:04d}", "task": played.task,
                     "camera_topic": camera.topic_name, "start": first, "end": last, "steps": steps})
         print(f"played episode-{seed:04d}: {played.task}, {len(steps)} steps", flush=True)
+
+
+def _play_procedure(node: Node, args: argparse.Namespace, stop: threading.Event, camera: Any,
+                    send_goal: SendGoal, send_truth: SendTruth) -> None:
+    """Each scenario state by state towards goals at most `args.goal_steps` steps ahead (see the
+    module docstring); the true next step goes out with the first frame of every state."""
+    if args.goal_steps < 1:
+        raise ValueError(f"--goal-steps must be >= 1, got {args.goal_steps}")
+    period = 1.0 / args.fps
+    frames = max(1, round(args.seconds_per_state * args.fps))
+    warmup = max(1, round(WARMUP_S * args.fps))  # start frames before the goal: the node's newest frame is the start
+    next_frame, number = time.monotonic(), 0
+
+    def show(image: np.ndarray) -> Time | None:
+        """One camera frame at the frame rate; its stamp, None when stopped."""
+        nonlocal next_frame
+        if stop.wait(max(0.0, next_frame - time.monotonic())):
+            return None
+        now = node.get_clock().now().to_msg()
+        camera.publish(rgb_to_image(image, args.encoding, Header(stamp=now, frame_id="tabletop_camera")))
+        next_frame = time.monotonic() + period  # never catching up after a stall: no burst of one state
+        return now
+
+    for seed, played in scenarios(args.task, args.seed, args.scenarios, 1):
+        episode, steps = f"episode-{seed:04d}", len(played.labels)
+        for first in range(0, steps, args.goal_steps):
+            last = min(first + args.goal_steps, steps)
+            number += 1
+            for _ in range(warmup - 1):
+                if show(played.frames[first]) is None:
+                    return
+            goal_stamp = None
+            for k in range(first, last + 1):
+                for j in range(frames):
+                    stamp = show(played.frames[k])
+                    if stamp is None:
+                        return
+                    if goal_stamp is None:
+                        goal_stamp = _stamp(stamp)
+                        send_truth({"kind": "procedure", "goal": number, "task": played.task, "episode": episode,
+                                    "steps": list(played.labels[first:last]), "goal_stamp": goal_stamp})
+                        send_goal(played.frames[last], Header(stamp=stamp, frame_id="tabletop_goal"))
+                    if j == 0:
+                        send_truth({"kind": "step", "goal": number, "goal_stamp": goal_stamp, "done": k - first,
+                                    "next": played.labels[k] if k < last else None, "stamp": _stamp(stamp)})
+        print(f"played {episode}: {played.task}, {steps} steps", flush=True)
