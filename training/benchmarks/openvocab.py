@@ -340,6 +340,7 @@ LIST_TARGETS = {"coin": 0.95, "crosstask": 0.75}  # SR >= factor x the exact ren
 COIN_DISTRACTORS = 200
 LIST_SEEDS = {"val": 1, "test": 2}  # each split draws its own distractors and half
 TIMED_LABELS = 300
+QUICK_LIST_SAMPLES = 40  # per split, --quick with --model
 SYNONYMS_FILE = Path(__file__).resolve().parents[1] / "tabletop" / "distractor_synonyms.json"
 # the mapping before lists with distractors or gaps were measured: one to one, every step named
 TODAY = {"first_sentence": 0.0, "hubness_k": 0, "no_match": None}
@@ -460,7 +461,10 @@ def run_lists(args: argparse.Namespace, command: str) -> list[Path]:
     runs = []  # (name, EvalModel, config, model folder)
     if args.model is not None:
         loaded = load_for_eval(args.model)
-        runs.append((str(args.model), loaded, loaded.config, args.model))
+        config = loaded.config
+        if args.quick:  # CI-sized: a few samples of the folder's own splits
+            config = dataclasses.replace(config, data=dataclasses.replace(config.data, eval_samples=QUICK_LIST_SAMPLES))
+        runs.append((str(args.model), loaded, config, args.model))
     else:
         base = [*(QUICK_OVERRIDES if args.quick else ()), *args.overrides]
         for seed in args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2]):
