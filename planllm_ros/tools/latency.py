@@ -78,6 +78,7 @@ def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, l
     from planllm_ros.ros.image_conv import rgb_to_image
     from planllm_ros.ros.planner_node import NODE_NAME
     from planllm_ros.tools.client import PlannerClient
+    from planllm_ros.tools.demo import model_horizon
     from planllm_ros.tools.processes import start_planner, stop
 
     rng = np.random.default_rng(0)
@@ -92,8 +93,9 @@ def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, l
             arrivals.setdefault(name, (now, document["latency_ms"]))
 
     with open(log_path, "w") as log:
+        # at the model's own T, as the planner rows: the goals are random images
         process = start_planner({"model_dir": str(model), "namespace": NAMESPACE, "backend": backend,
-                                 "threads": str(threads)}, env, log)
+                                 "threads": str(threads)}, env, log, extra_ros_args=["-p", f"horizon:={model_horizon(model)}"])
         rclpy.init()
         client = None
         try:
@@ -175,7 +177,8 @@ def _counters(client, fresh: bool) -> dict[str, int]:
     seen = len(client.snapshot()["diagnostics"])
     _wait(lambda: len(client.snapshot()["diagnostics"]) > (seen if fresh else 0), "no diagnostics from the node", 10.0)
     latest = client.snapshot()["diagnostics"][-1]
-    return {key: int(latest[key]) for key in ("frames_received", "frames_lost_in_transport", "frames_dropped", "plans")}
+    return {key: int(latest[key])
+            for key in ("frames_received", "frames_lost_in_transport", "frames_dropped", "plans", "progress")}
 
 
 def _spread(values_ms: list[float]) -> str:
@@ -244,9 +247,9 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
     s = node["stream"]
     stream_table = Table(f"30 Hz camera, 640x480 rgb8, {s['seconds']:.0f} s, node in continuous mode (max_rate_hz 2)",
                          ["frames sent", "received by the node", "lost in transport", "dropped as stale by the node",
-                          "plans", "dropped share of received"],
+                          "plans", "frames read against the followed plan", "dropped share of received"],
                          [[str(s["sent"]), str(s["frames_received"]), str(s["sent"] - s["frames_received"]),
-                           str(s["frames_dropped"]), str(s["plans"]),
+                           str(s["frames_dropped"]), str(s["plans"]), str(s["progress"]),
                            f"{100.0 * s['frames_dropped'] / max(1, s['frames_received']):.1f} %"]])
     stem = "latency-quick" if args.quick else "latency"
     series = {b: [float("nan") if isinstance(r, str) else r["stages_ms"].get(st, {}).get("p50", float("nan"))
@@ -256,7 +259,10 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
     plot = bar_plot(args.out / f"{stem}.png", "Planning latency p50 (CPU, batch 1)",
                     [*stages, "node goal->steps", "node goal->captions"], series, "ms")
     notes = [speedup,
-             f"model: `{model}`; inputs: 224x224 RGB frames (random pixels: latency does not depend on them)",
+             f"model: `{model}`; inputs: 224x224 RGB frames (random pixels: latency does not depend on them), "
+             "planned at the model's own T (Planner.plan(horizon=T), node parameter horizon=T): a model that chooses "
+             "the number of steps would pick some number for random pixels and write captions only at its T; "
+             "choosing adds one grounded search (in decode)",
              "stages: backbone (frozen image encoder), heads (projection, state interaction, Q-Former, LLM forward "
              "for h, step decoder / fusion / refiner), decode, steps (from the start of a plan to its step ids, "
              "which the planner hands out before the captions), captions (LLM generation), total",

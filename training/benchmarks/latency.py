@@ -40,20 +40,21 @@ def peak_rss_mb() -> float:
 
 
 def measure_latency(planner, start: np.ndarray, goal: np.ndarray, runs: int = 20, warmup: int = 3,
-                    labels: list[str] | None = None) -> dict:
+                    labels: list[str] | None = None, horizon: int | None = None) -> dict:
     """Plan `warmup + runs` times (with candidate `labels`, if given); per-stage p50/p95 of the
     timed runs (with "steps": from the start of a plan to its step ids, when captions follow
     them), peak RSS, and the CUDA peak when the planner runs on a GPU."""
     if runs < 1:
         raise ValueError(f"runs must be >= 1, got {runs}")
     for _ in range(warmup):
-        planner.plan(start, goal, labels=labels)
+        planner.plan(start, goal, labels=labels, horizon=horizon)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     timings = []
     for _ in range(runs):
         steps: dict[str, float] = {}
-        plan = planner.plan(start, goal, labels=labels, on_steps=lambda first: steps.update(steps=first.timings_ms["total"]))
+        plan = planner.plan(start, goal, labels=labels, horizon=horizon,
+                            on_steps=lambda first: steps.update(steps=first.timings_ms["total"]))
         timings.append({**plan.timings_ms, **steps})
     result = {"runs": runs, "stages_ms": percentile_table(timings), "peak_rss_mb": peak_rss_mb()}
     if torch.cuda.is_available() and planner.device.type == "cuda":
@@ -90,7 +91,10 @@ def planner_latency(model: Path, runs: int, device: str = "cpu", backends=CPU_BA
             results[label] = f"not available here: {error}".splitlines()[0]
             continue
         try:
-            results[label] = {**measure_latency(planner, start, goal, runs=runs), "threads": planner.threads.describe()}
+            # at the model's own T, where every stage runs (captions included); a model that
+            # chooses T would pick some number for random images, and skip captions at any other
+            results[label] = {**measure_latency(planner, start, goal, runs=runs, horizon=planner.horizon),
+                              "threads": planner.threads.describe()}
         finally:
             planner.close()
     return results
