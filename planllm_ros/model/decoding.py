@@ -53,7 +53,7 @@ class DecodingPolicy:
     def __post_init__(self) -> None:
         if self.method not in CLOSED_SET_METHODS:
             raise ValueError(f"decode must be one of {CLOSED_SET_METHODS}, got {self.method!r}")
-        if self.method == "grounded" and (self.states is None or self.transition is None):
+        if self.method == "grounded" and not self.searches_states:
             raise ValueError("grounded decoding needs the model's step-effect model and transition matrix "
                              "(a model folder trained with a state head)")
         if self.num_beams < 1:
@@ -76,6 +76,12 @@ class DecodingPolicy:
                    decoding.candidates, captions, num_beams, dataclasses.replace(open_vocab or decoding.open_vocab),
                    states, dataclasses.replace(grounded or decoding.grounded), horizon,
                    dataclasses.replace(decoding.horizon))
+
+    @property
+    def searches_states(self) -> bool:
+        """Whether the policy can search plans through states (grounded decoding, any number of
+        steps): it holds the step-effect model and the transition matrix of the backoff prior."""
+        return self.states is not None and self.transition is not None
 
     @property
     def uses_viterbi(self) -> bool:
@@ -175,8 +181,7 @@ def grounded_candidates(probs, start, goal, states: StateModel, config: Grounded
     preconditions) + fresh * sum log(1 - belief(its new effects)) + goal * log-likelihood of
     `goal` under the final belief. The beam keeps the `width` best partial plans by their score
     so far plus the goal term of their current belief (how close they already are)."""
-    for paths, final in grounded_beam(probs, start, goal, states, config):
-        pass
+    *_, (paths, final) = grounded_beam(probs, start, goal, states, config)
     order = np.argsort(-final, kind="stable")
     return paths[order], final[order]
 

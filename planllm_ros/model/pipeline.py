@@ -168,7 +168,7 @@ def horizons_of(model, probs: torch.Tensor, states: tuple | None, policy: Decodi
     native = model.config.horizon
     if policy.horizon is None or policy.horizon == native:
         return np.full(len(probs), native), None
-    if states is None or policy.states is None or policy.transition is None:
+    if states is None or not policy.searches_states:
         asked = "choosing the number of steps" if policy.horizon == AUTO else f"horizon {policy.horizon}"
         raise ValueError(f"{asked}: this model plans exactly {native} steps (its step queries are learned per "
                          "position); planning any other number needs a state head and step-effect model")

@@ -549,12 +549,13 @@ class PlannerNode(LifecycleNodeMixin, Node):
                 request = replace(request, seq=next(self._seq))
         self._run_plan(request)
 
-    def _track(self, request: PlanRequest, following: Following) -> Progress:
+    def _track(self, request: PlanRequest, following: Following, read: bool = True) -> Progress:
         """Read the request's frame against the followed plan and publish ~/progress (and
-        ~/plan_image when the steps done change); the progress."""
+        ~/plan_image when the steps done change); the progress. read False: the frame is the
+        one the plan was made from, whose reading the plan holds."""
         started = time.monotonic()
         with self._model_lock:
-            progress = self._planner.track(following.plan, request.start.rgb, following.done)
+            progress = self._planner.track(following.plan, request.start.rgb if read else None, following.done)
         track_ms = (time.monotonic() - started) * 1e3
         self._progress_pub.publish(String(data=progress_document(
             following.plan, progress, request.start, request.goal, following.seq, track_ms)))
@@ -573,7 +574,7 @@ class PlannerNode(LifecycleNodeMixin, Node):
         following = Following(plan, request.seq, request.goal)
         with self._lock:
             self._following = following
-        return self._track(request, following)
+        return self._track(request, following, read=False)
 
     def _publish_image_of(self, plan: Plan, frame: Frame, goal: Frame, progress: Progress | None) -> None:
         """~/plan_image: `frame` | goal with the plan under them (with progress: done and next marked)."""

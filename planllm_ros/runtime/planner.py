@@ -95,7 +95,7 @@ class Planner:
     def chooses_horizon(self) -> bool:
         """Whether the model plans any number of steps and chooses it when asked for none: a
         state head and a step-effect model (planllm_ros.model.horizon)."""
-        return self.policy.states is not None and self.policy.transition is not None
+        return self.policy.searches_states
 
     @property
     def max_horizon(self) -> int:
@@ -236,13 +236,15 @@ class Planner:
         self.threads.apply_torch()
         return read_states(self.model, self.backend, self._as_batch(self._check_observation(observation, "frame")))[0]
 
-    def track(self, plan: Plan, frame, previous: int = 0, config: ProgressConfig = ProgressConfig()) -> Progress:
+    def track(self, plan: Plan, frame=None, previous: int = 0, config: ProgressConfig = ProgressConfig()) -> Progress:
         """Where `frame` stands on `plan` (planllm_ros.model.progress): the steps done, how sure,
         and whether the frame left the plan (then plan again from it). `previous`: the steps
-        done at the last frame (progress rarely goes backwards)."""
+        done at the last frame (progress rarely goes backwards). frame None: the frame the plan
+        was made from, whose reading the plan already holds (nothing is read again)."""
         if plan.start_probs is None:
             raise PlannerError("this plan carries no state reading (a model without a state head made it)")
-        return track(plan.start_probs, plan.step_ids, self.read_state(frame), self.policy.states, previous, config)
+        reading = plan.start_probs if frame is None else self.read_state(frame)
+        return track(plan.start_probs, plan.step_ids, reading, self.policy.states, previous, config)
 
     def _as_features(self, observation: torch.Tensor) -> torch.Tensor:
         if observation.dtype != torch.uint8:
