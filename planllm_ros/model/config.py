@@ -194,7 +194,7 @@ class OpenVocabConfig:
     first_sentence and hubness_k were chosen on the val rows of `planllm bench openvocab --lists`
     (val paraphrases alone, with 200 COIN labels, with CrossTask's labels, with half the steps
     unlabelled) with the bundled model, by their mean SR (46.5 against 45.0 without the
-    correction and 34.3 for the older mapping): the first sentences lift the mapping's val ceiling
+    correction and 33.0 for the older mapping): the first sentences lift the mapping's val ceiling
     on the exact renaming from 84.8 to 92.9 %, and the correction names the plans of the half
     list right 43.5 % of the time (36.4 without it). no_match 0.3 is a floor, not a tuned value:
     the least similar true pair of val is at 0.42, while the best unrelated COIN or CrossTask
