@@ -72,6 +72,8 @@ def test_windows_and_exact_state_features(tmp_path):
     train = load_benchmark("crosstask", root, features, "train", 3)
     assert [s.video for s in train] == ["v1", "v1"]
     assert [s.steps.tolist() for s in train] == [[2, 3, 4], [3, 4, 2]]
+    # the video's steps around each window (training labels read them)
+    assert [(s.before.tolist(), s.after.tolist()) for s in train] == [([], [2]), ([2], [])]
     assert [train.step_labels(s) for s in train] == [["boil water", "add tea", "pour water"],
                                                      ["add tea", "pour water", "boil water"]]
     assert all(s.task == 1 for s in train) and train.vocab.tasks == ("Fix Bike", "Make Tea")

@@ -92,6 +92,33 @@ def test_window_labels_follow_the_frame_assumption():
     assert torch.equal(g[1], torch.from_numpy(goal))
 
 
+def test_the_video_around_a_window_labels_more_of_its_images():
+    """A video [4, 3, 0, 1, 2] cut to the window [3, 0]: the steps before it (the cup came down)
+    and after it (the bread is toasted and buttered) say more about the window's two images than
+    the window alone, and a proposition the two sides disagree on stays unknown."""
+    model = world()
+    true_at = lambda labels: {model.sentences[i] for i in np.flatnonzero(labels == 1)}
+    alone_start, alone_goal = window_labels(model, [3, 0])
+    start, goal = window_labels(model, [3, 0], before=[4], after=[1, 2])
+    assert "The cup is on the table." not in true_at(alone_start)
+    assert "The cup is on the table." in true_at(start)  # left by the step before the window
+    assert "The bread is cold." not in true_at(alone_goal)
+    assert "The bread is cold." in true_at(goal)  # needed by toasting, after the window
+    known = lambda labels: int((labels != UNKNOWN).sum())
+    assert known(start) > known(alone_start) and known(goal) > known(alone_goal)
+    # everything the window alone says still holds
+    for alone, more in ((alone_start, start), (alone_goal, goal)):
+        assert np.all(more[alone != UNKNOWN] == alone[alone != UNKNOWN])
+    # "before" says the bread was sliced, "after" that it is whole: unknown, not either
+    clash_start, _ = window_labels(model, [3], before=[0], after=[0])
+    assert clash_start[index(model, "The bread is sliced.")] == UNKNOWN
+    assert clash_start[index(model, "The bread is whole.")] == UNKNOWN
+    # the labeller reads collate's padded rows (-1 = no step) and gives the same labels
+    s, g = StateLabeller(model)(torch.tensor([[3, 0], [3, 0]]), torch.tensor([[4], [-1]]),
+                                torch.tensor([[1, 2], [-1, -1]]))
+    assert torch.equal(s[0], torch.from_numpy(start)) and torch.equal(g[0], torch.from_numpy(goal))
+    assert torch.equal(s[1], torch.from_numpy(alone_start)) and torch.equal(g[1], torch.from_numpy(alone_goal))
+
 def test_the_state_model_round_trips_and_refuses_bad_files(tmp_path):
     model = world()
     model.save(tmp_path / "s.json")
@@ -177,7 +204,8 @@ def test_grounded_decoding_needs_its_state_model():
 @pytest.mark.slow
 def test_tabletop_labels_agree_with_the_hidden_world():
     """Diagnostic: labels derived from descriptions alone, scored against the tabletop's hidden
-    symbolic states (which the model never sees). A label is right when the world agrees."""
+    symbolic states (which the model never sees). A label is right when the world agrees. The
+    episode's steps around each window label far more of its images, nearly as well."""
     from training.benchmarks.grounded import hidden_truth
     from training.tabletop.dataset import descriptions, windows
 
@@ -185,14 +213,23 @@ def test_tabletop_labels_agree_with_the_hidden_world():
     episodes, picked = windows("train", 3, 0, 600)
     plans = [episodes[e].plan[k:k + 3] for e, k in picked]
     model = fit_state_model([d.before for d in descs], [d.after for d in descs], plans)
-    labeller = StateLabeller(model)
-    start, goal = labeller(np.array(plans))
     true_start, _ = hidden_truth(model.sentences, episodes, picked)
     true_goal, _ = hidden_truth(model.sentences, episodes, [(e, k + 3) for e, k in picked])
-    right = known = 0
-    for labels, truth in ((start.numpy(), true_start), (goal.numpy(), true_goal)):
-        mask = labels != UNKNOWN
-        right += int((labels[mask] == truth[mask]).sum())
-        known += int(mask.sum())
+
+    def scored(start, goal) -> tuple[int, int]:
+        right = known = 0
+        for labels, truth in ((start.numpy(), true_start), (goal.numpy(), true_goal)):
+            mask = labels != UNKNOWN
+            right += int((labels[mask] == truth[mask]).sum())
+            known += int(mask.sum())
+        return right, known
+
+    pad = lambda rows: torch.tensor([list(r) + [-1] * (12 - len(r)) for r in rows])
+    right, known = scored(*StateLabeller(model)(np.array(plans)))
     assert known > 0.05 * len(picked) * 2 * model.num_propositions
     assert right / known > 0.95
+    around = StateLabeller(model)(np.array(plans), pad([episodes[e].plan[:k] for e, k in picked]),
+                                  pad([episodes[e].plan[k + 3:] for e, k in picked]))
+    right_around, known_around = scored(*around)
+    assert known_around > 1.5 * known
+    assert right_around / known_around > 0.95

@@ -11,6 +11,7 @@ import torch
 from training.evaluation.metrics import procedure_metrics
 from training.tabletop import load_tabletop
 from training.tabletop.baselines import first_last_frequent, nearest_neighbour, oracle_task_random
+from training.tabletop.dataset import windows
 from training.tabletop.features import cache_identity, cache_path, generator_hash
 from training.tabletop.tasks import TASKS
 from training.tabletop.world import STEP_INDEX
@@ -31,6 +32,10 @@ def test_features_are_cached_and_rebuilt_when_the_key_changes(tmp_path):
     assert np.array_equal(again[3].goal, ds[3].goal)
     images = load_tabletop("train", 3, seed=0, num_samples=4, observation="images", progress=False)
     assert len(images) == len(ds) and [s.steps.tolist() for s in images] == [s.steps.tolist() for s in ds]
+    # each window with the episode's steps before and after it: together, the episode's plan
+    episodes, picked = windows("train", 3, 0, 4)
+    assert [[*s.before, *s.steps, *s.after] for s in ds] == [list(episodes[e].plan) for e, _ in picked]
+    assert [len(s.before) for s in ds] == [k for _, k in picked]
 
     load_tabletop("train", 3, seed=1, num_samples=4, cache_dir=tmp_path, progress=False)
     load_tabletop("train", 4, seed=0, num_samples=4, cache_dir=tmp_path, progress=False)

@@ -58,6 +58,10 @@ class Sample:
     steps: np.ndarray  # (T,) int64 global step ids
     task: int  # task id (training-side metadata only: never an input of the model)
     video: str  # source video / episode id
+    # the steps of the same video before and after the window (training-side only: they say more
+    # about what held at the window's two images; empty where a loader does not know them)
+    before: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    after: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def horizon(self) -> int:
@@ -111,7 +115,8 @@ def transition_matrix(sequences: Iterable[Sequence[int]], num_steps: int, smooth
 
 def collate(samples: Sequence[Sample]) -> dict[str, torch.Tensor]:
     """Stack samples into a batch: start/goal (B, D) float32 or (B, H, W, 3) uint8, steps (B, T),
-    task (B,). Samples of one batch share a horizon."""
+    task (B,), and the video's steps before and after each window, before (B, Lb) and after
+    (B, La), padded with -1. Samples of one batch share a horizon."""
     horizons = {s.horizon for s in samples}
     if len(horizons) != 1:
         raise ValueError(f"a batch mixes horizons {sorted(horizons)}")
@@ -120,4 +125,14 @@ def collate(samples: Sequence[Sample]) -> dict[str, torch.Tensor]:
         "goal": torch.from_numpy(np.stack([s.goal for s in samples])),
         "steps": torch.from_numpy(np.stack([s.steps for s in samples]).astype(np.int64)),
         "task": torch.tensor([s.task for s in samples], dtype=torch.long),
+        "before": _padded([s.before for s in samples]),
+        "after": _padded([s.after for s in samples]),
     }
+
+
+def _padded(rows: Sequence[np.ndarray]) -> torch.Tensor:
+    """(B, longest) int64 rows padded with -1 on the right."""
+    out = torch.full((len(rows), max((len(r) for r in rows), default=0)), -1, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = torch.as_tensor(np.asarray(row, dtype=np.int64))
+    return out

@@ -76,6 +76,7 @@ def window_samples(video: VideoAnnotation, features: np.ndarray, horizon: int) -
     """All windows of `horizon` consecutive steps of one video, and how many were dropped
     because a step lies outside the features."""
     segments = video.segments
+    steps = np.array([s.step for s in segments], dtype=np.int64)
     inside = [0 <= s.start and s.end < features.shape[0] for s in segments]
     samples = []
     dropped = 0
@@ -87,9 +88,11 @@ def window_samples(video: VideoAnnotation, features: np.ndarray, horizon: int) -
         samples.append(Sample(
             start=state_feature(features, window[0].start),
             goal=state_feature(features, window[-1].end),
-            steps=np.array([s.step for s in window], dtype=np.int64),
+            steps=steps[first:first + horizon],
             task=video.task,
             video=video.video,
+            before=steps[:first],
+            after=steps[first + horizon:],
         ))
     return samples, dropped
 

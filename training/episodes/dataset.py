@@ -179,7 +179,7 @@ def load_episodes(root: str | Path, split: str, horizon: int, backbone: dict[str
         steps = np.array([index[s[2]] for s in entry["steps"]], dtype=np.int64)
         for first in range(len(steps) - horizon + 1):
             samples.append(Sample(start[first], end[first + horizon - 1], steps[first:first + horizon],
-                                  task_ids[entry["task"]], entry["name"]))
+                                  task_ids[entry["task"]], entry["name"], steps[:first], steps[first + horizon:]))
     descriptions_path = root / DESCRIPTIONS_FILE
     if descriptions_path.is_file():
         descriptions = load_schema_descriptions(descriptions_path, vocab)

@@ -155,7 +155,8 @@ def load_tabletop(split: str, horizon: int, seed: int = 0, num_samples: int | No
     name = generation_split(split)
     samples = [Sample(observed[(e, k)], observed[(e, k + horizon)],
                       np.asarray(episodes[e].plan[k:k + horizon], dtype=np.int64), episodes[e].task,
-                      f"tabletop-{name}-s{seed}-e{e}")
+                      f"tabletop-{name}-s{seed}-e{e}", np.asarray(episodes[e].plan[:k], dtype=np.int64),
+                      np.asarray(episodes[e].plan[k + horizon:], dtype=np.int64))
                for e, k in picked]
     if split in PARAPHRASE_SPLITS:
         vocab, descs = vocabulary(True, name), descriptions(True, name)

@@ -52,15 +52,16 @@ class StateHeadReport:
     horizon_accuracy: float | None = None  # val, percent, windows of every length up to max_horizon
 
 
-def _observations(dataset: ProcedureDataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _observations(dataset: ProcedureDataset) -> tuple[torch.Tensor, ...]:
+    """start, goal, steps, and the video's steps before and after each window."""
     batch = collate(dataset.samples)
-    return batch["start"].float(), batch["goal"].float(), batch["steps"]
+    return batch["start"].float(), batch["goal"].float(), batch["steps"], batch["before"], batch["after"]
 
 
-def _labelled(model, labeller: StateLabeller, start, goal, steps, batch_size: int):
+def _labelled(model, labeller: StateLabeller, start, goal, steps, before, after, batch_size: int):
     """Yield (logits over start and goal images, their labels) per batch, in order."""
     for i in range(0, len(steps), batch_size):
-        labels = labeller(steps[i:i + batch_size])
+        labels = labeller(steps[i:i + batch_size], before[i:i + batch_size], after[i:i + batch_size])
         logits = torch.cat([model.read_states(start[i:i + batch_size]), model.read_states(goal[i:i + batch_size])])
         yield logits, torch.cat(labels)
 
@@ -81,7 +82,7 @@ def _val_loss(model, labeller, data, batch_size: int) -> tuple[float, float]:
 
 @torch.no_grad()
 def _val_sr(model, policy: DecodingPolicy, data, batch_size: int) -> float:
-    start, goal, steps = data
+    start, goal, steps = data[:3]
     graphs, hits = TorchGraphs(model), 0
     for i in range(0, len(steps), batch_size):
         ids = plan_batch(model, graphs, start[i:i + batch_size], goal[i:i + batch_size], policy).step_ids

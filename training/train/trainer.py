@@ -258,10 +258,12 @@ class Trainer:
         return decode_steps(self.model, probs, out.state_tokens, out.step_tokens, policy, states=states)[0]
 
     def _state_labels(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The batch's state labels (models with a state head), from its steps and the descriptions."""
+        """The batch's state labels (models with a state head), from its steps, the video's steps
+        around them and the descriptions."""
         if self.labeller is None:
             return None
-        return tuple(labels.to(self.ctx.device) for labels in self.labeller(batch["steps"]))
+        labels = self.labeller(batch["steps"], batch.get("before"), batch.get("after"))
+        return tuple(part.to(self.ctx.device) for part in labels)
 
     def _improved(self, stage: StageConfig, values: dict[str, float]) -> bool:
         score = values["loss"] if stage.select == "loss" else values[stage.select]
