@@ -15,7 +15,7 @@ import pytest
 
 from conftest import wait_for
 from node_helpers import (  # noqa: F401 (model_dir and ros are fixtures)
-    ANSWER_P95_S, NS, latest, model_dir, picture, planner_node, plans_with, ros, sending,
+    ANSWER_P95_S, NS, latest, model_dir, picture, planner_node, plans_with, ros, sending, wait_until_active,
 )
 from planllm_ros.model.config import OpenVocabConfig
 from planllm_ros.ros.image_conv import image_to_rgb, rgb_to_image
@@ -224,3 +224,24 @@ def test_30hz_camera_for_20s_keeps_queue_flat_and_memory_steady(ros: dict[str, s
         assert max(p["latency_ms"]["start_frame_age"] for p in plans) < 3000  # fresh frames, no backlog
         assert rss["late"] - rss["early"] < 40, rss
         assert int(diagnostics["errors"]) == 0, diagnostics["last_error"]
+
+
+def test_the_plan_image_is_drawn_only_for_a_subscriber(ros: dict[str, str], tmp_path: Path, model_dir: Path) -> None:
+    """Nobody subscribes to ~/plan_image: plans go out and no picture is drawn. A viewer that
+    subscribes gets the picture of the next plan."""
+    client = PlannerClient(namespace=NS, plan_images=False)
+    with planner_node(ros, tmp_path, model_dir, "-p", "mode:=on_request", client=client):
+        assert wait_until_active(client)
+        start, goal = picture(), picture()
+        client.send_goal(goal)
+        assert sending(lambda: client.send_frame(start), lambda: client.plan_now().success)
+        assert wait_for(lambda: latest(client).get("plans") == "1", 30)
+        assert latest(client)["plan_images"] == "0"
+        viewer = PlannerClient(namespace=NS)
+        try:
+            # until the node has matched the viewer's subscription, a plan still draws nothing
+            assert wait_for(lambda: client.plan_now().success and bool(viewer.snapshot()["plan_images"]), 60,
+                            interval=0.5)
+            assert wait_for(lambda: int(latest(client).get("plan_images", "0")) >= 1, 30)
+        finally:
+            viewer.close()

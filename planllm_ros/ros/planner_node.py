@@ -16,8 +16,10 @@ one has loaded and passed its checks; a load that fails leaves the running model
 Step ids first, words after: the LLM's captions take longer than the rest of a plan, so the
 worker publishes the ~/plan document as soon as the step ids are decoded ("captions_pending":
 true), then the same plan (same seq) with its captions ("captions_pending": false), and
-~/instructions and ~/plan_image from that final plan. ~/plan_now_steps plans without captions
-for a caller that only needs the steps. Threads per op come from the `threads` parameter
+~/instructions from that final plan. ~/plan_image is drawn on a thread of its own (latest
+only, and only while someone subscribes): drawing and sending the picture takes about 25 ms,
+which the next goal would otherwise wait for. ~/plan_now_steps plans without captions for a
+caller that only needs the steps. Threads per op come from the `threads` parameter
 (planllm_ros.runtime.threads: 0 gives the planner's defaults).
 
 Horizon and progress: with `horizon` 0 a model with a state head chooses how many steps each
@@ -101,6 +103,17 @@ class PlanRequest:
 
 
 @dataclass
+class Picture:
+    """What ~/plan_image shows: the plan, the frame it stands at, the goal, and (following a
+    plan) its progress there."""
+
+    plan: Plan
+    frame: Frame
+    goal: Frame
+    progress: Progress | None
+
+
+@dataclass
 class Counters:
     frames_received: int = 0
     frames_dropped: int = 0  # camera frames replaced before any plan used them
@@ -109,6 +122,7 @@ class Counters:
     plans: int = 0
     progress: int = 0  # frames read against the followed plan (continuous mode)
     replans: int = 0  # plans made because a frame left the followed plan
+    plan_images: int = 0  # ~/plan_image pictures drawn and sent (none while nobody subscribes)
     model_loads: int = 0  # models loaded and swapped in (configure and reloads)
     errors: int = 0
     last_latency_ms: float = 0.0
@@ -155,6 +169,7 @@ class PlannerNode(LifecycleNodeMixin, Node):
         self._last_frame_at: float | None = None
         self._camera_silent = False
         self._worker: LatestSlotWorker[PlanRequest] | None = None
+        self._drawer: LatestSlotWorker[Picture] | None = None
         self._frame: Frame | None = None
         self._frame_used = True
         self._goal: Frame | None = None
@@ -342,6 +357,7 @@ class PlannerNode(LifecycleNodeMixin, Node):
             1.0 / self._param("max_rate_hz"), self._on_rate_timer, callback_group=self._timer_group
         )
         self._worker = LatestSlotWorker(self._run_request, name="planllm-planner")
+        self._drawer = LatestSlotWorker(self._draw, name="planllm-plan-image")
         self._active = True
         return super().on_activate(state)
 
@@ -375,6 +391,9 @@ class PlannerNode(LifecycleNodeMixin, Node):
         if self._worker is not None:
             self._worker.stop(WORKER_STOP_TIMEOUT_S)  # lets a running plan finish first
             self._worker = None
+        if self._drawer is not None:  # after the planner, which hands it pictures
+            self._drawer.stop(WORKER_STOP_TIMEOUT_S)
+            self._drawer = None
         with self._lock:
             self._frame, self._goal, self._goal_waiting_for_frame = None, None, False
             self._following = None
@@ -564,7 +583,7 @@ class PlannerNode(LifecycleNodeMixin, Node):
             following.done = progress.done
         with self._lock:
             self._counters.progress += 1
-        if moved and self._publish_image:
+        if moved:
             self._publish_image_of(following.plan, request.start, request.goal, progress)
         return progress
 
@@ -577,11 +596,25 @@ class PlannerNode(LifecycleNodeMixin, Node):
         return self._track(request, following, read=False)
 
     def _publish_image_of(self, plan: Plan, frame: Frame, goal: Frame, progress: Progress | None) -> None:
-        """~/plan_image: `frame` | goal with the plan under them (with progress: done and next marked)."""
-        header = Header(stamp=frame.stamp, frame_id=frame.frame_id)
-        picture = render_plan_image(frame.rgb, goal.rgb, plan_text(plan, progress),
-                                    left_title="start" if progress is None else "now")
-        self._image_pub.publish(rgb_to_image(picture, header=header))
+        """Hand ~/plan_image to the drawing thread, when it is enabled and someone subscribes;
+        a picture not drawn yet when a newer one comes is dropped (the newer one shows the same
+        or a later moment)."""
+        drawer = self._drawer
+        if self._publish_image and drawer is not None and self._image_pub.get_subscription_count() > 0:
+            drawer.submit(Picture(plan, frame, goal, progress))
+
+    def _draw(self, picture: Picture) -> None:
+        """~/plan_image: the frame | goal with the plan under them (with progress: done and next
+        marked)."""
+        try:
+            frame = picture.frame
+            image = render_plan_image(frame.rgb, picture.goal.rgb, plan_text(picture.plan, picture.progress),
+                                      left_title="start" if picture.progress is None else "now")
+            self._image_pub.publish(rgb_to_image(image, header=Header(stamp=frame.stamp, frame_id=frame.frame_id)))
+            with self._lock:
+                self._counters.plan_images += 1
+        except Exception as error:  # a failed picture must not end the drawing thread
+            self._record_error(f"plan image failed: {type(error).__name__}: {error}", throttle=True)
 
     def _publish_document(self, plan: Plan, request: PlanRequest, started: float, captions_pending: bool) -> float:
         """Publish `plan` on ~/plan with the node's stages until now; its node_total (ms)."""
@@ -611,8 +644,7 @@ class PlannerNode(LifecycleNodeMixin, Node):
             self._instructions_pub.publish(String(data=text))
             follows = self._mode == "continuous" and plan.start_probs is not None
             progress = self._follow(plan, request) if follows else None
-            if self._publish_image:
-                self._publish_image_of(plan, request.start, request.goal, progress)
+            self._publish_image_of(plan, request.start, request.goal, progress)
         except Exception as error:  # a failed plan must not end the worker thread: report and carry on
             self._record_error(f"plan #{request.seq} failed: {type(error).__name__}: {error}", throttle=True)
             return
@@ -653,6 +685,7 @@ class PlannerNode(LifecycleNodeMixin, Node):
                 "plans": c.plans,
                 "progress": c.progress,
                 "replans": c.replans,
+                "plan_images": c.plan_images,
                 "frames_received": c.frames_received,
                 "frames_dropped": c.frames_dropped,
                 "frames_lost_in_transport": c.frames_lost_in_transport,

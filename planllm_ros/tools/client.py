@@ -59,7 +59,9 @@ class PlannerClient:
         image_topic: str = "image",
         goal_topic: str = "goal_image",
         compressed: bool = False,
+        plan_images: bool = True,
     ) -> None:
+        """plan_images: subscribe to ~/plan_image (the node draws it only while someone does)."""
         self.node = rclpy.create_node(f"planllm_client_{os.getpid()}_{id(self):x}")
         ns = namespace.rstrip("/")
         prefix = f"{ns}/{node_name}"
@@ -76,7 +78,8 @@ class PlannerClient:
         self._status_name = f"{prefix}: planner"
         self.node.create_subscription(String, f"{prefix}/plan", self._on_plan, 10)
         self.node.create_subscription(String, f"{prefix}/instructions", self._keep(self.instructions, lambda m: m.data), 10)
-        self.node.create_subscription(Image, f"{prefix}/plan_image", self._keep(self.plan_images, lambda m: m), 1)
+        if plan_images:
+            self.node.create_subscription(Image, f"{prefix}/plan_image", self._keep(self.plan_images, lambda m: m), 1)
         self.node.create_subscription(String, f"{prefix}/progress", self._keep(self.progress, lambda m: json.loads(m.data)),
                                       10)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
