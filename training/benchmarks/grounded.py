@@ -14,7 +14,9 @@ planned through the one pipeline with each decoding:
   the same search reading the world's hidden symbolic states instead of the state head.
 The state head's error is measured against the hidden states too: per proposition, over the
 propositions about objects in the scene, on the start and goal images of each split. Verdicts
-are paired bootstraps that resample episodes.
+are paired bootstraps that resample episodes. `--against DIR` plans the same samples with another
+folder's state head (grounded) and compares the two, split by split: how a new head or new
+labels compare with the one before.
 """
 from __future__ import annotations
 
@@ -46,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a model folder with a state head (default models/tabletop-tiny)")
     parser.add_argument("--samples", type=int, default=None, help="samples per split (default 1000; quick 40)")
     parser.add_argument("--batch-size", type=int, default=100, help="samples per pipeline call (default 100)")
+    parser.add_argument("--against", type=Path, default=None,
+                        help="another model folder with a state head: its grounded plans on the same samples, "
+                             "compared with --model's (paired bootstrap per split) and its head's error")
 
 
 def hidden_truth(sentences, episodes, keys) -> tuple[np.ndarray, np.ndarray]:
@@ -63,8 +68,9 @@ def hidden_truth(sentences, episodes, keys) -> tuple[np.ndarray, np.ndarray]:
     return np.array(truth, dtype=np.float64), np.array(present)
 
 
-def run_split(loaded, data, split: str, batch_size: int) -> dict:
-    """Every decoding's predictions on one split, the state readings and (tabletop) the truth."""
+def run_split(loaded, data, split: str, batch_size: int, grounded_only: bool = False) -> dict:
+    """Every decoding's predictions on one split (grounded_only: the grounded one), the state
+    readings and (tabletop) the truth."""
     from training.tabletop.dataset import windows
 
     if split == "novel-val":
@@ -72,9 +78,10 @@ def run_split(loaded, data, split: str, batch_size: int) -> dict:
     dataset = load_split(data, split, loaded.model.config.visual)
     gt = np.stack(dataset.sequences()).astype(np.int64)
     out = {"gt": gt, "episodes": np.array([s.video for s in dataset.samples]), "pred": {}}
-    policies = {"Viterbi + LLM re-ranking": loaded.policy(method="viterbi", captions=False),
-                "grounded": loaded.policy(method="grounded", captions=False),
-                "grounded, no LLM": loaded.policy(method="grounded", captions=False, llm_weight=0.0)}
+    policies = {"grounded": loaded.policy(method="grounded", captions=False)}
+    if not grounded_only:
+        policies = {"Viterbi + LLM re-ranking": loaded.policy(method="viterbi", captions=False), **policies,
+                    "grounded, no LLM": loaded.policy(method="grounded", captions=False, llm_weight=0.0)}
     for name, policy in policies.items():
         batches = predict_split(loaded, dataset, policy, batch_size)
         out["pred"][name] = np.concatenate([b.step_ids for b in batches])
@@ -86,8 +93,9 @@ def run_split(loaded, data, split: str, batch_size: int) -> dict:
         horizon = data.horizon
         true_start, present_start = hidden_truth(loaded.states.sentences, episodes, picked)
         true_goal, present_goal = hidden_truth(loaded.states.sentences, episodes, [(e, k + horizon) for e, k in picked])
-        paths, _, _ = grounded_plans(probs, true_start, true_goal, policies["grounded, no LLM"])
-        out["pred"][TRUE_STATES] = paths[:, 0]
+        if not grounded_only:
+            paths, _, _ = grounded_plans(probs, true_start, true_goal, policies["grounded, no LLM"])
+            out["pred"][TRUE_STATES] = paths[:, 0]
         readings = np.concatenate([start, goal]) >= 0.5
         truth = np.concatenate([true_start, true_goal]) >= 0.5
         present = np.concatenate([present_start, present_goal])
@@ -96,6 +104,25 @@ def run_split(loaded, data, split: str, batch_size: int) -> dict:
         out["state_error_all"] = float(wrong.mean())
         out["frames_exact"] = float((~wrong | ~present).all(1).mean())
     return out
+
+
+def _against(args: argparse.Namespace, other, data, results: dict) -> Table:
+    """Grounded SR and head error of --model against those of `other` (--against's folder), on
+    the same samples."""
+    table = Table(f"grounded decoding: {args.model.name} vs {args.against.name} (the same samples; paired "
+                  "bootstrap resampling episodes; head error about objects in the scene, percent)",
+                  ["split", f"{args.model.name} SR", f"{args.against.name} SR", "verdict",
+                   f"{args.model.name} head error", f"{args.against.name} head error"])
+    for split in SPLITS:
+        mine, theirs = results[split], run_split(other, data, split, args.batch_size, grounded_only=True)
+        if not np.array_equal(mine["gt"], theirs["gt"]):
+            raise SystemExit(f"planllm bench grounded: {args.against} was planned on other {split} samples")
+        a, b = (per_sample_success(r["pred"]["grounded"], r["gt"]) for r in (mine, theirs))
+        d = paired_bootstrap([a], [b], episodes=[mine["episodes"]])
+        errors = [f"{100 * r['state_error']:.1f}" if "state_error" in r else "n/a" for r in (mine, theirs)]
+        table.rows.append([split, f"{a.mean():.1f}", f"{b.mean():.1f}",  # per_sample_success is 0 or 100
+                           describe(d, args.model.name, args.against.name), *errors])
+    return table
 
 
 def true_state_search(loaded, split: str, horizon: int, seed: int, count: int) -> float:
@@ -128,6 +155,10 @@ def load_grounded(args: argparse.Namespace, bench: str):
 
 def run(args: argparse.Namespace, command: str) -> list[Path]:
     loaded = load_grounded(args, "grounded")
+    other = None if args.against is None else load_grounded(
+        argparse.Namespace(**{**vars(args), "model": args.against}), "grounded --against")
+    if other is not None and other.model.config.visual != loaded.model.config.visual:
+        raise SystemExit(f"planllm bench grounded: {args.against} reads other visual features than {args.model}")
     data = copy.deepcopy(loaded.config.data)
     data = dataclasses.replace(data, eval_samples=args.samples or (40 if args.quick else 1000))
     results = {split: run_split(loaded, data, split, args.batch_size) for split in SPLITS}
@@ -147,6 +178,8 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
         d = paired_bootstrap([a], [b], episodes=[r["episodes"]])
         verdicts.rows.append([split, describe(d, "grounded", "Viterbi + LLM re-ranking")])
     tables = [table, verdicts]
+    if other is not None:
+        tables.append(_against(args, other, data, results))
     if "state_error" in results["val"]:
         tables.append(Table("state head error against the hidden world states (percent of propositions read wrong)",
                             ["split", "about objects in the scene", "all propositions", "frames read wholly right"],
