@@ -86,7 +86,7 @@ PARAMS: tuple[ParamSpec, ...] = (
         "every new frame); on_request: plan only when ~/plan_now is called",
         choices=MODES,
     ),
-    ParamSpec("publish_image", True, "publish ~/plan_image (start | goal with the plan written under them; drawn on a thread of its own, only while someone subscribes)"),
+    ParamSpec("publish_image", True, "publish ~/plan_image (start | goal with the plan written under them; drawn only while someone subscribes)"),
     ParamSpec("compressed", False, "subscribe `image` as sensor_msgs/CompressedImage (JPEG/PNG)", read_only=True),
     ParamSpec("autostart", True, "configure and activate at start-up, so a plain `ros2 run` plans", read_only=True),
 )

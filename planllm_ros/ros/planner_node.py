@@ -16,9 +16,9 @@ one has loaded and passed its checks; a load that fails leaves the running model
 Step ids first, words after: the LLM's captions take longer than the rest of a plan, so the
 worker publishes the ~/plan document as soon as the step ids are decoded ("captions_pending":
 true), then the same plan (same seq) with its captions ("captions_pending": false), and
-~/instructions from that final plan. ~/plan_image is drawn on a thread of its own (latest
-only, and only while someone subscribes): drawing and sending the picture takes about 25 ms,
-which the next goal would otherwise wait for. ~/plan_now_steps plans without captions for a
+~/instructions and ~/plan_image from that final plan; the picture is drawn only while someone
+subscribes to it (drawing and sending it takes about 25 ms of the planning thread on a 2-core
+CPU, which a goal arriving meanwhile waits for). ~/plan_now_steps plans without captions for a
 caller that only needs the steps. Threads per op come from the `threads` parameter
 (planllm_ros.runtime.threads: 0 gives the planner's defaults).
 
@@ -103,17 +103,6 @@ class PlanRequest:
 
 
 @dataclass
-class Picture:
-    """What ~/plan_image shows: the plan, the frame it stands at, the goal, and (following a
-    plan) its progress there."""
-
-    plan: Plan
-    frame: Frame
-    goal: Frame
-    progress: Progress | None
-
-
-@dataclass
 class Counters:
     frames_received: int = 0
     frames_dropped: int = 0  # camera frames replaced before any plan used them
@@ -169,7 +158,6 @@ class PlannerNode(LifecycleNodeMixin, Node):
         self._last_frame_at: float | None = None
         self._camera_silent = False
         self._worker: LatestSlotWorker[PlanRequest] | None = None
-        self._drawer: LatestSlotWorker[Picture] | None = None
         self._frame: Frame | None = None
         self._frame_used = True
         self._goal: Frame | None = None
@@ -357,7 +345,6 @@ class PlannerNode(LifecycleNodeMixin, Node):
             1.0 / self._param("max_rate_hz"), self._on_rate_timer, callback_group=self._timer_group
         )
         self._worker = LatestSlotWorker(self._run_request, name="planllm-planner")
-        self._drawer = LatestSlotWorker(self._draw, name="planllm-plan-image")
         self._active = True
         return super().on_activate(state)
 
@@ -391,9 +378,6 @@ class PlannerNode(LifecycleNodeMixin, Node):
         if self._worker is not None:
             self._worker.stop(WORKER_STOP_TIMEOUT_S)  # lets a running plan finish first
             self._worker = None
-        if self._drawer is not None:  # after the planner, which hands it pictures
-            self._drawer.stop(WORKER_STOP_TIMEOUT_S)
-            self._drawer = None
         with self._lock:
             self._frame, self._goal, self._goal_waiting_for_frame = None, None, False
             self._following = None
@@ -596,25 +580,17 @@ class PlannerNode(LifecycleNodeMixin, Node):
         return self._track(request, following, read=False)
 
     def _publish_image_of(self, plan: Plan, frame: Frame, goal: Frame, progress: Progress | None) -> None:
-        """Hand ~/plan_image to the drawing thread, when it is enabled and someone subscribes;
-        a picture not drawn yet when a newer one comes is dropped (the newer one shows the same
-        or a later moment)."""
-        drawer = self._drawer
-        if self._publish_image and drawer is not None and self._image_pub.get_subscription_count() > 0:
-            drawer.submit(Picture(plan, frame, goal, progress))
-
-    def _draw(self, picture: Picture) -> None:
-        """~/plan_image: the frame | goal with the plan under them (with progress: done and next
-        marked)."""
-        try:
-            frame = picture.frame
-            image = render_plan_image(frame.rgb, picture.goal.rgb, plan_text(picture.plan, picture.progress),
-                                      left_title="start" if picture.progress is None else "now")
-            self._image_pub.publish(rgb_to_image(image, header=Header(stamp=frame.stamp, frame_id=frame.frame_id)))
-            with self._lock:
-                self._counters.plan_images += 1
-        except Exception as error:  # a failed picture must not end the drawing thread
-            self._record_error(f"plan image failed: {type(error).__name__}: {error}", throttle=True)
+        """~/plan_image: `frame` | goal with the plan under them (with progress: done and next
+        marked), when enabled and someone subscribes. Drawn here, on the planning thread: on a
+        thread of its own the picture took turns with planning for the interpreter lock, and
+        planning on two cores ran about 4x slower than it waits for the picture here."""
+        if not (self._publish_image and self._image_pub.get_subscription_count() > 0):
+            return
+        picture = render_plan_image(frame.rgb, goal.rgb, plan_text(plan, progress),
+                                    left_title="start" if progress is None else "now")
+        self._image_pub.publish(rgb_to_image(picture, header=Header(stamp=frame.stamp, frame_id=frame.frame_id)))
+        with self._lock:
+            self._counters.plan_images += 1
 
     def _publish_document(self, plan: Plan, request: PlanRequest, started: float, captions_pending: bool) -> float:
         """Publish `plan` on ~/plan with the node's stages until now; its node_total (ms)."""

@@ -99,7 +99,7 @@ def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, l
         rclpy.init()
         client = None
         try:
-            client = PlannerClient(namespace=NAMESPACE)
+            client = PlannerClient(namespace=NAMESPACE, plan_images=False)  # a robot's task manager reads ~/plan
             client.node.create_subscription(String, f"{NAMESPACE}/{NODE_NAME}/plan", on_plan, 10)
             frame = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
 
@@ -270,7 +270,9 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
              f"its own ROS_DOMAIN_ID, node parameter threads={args.threads}; goal -> step ids and goal -> captions are "
              "measured in the sending process from publishing the goal to receiving the plan's first ~/plan document "
              "(captions_pending: step ids only) and its complete one; the node-reported columns are the complete "
-             "plan's own latency_ms (planner total; node_total adds the node's queueing and publishing)",
+             "plan's own latency_ms (planner total; node_total adds the node's queueing and publishing); the measuring "
+             "client reads ~/plan like a robot's task manager and does not subscribe to ~/plan_image, so the node draws "
+             "no picture (a viewer of it adds about 25 ms of the planning thread per plan)",
              "the node's planning thread and this process share the machine's cores with whatever else runs",
              "busy computer: each row runs that many processes spinning in a Python loop at the node's priority "
              "(planllm_ros.tools.processes.busy_processes), streams the camera from this process and calls "
