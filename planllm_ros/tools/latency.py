@@ -112,13 +112,16 @@ def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, l
             client.send_goal(frame, frame_id="warmup")
             _wait(warmed_up, "no plan for the first goal")
             # as many warm-up goals as the planner rows have warm-up runs, new images like the timed
-            # ones: the node's first plans after its first are still slow (one-time costs)
+            # ones. A camera frame goes out before every goal: a camera silent for CAMERA_SILENT_S
+            # makes the node hold a new goal for the next frame
             for k in range(NODE_WARMUP_GOALS):
+                client.send_frame(frame)
                 client.send_goal(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8), frame_id=f"warmup-{k}")
                 _wait(lambda: f"warmup-{k}" in arrivals, f"no plan for warm-up goal {k}")
             steps, latencies, reported = [], [], []
             for k in range(goals):
                 name = f"goal-{k}"
+                client.send_frame(frame)
                 sent = time.perf_counter()
                 client.send_goal(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8), frame_id=name)
                 _wait(lambda: name in arrivals, f"no plan for {name}")
