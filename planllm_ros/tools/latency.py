@@ -46,6 +46,9 @@ FRAME_RATE_HZ = 30.0
 WAIT_S = 60.0  # bound (scaled for the machine) on any one wait for the node, model loading included
 BUSY_LEVELS = (0, 1, 2)  # other busy processes at the node's priority
 NODE_WARMUP_GOALS = 3  # after the first goal's plan; like the planner rows' 3 warm-up runs
+# a goal published right after a camera frame from one process reached the node 25-545 ms later
+# (Fast DDS, 224x224 frames; 23-37 ms with this gap, one 126): the goal row times the node, not that
+FRAME_BEFORE_GOAL_S = 0.05
 NODE_BACKEND = "onnxruntime"  # how an exported model is deployed on a CPU
 
 
@@ -112,16 +115,18 @@ def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, l
             client.send_goal(frame, frame_id="warmup")
             _wait(warmed_up, "no plan for the first goal")
             # as many warm-up goals as the planner rows have warm-up runs, new images like the timed
-            # ones. A camera frame goes out before every goal: a camera silent for CAMERA_SILENT_S
-            # makes the node hold a new goal for the next frame
+            # ones. A camera frame goes out FRAME_BEFORE_GOAL_S before every goal: a camera silent
+            # for 2 s makes the node hold a new goal for the next frame
             for k in range(NODE_WARMUP_GOALS):
                 client.send_frame(frame)
+                time.sleep(FRAME_BEFORE_GOAL_S)
                 client.send_goal(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8), frame_id=f"warmup-{k}")
                 _wait(lambda: f"warmup-{k}" in arrivals, f"no plan for warm-up goal {k}")
             steps, latencies, reported = [], [], []
             for k in range(goals):
                 name = f"goal-{k}"
                 client.send_frame(frame)
+                time.sleep(FRAME_BEFORE_GOAL_S)
                 sent = time.perf_counter()
                 client.send_goal(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8), frame_id=name)
                 _wait(lambda: name in arrivals, f"no plan for {name}")
@@ -277,7 +282,8 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
              "which the planner hands out before the captions), captions (LLM generation), total",
              "node: started from launch/planllm.launch.py as a child process, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, "
              f"its own ROS_DOMAIN_ID, node parameter threads={args.threads}; {NODE_WARMUP_GOALS} warm-up goals after "
-             "the first plan, then goal -> step ids and goal -> captions are "
+             f"the first plan, a camera frame {1000 * FRAME_BEFORE_GOAL_S:.0f} ms before each goal (one published "
+             "right before a goal delayed it by up to half a second in DDS), then goal -> step ids and goal -> captions are "
              "measured in the sending process from publishing the goal to receiving the plan's first ~/plan document "
              "(captions_pending: step ids only) and its complete one; the node-reported columns are the complete "
              "plan's own latency_ms (planner total; node_total adds the node's queueing and publishing); the measuring "
