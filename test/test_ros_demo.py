@@ -135,11 +135,25 @@ def test_procedure_summary_scores_next_steps_and_replans() -> None:
 
 
 @pytest.mark.slow
-def test_demo_shows_plans_from_the_bundled_model(ros_env: dict[str, str]) -> None:
+def test_a_plan_of_another_length_than_the_truth_is_shown_and_scored() -> None:
+    """A model that chooses its number of steps may plan fewer or more steps than the played goal
+    (the demo crashed on it)."""
+    from planllm_ros.tools.demo import show
+
+    truth = {"goal": 1, "task": "make tea", "steps": ["a", "b", "c"]}
+    text = show({"labels": ["a", "c"], "latency_ms": {"total": 10.0}}, truth)
+    assert "1  a        a  ok" in text and "2  c        b  --" in text and "3  -        c  --" in text
+
+
+# seed 300: its first goal is where the bundled model, choosing the number of steps itself, planned
+# two steps for a three-step window; the one-goal demo now tells the node the window's length
+@pytest.mark.parametrize("seed", [0, 300])
+def test_demo_shows_plans_from_the_bundled_model(ros_env: dict[str, str], seed: int) -> None:
     if not (default_model_dir() / "config.json").is_file():
         pytest.skip(f"the bundled model {default_model_dir()} is not in this checkout yet")
     result = subprocess.run(
-        [sys.executable, "-m", "planllm_ros.tools.demo", "--max-goals", "2", "--seconds-per-goal", "4"],
+        [sys.executable, "-m", "planllm_ros.tools.demo", "--max-goals", "2", "--seconds-per-goal", "4",
+         "--seed", str(seed)],
         env=ros_env, capture_output=True, text=True, timeout=400,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
