@@ -247,16 +247,10 @@ class StateHeadConfig:
     which of the state propositions hold. The propositions and the step-effect model come from
     the training descriptions' before/after sentences (planllm_ros.model.states); the head is
     trained with the labels training.datasets.state_labels derives from them, and the
-    state-grounded decoder reads its start and goal predictions.
-
-    closed_world: where a window's whole video is known, its images are also told that the
-    statements about every subject none of the video's steps acts on are false (a video shows
-    the things it works with; the head learns what is absent, not only what changes). Turn it
-    off for videos that show much they never touch."""
+    state-grounded decoder reads its start and goal predictions."""
 
     enabled: bool = False
     hidden_dim: int = 128
-    closed_world: bool = True
 
 
 @dataclass

@@ -156,17 +156,6 @@ class StateModel:
         return self._masks
 
     @cached_property
-    def subjects(self) -> tuple[str | None, ...]:
-        """Per proposition, what it is about (`subject`'s first part: "the pot is hot" -> "pot"),
-        None where it names no subject."""
-        return tuple(None if (found := subject(normalize(s))) is None else found[0] for s in self.sentences)
-
-    def touched(self, steps: Iterable[int]) -> set[str]:
-        """The subjects `steps` act on: those of their preconditions and effects (a deletion is
-        always about the subject of an effect)."""
-        return {self.subjects[p] for step in steps for p in (*self.pre[step], *self.add[step])} - {None}
-
-    @cached_property
     def index_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per step, the propositions of its preconditions, new effects (not also preconditions),
         effects and deletions as (N, L) index rows padded with P (built once): the decoder sums

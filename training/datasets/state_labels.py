@@ -25,12 +25,6 @@ sentences; no dataset says what the whole world looks like. From those this modu
    proposition is unknown. On the tabletop (seed 0, T=3, 4800 training windows) this labels 62.8 %
    of the propositions about the objects in each image instead of 35.9 %, and 96.0 % of them agree
    with the hidden world (97.0 % for the window alone).
-4. **What the video never touches** (closed_world): a video shows the things it works with, so
-   where the whole video is known, every statement about a subject none of its steps acts on
-   is false in its images. Without it the head is told nothing about absent things and reads
-   about 39 % of their statements as true, which leads the search to plans that act on them. On
-   the tabletop such statements are false in 99.5 % of images (seed 0, T=3, the first 2000
-   training windows: the subject is absent from 98.6 % of them).
 """
 from __future__ import annotations
 
@@ -67,21 +61,13 @@ def fit_state_model(before: Sequence[Sequence[str]], after: Sequence[Sequence[st
 
 
 def window_labels(model: StateModel, plan: Sequence[int], rivals: list[set[int]] | None = None,
-                  before: Sequence[int] = (), after: Sequence[int] = (),
-                  closed_world: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                  before: Sequence[int] = (), after: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
     """(P,) int8 labels (1 true, 0 false, UNKNOWN) of a window's start and goal images.
-    before / after: the video's steps before and after the window (3. in the module's text);
-    closed_world: they are the whole video, so what none of its steps touches is false (4.)."""
+    before / after: the video's steps before and after the window (3. in the module's text)."""
     rivals = model.rivals() if rivals is None else rivals
     plan, before, after = list(plan), list(before), list(after)
-    start = _labels_between(model, before, plan + after, rivals)
-    goal = _labels_between(model, before + plan, after, rivals)
-    if closed_world:
-        touched = model.touched(before + plan + after)
-        untouched = np.array([s is not None and s not in touched for s in model.subjects])
-        for labels in (start, goal):
-            labels[untouched & (labels == UNKNOWN)] = 0
-    return start, goal
+    return (_labels_between(model, before, plan + after, rivals),
+            _labels_between(model, before + plan, after, rivals))
 
 
 def _labels_between(model: StateModel, done: list[int], todo: list[int], rivals: list[set[int]]) -> np.ndarray:
@@ -143,12 +129,10 @@ def state_model_of(dataset) -> StateModel:
 
 class StateLabeller:
     """Start and goal labels of training windows, computed once per distinct window and the
-    video's steps around it. closed_world (StateHeadConfig.closed_world): where the video's
-    steps around each window are given, what none of them touches is labelled false."""
+    video's steps around it."""
 
-    def __init__(self, model: StateModel, closed_world: bool = False):
+    def __init__(self, model: StateModel):
         self.model = model
-        self.closed_world = closed_world
         self.rivals = model.rivals()
         self._cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
 
@@ -157,12 +141,11 @@ class StateLabeller:
         padded with -1 (collate's "before" and "after"; None: unknown) -> start and goal labels,
         int8 tensors (B, P)."""
         plans, befores, afters = _rows(steps), _rows(before), _rows(after)
-        closed = self.closed_world and befores is not None and afters is not None
         rows = []
         for plan, ahead, behind in zip(plans, befores or [()] * len(plans), afters or [()] * len(plans)):
             key = (tuple(plan), tuple(s for s in ahead if s >= 0), tuple(s for s in behind if s >= 0))
             if key not in self._cache:
-                self._cache[key] = window_labels(self.model, key[0], self.rivals, key[1], key[2], closed)
+                self._cache[key] = window_labels(self.model, key[0], self.rivals, key[1], key[2])
             rows.append(self._cache[key])
         return (torch.from_numpy(np.stack([s for s, _ in rows])), torch.from_numpy(np.stack([g for _, g in rows])))
 

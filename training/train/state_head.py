@@ -112,7 +112,7 @@ def fit_state_head(model_dir: str | Path, out_dir: str | Path, *, epochs: int = 
     for name, param in model.named_parameters():
         param.requires_grad_(name.startswith("state_head."))
     optimizer = torch.optim.AdamW(model.state_head.parameters(), lr=lr, weight_decay=0.01)
-    labeller = StateLabeller(states, closed_world=model.config.states.closed_world)
+    labeller = StateLabeller(states)
     train_data, val_data = _observations(train_set), _observations(val_set)
     generator = torch.Generator().manual_seed(seed)
     losses, best, best_weights = [], None, None

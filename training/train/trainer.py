@@ -157,9 +157,8 @@ class Trainer:
         self.states = self.labeller = None
         if config.model.get("states", {}).get("enabled", False):
             self.states = state_model_of(self.train_set)  # a function of the training split: a resumed run rebuilds the same
+            self.labeller = StateLabeller(self.states)
         self.model = build_model(config, self.train_set, self.ctx.device, self.states)
-        if self.states is not None:
-            self.labeller = StateLabeller(self.states, closed_world=self.model.config.states.closed_world)
         if self.model.config.variant.use_llm:
             labels = self.model.step_labels
             plans = {tuple(int(i) for i in steps) for steps in self.train_set.sequences()}
