@@ -27,3 +27,36 @@ def test_a_head_against_itself_ties_on_the_same_samples(tmp_path):
         assert float(mine) == pytest.approx(float(sr["grounded"][k]), abs=0.05)
         assert "not distinguishable" in verdict
 
+
+
+def test_several_folders_give_the_mean_and_std_of_their_own_seeds(tmp_path):
+    """Two folders, the bundled model and a copy whose data seed is 1: each plans its own seed's
+    splits, and the table's cells are the mean ± std of what each folder gives alone."""
+    import json
+    import shutil
+
+    seeded = tmp_path / "seed1"
+    shutil.copytree(BUNDLED, seeded)
+    config = json.loads((seeded / "train_config.json").read_text())
+    config["data"]["seed"] = 1
+    (seeded / "train_config.json").write_text(json.dumps(config))
+    alone = {}
+    for name, folder in (("bundled", BUNDLED), ("seed1", seeded)):
+        assert planllm(["bench", "grounded", "--quick", "--allow-dirty", "--model", str(folder),
+                        "--out", str(tmp_path / name)]) == 0
+        alone[name] = table_rows((tmp_path / name / "grounded-quick.md").read_text(), "tabletop, T=3: SR")
+    assert planllm(["bench", "grounded", "--quick", "--allow-dirty", "--model", str(BUNDLED), str(seeded),
+                    "--out", str(tmp_path / "both")]) == 0
+    report = (tmp_path / "both" / "grounded-quick.md").read_text()
+    assert "- seeds: 0, 1" in report
+    both = table_rows(report, "tabletop, T=3: SR")
+    assert alone["bundled"]["grounded"] != alone["seed1"]["grounded"]  # other samples
+    for decoding, cells in both.items():
+        for k, cell in enumerate(cells):
+            mean, std = (float(x) for x in cell.split(" ± "))
+            a, b = (float(alone[name][decoding][k]) for name in ("bundled", "seed1"))
+            assert mean == pytest.approx((a + b) / 2, abs=0.06) and std == pytest.approx(abs(a - b) / 2, abs=0.06)
+    assert "pooled over the seeds" in report
+    with pytest.raises(SystemExit, match="one --model"):
+        planllm(["bench", "grounded", "--quick", "--allow-dirty", "--model", str(BUNDLED), str(seeded),
+                 "--against", str(BUNDLED), "--out", str(tmp_path / "refused")])

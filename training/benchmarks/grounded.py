@@ -14,9 +14,10 @@ planned through the one pipeline with each decoding:
   the same search reading the world's hidden symbolic states instead of the state head.
 The state head's error is measured against the hidden states too: per proposition, over the
 propositions about objects in the scene, on the start and goal images of each split. Verdicts
-are paired bootstraps that resample episodes. `--against DIR` plans the same samples with another
-folder's state head (grounded) and compares the two, split by split: how a new head or new
-labels compare with the one before.
+are paired bootstraps that resample episodes. Several `--model` folders (one per seed of a
+preset: each plans its own seed's splits) give mean ± std over them and verdicts pooled over
+the seeds. `--against DIR` plans the same samples with another folder's state head (grounded)
+and compares the two, split by split: how a new head or new labels compare with the one before.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from planllm_ros.model.decoding import grounded_plans
 from planllm_ros.model.states import normalize
-from training.benchmarks.report import Table, bar_plot, require_committed, write_report
+from training.benchmarks.report import Table, bar_plot, mean_std, require_committed, write_report
 from training.benchmarks.stats import describe, paired_bootstrap, per_sample_success
 from training.evaluation.evaluate import load_for_eval, predict_split
 from training.evaluation.metrics import procedure_metrics
@@ -44,13 +45,16 @@ TRUE_STATES = "grounded, true states (upper reference)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, default=Path("models/tabletop-tiny"),
-                        help="a model folder with a state head (default models/tabletop-tiny)")
+    parser.add_argument("--model", type=Path, nargs="+", default=[Path("models/tabletop-tiny")],
+                        help="model folders with a state head (default models/tabletop-tiny); several: the runs of "
+                             "one preset with different seeds, each planned on its own seed's splits (mean ± std "
+                             "over them, verdicts pooled over the seeds)")
     parser.add_argument("--samples", type=int, default=None, help="samples per split (default 1000; quick 40)")
     parser.add_argument("--batch-size", type=int, default=100, help="samples per pipeline call (default 100)")
     parser.add_argument("--against", type=Path, default=None,
                         help="another model folder with a state head: its grounded plans on the same samples, "
-                             "compared with --model's (paired bootstrap per split) and its head's error")
+                             "compared with --model's (one --model only; paired bootstrap per split) and its head's "
+                             "error")
 
 
 def hidden_truth(sentences, episodes, keys) -> tuple[np.ndarray, np.ndarray]:
@@ -109,10 +113,11 @@ def run_split(loaded, data, split: str, batch_size: int, grounded_only: bool = F
 def _against(args: argparse.Namespace, other, data, results: dict) -> Table:
     """Grounded SR and head error of --model against those of `other` (--against's folder), on
     the same samples."""
-    table = Table(f"grounded decoding: {args.model.name} vs {args.against.name} (the same samples; paired "
+    mine_name = args.model[0].name
+    table = Table(f"grounded decoding: {mine_name} vs {args.against.name} (the same samples; paired "
                   "bootstrap resampling episodes; head error about objects in the scene, percent)",
-                  ["split", f"{args.model.name} SR", f"{args.against.name} SR", "verdict",
-                   f"{args.model.name} head error", f"{args.against.name} head error"])
+                  ["split", f"{mine_name} SR", f"{args.against.name} SR", "verdict",
+                   f"{mine_name} head error", f"{args.against.name} head error"])
     for split in SPLITS:
         mine, theirs = results[split], run_split(other, data, split, args.batch_size, grounded_only=True)
         if not np.array_equal(mine["gt"], theirs["gt"]):
@@ -121,7 +126,7 @@ def _against(args: argparse.Namespace, other, data, results: dict) -> Table:
         d = paired_bootstrap([a], [b], episodes=[mine["episodes"]])
         errors = [f"{100 * r['state_error']:.1f}" if "state_error" in r else "n/a" for r in (mine, theirs)]
         table.rows.append([split, f"{a.mean():.1f}", f"{b.mean():.1f}",  # per_sample_success is 0 or 100
-                           describe(d, args.model.name, args.against.name), *errors])
+                           describe(d, mine_name, args.against.name), *errors])
     return table
 
 
@@ -154,55 +159,73 @@ def load_grounded(args: argparse.Namespace, bench: str):
 
 
 def run(args: argparse.Namespace, command: str) -> list[Path]:
-    loaded = load_grounded(args, "grounded")
+    if args.against is not None and len(args.model) > 1:
+        raise SystemExit("planllm bench grounded: --against compares one --model folder, not several")
+    models = [load_grounded(argparse.Namespace(**{**vars(args), "model": path}), "grounded") for path in args.model]
     other = None if args.against is None else load_grounded(
         argparse.Namespace(**{**vars(args), "model": args.against}), "grounded --against")
-    if other is not None and other.model.config.visual != loaded.model.config.visual:
-        raise SystemExit(f"planllm bench grounded: {args.against} reads other visual features than {args.model}")
-    data = copy.deepcopy(loaded.config.data)
-    data = dataclasses.replace(data, eval_samples=args.samples or (40 if args.quick else 1000))
-    results = {split: run_split(loaded, data, split, args.batch_size) for split in SPLITS}
+    if other is not None and other.model.config.visual != models[0].model.config.visual:
+        raise SystemExit(f"planllm bench grounded: {args.against} reads other visual features than {args.model[0]}")
+    datas = [dataclasses.replace(copy.deepcopy(m.config.data), eval_samples=args.samples or (40 if args.quick else 1000))
+             for m in models]
+    if len({(d.dataset, d.horizon) for d in datas}) > 1:
+        raise SystemExit("planllm bench grounded: the --model folders plan different datasets or horizons")
+    # per folder (seed), per split
+    results = [{split: run_split(m, d, split, args.batch_size) for split in SPLITS} for m, d in zip(models, datas)]
+    data, seeds = datas[0], [d.seed for d in datas]
 
-    names = list(results["val"]["pred"])
-    table = Table(f"{data.dataset}, T={data.horizon}: SR / mAcc (percent) per split, one model folder "
-                  f"({args.model.name}), {data.eval_samples} samples per split",
+    def sr(name: str, split: str) -> list[float]:
+        return [procedure_metrics(r[split]["pred"][name], r[split]["gt"])["sr"] for r in results]
+
+    def cell(values: list[float]) -> str:
+        return f"{values[0]:.1f}" if len(values) == 1 else mean_std(values)
+
+    names = list(results[0]["val"]["pred"])
+    over = ("one model folder" if len(models) == 1
+            else f"mean ± std over {len(models)} folders (seeds {', '.join(map(str, seeds))})")
+    table = Table(f"{data.dataset}, T={data.horizon}: SR / mAcc (percent) per split, {over} "
+                  f"({', '.join(p.name for p in args.model)}), {data.eval_samples} samples per split",
                   ["decoding", *[f"{s} SR" for s in SPLITS], *[f"{s} mAcc" for s in SPLITS]])
     for name in names:
-        metrics = [procedure_metrics(results[s]["pred"][name], results[s]["gt"]) for s in SPLITS]
-        table.rows.append([name, *[f"{m['sr']:.1f}" for m in metrics], *[f"{m['macc']:.1f}" for m in metrics]])
-    verdicts = Table("verdicts on SR: grounded vs Viterbi + LLM re-ranking (paired bootstrap resampling episodes)",
-                     ["split", "verdict"])
+        macc = [[procedure_metrics(r[s]["pred"][name], r[s]["gt"])["macc"] for r in results] for s in SPLITS]
+        table.rows.append([name, *[cell(sr(name, s)) for s in SPLITS], *[cell(m) for m in macc]])
+    verdicts = Table("verdicts on SR: grounded vs Viterbi + LLM re-ranking (paired bootstrap resampling episodes"
+                     f"{'' if len(models) == 1 else ' within each seed, pooled over the seeds'})", ["split", "verdict"])
     for split in SPLITS:
-        r = results[split]
-        a, b = (per_sample_success(r["pred"][n], r["gt"]) for n in ("grounded", "Viterbi + LLM re-ranking"))
-        d = paired_bootstrap([a], [b], episodes=[r["episodes"]])
+        pairs = [[per_sample_success(r[split]["pred"][n], r[split]["gt"]) for r in results]
+                 for n in ("grounded", "Viterbi + LLM re-ranking")]
+        d = paired_bootstrap(*pairs, episodes=[r[split]["episodes"] for r in results])
         verdicts.rows.append([split, describe(d, "grounded", "Viterbi + LLM re-ranking")])
     tables = [table, verdicts]
     if other is not None:
-        tables.append(_against(args, other, data, results))
-    if "state_error" in results["val"]:
+        tables.append(_against(args, other, data, results[0]))
+    if "state_error" in results[0]["val"]:
         tables.append(Table("state head error against the hidden world states (percent of propositions read wrong)",
                             ["split", "about objects in the scene", "all propositions", "frames read wholly right"],
-                            [[s, f"{100 * results[s]['state_error']:.1f}", f"{100 * results[s]['state_error_all']:.1f}",
-                              f"{100 * results[s]['frames_exact']:.1f}"] for s in SPLITS]))
+                            [[s, *[cell([100 * r[s][key] for r in results])
+                                   for key in ("state_error", "state_error_all", "frames_exact")]] for s in SPLITS]))
     if data.dataset == "tabletop":
         horizons = (3, 4)
         tables.append(Table("the search alone with the true states (no images, uniform step probabilities; SR, percent)",
                             ["split", *[f"T={h}" for h in horizons]],
-                            [[split, *[f"{true_state_search(loaded, split, h, data.seed, data.eval_samples):.1f}"
-                                       for h in horizons]] for split in ("test", "novel")]))
+                            [[split, *[cell([true_state_search(m, split, h, d.seed, d.eval_samples)
+                                             for m, d in zip(models, datas)]) for h in horizons]]
+                             for split in ("test", "novel")]))
     stem = "grounded-quick" if args.quick else "grounded"
     plot = bar_plot(args.out / f"{stem}.png", "SR by decoding and split", list(SPLITS),
-                    {n: [procedure_metrics(results[s]["pred"][n], results[s]["gt"])["sr"] for s in SPLITS]
-                     for n in names}, "SR (%)")
-    notes = [f"model: {args.model} (decoding.method {loaded.model.config.decoding.method}, chosen on val; grounded "
-             f"weights {dataclasses.asdict(loaded.model.config.decoding.grounded)}, fixed before any measurement)",
+                    {n: [float(np.mean(sr(n, s))) for s in SPLITS] for n in names}, "SR (%)")
+    decoding = [f"{p} (decoding.method {m.model.config.decoding.method})" for p, m in zip(args.model, models)]
+    notes = [f"model: {', '.join(decoding)}, chosen on val; grounded weights "
+             f"{dataclasses.asdict(models[0].model.config.decoding.grounded)}, fixed before any measurement",
              "val and novel-val choose; test and novel are reported once for this configuration. novel: episodes of "
              "the held-out tasks, made only of steps the model knows, in orders no training window shows; novel-val: "
-             f"the same tasks' episodes from data seed {data.seed + NOVEL_VAL_SEED}",
+             f"the same tasks' episodes from data seed (the folder's seed) + {NOVEL_VAL_SEED}",
              "true states: the tabletop's hidden symbolic states read without error in place of the state head, through "
              "the same search and step-effect model (learned from descriptions); an upper reference, not a deployable "
              "planner"]
+    if len(models) > 1:
+        notes.append("± is the population std over the folders' seeds and describes spread, not uncertainty; the "
+                     "verdicts resample episodes within each seed")
     path = write_report(args.out / f"{stem}.md", "Tasks never trained on: state-grounded decoding", command,
-                        [data.seed], tables, notes, plot)
+                        seeds, tables, notes, plot)
     return [path, plot]
