@@ -28,7 +28,6 @@ def test_a_head_against_itself_ties_on_the_same_samples(tmp_path):
         assert "not distinguishable" in verdict
 
 
-
 def test_several_folders_give_the_mean_and_std_of_their_own_seeds(tmp_path):
     """Two folders, the bundled model and a copy whose data seed is 1: each plans its own seed's
     splits, and the table's cells are the mean ± std of what each folder gives alone."""

@@ -174,21 +174,22 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
     results = [{split: run_split(m, d, split, args.batch_size) for split in SPLITS} for m, d in zip(models, datas)]
     data, seeds = datas[0], [d.seed for d in datas]
 
-    def sr(name: str, split: str) -> list[float]:
-        return [procedure_metrics(r[split]["pred"][name], r[split]["gt"])["sr"] for r in results]
+    names = list(results[0]["val"]["pred"])
+    # per decoding and split, one metrics dict per folder
+    metrics = {n: {s: [procedure_metrics(r[s]["pred"][n], r[s]["gt"]) for r in results] for s in SPLITS}
+               for n in names}
 
     def cell(values: list[float]) -> str:
         return f"{values[0]:.1f}" if len(values) == 1 else mean_std(values)
 
-    names = list(results[0]["val"]["pred"])
     over = ("one model folder" if len(models) == 1
             else f"mean ± std over {len(models)} folders (seeds {', '.join(map(str, seeds))})")
     table = Table(f"{data.dataset}, T={data.horizon}: SR / mAcc (percent) per split, {over} "
                   f"({', '.join(p.name for p in args.model)}), {data.eval_samples} samples per split",
                   ["decoding", *[f"{s} SR" for s in SPLITS], *[f"{s} mAcc" for s in SPLITS]])
     for name in names:
-        macc = [[procedure_metrics(r[s]["pred"][name], r[s]["gt"])["macc"] for r in results] for s in SPLITS]
-        table.rows.append([name, *[cell(sr(name, s)) for s in SPLITS], *[cell(m) for m in macc]])
+        table.rows.append([name, *[cell([m["sr"] for m in metrics[name][s]]) for s in SPLITS],
+                           *[cell([m["macc"] for m in metrics[name][s]]) for s in SPLITS]])
     verdicts = Table("verdicts on SR: grounded vs Viterbi + LLM re-ranking (paired bootstrap resampling episodes"
                      f"{'' if len(models) == 1 else ' within each seed, pooled over the seeds'})", ["split", "verdict"])
     for split in SPLITS:
@@ -213,7 +214,7 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
                              for split in ("test", "novel")]))
     stem = "grounded-quick" if args.quick else "grounded"
     plot = bar_plot(args.out / f"{stem}.png", "SR by decoding and split", list(SPLITS),
-                    {n: [float(np.mean(sr(n, s))) for s in SPLITS] for n in names}, "SR (%)")
+                    {n: [float(np.mean([m["sr"] for m in metrics[n][s]])) for s in SPLITS] for n in names}, "SR (%)")
     decoding = [f"{p} (decoding.method {m.model.config.decoding.method})" for p, m in zip(args.model, models)]
     notes = [f"model: {', '.join(decoding)}, chosen on val; grounded weights "
              f"{dataclasses.asdict(models[0].model.config.decoding.grounded)}, fixed before any measurement",
