@@ -30,7 +30,9 @@ from training.train.trainer import train
 QUICK_OVERRIDES = ("data.train_samples=48", "data.eval_samples=24", "train.stage1.epochs=1",
                    "train.stage2.epochs=1", "train.batch_size=16")
 
-# The paper's ablations (Tables 4-6) as config overrides of the full model.
+# The paper's ablations (Tables 4-6) as config overrides of the full model, and the two additions
+# of ours that the paper does not have: the per-location change tokens goal - start and the
+# built-in LLM's pretraining on the training plans.
 VARIANTS: dict[str, tuple[str, ...]] = {
     "full": (),
     "no-mim-llm": ("variant.use_mim=false", "variant.use_llm=false"),
@@ -40,10 +42,13 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "one-stage": ("train.stages=[2]",),
     "llm-only": ("variant.planning=llm_only",),
     "step-only": ("variant.planning=step_only",),
+    "no-state-change": ("model.visual.state_change=false",),
+    "no-llm-pretrain": ("model.llm.builtin.pretrain_steps=0",),
 }
 VARIANT_TITLES = {"full": "Full (fused, progressive)", "no-mim-llm": "w/o MIM/LLM", "no-llm": "w/o LLM",
                   "no-mim": "w/o MIM", "frozen-llm": "Frozen LLM", "one-stage": "One-stage",
-                  "llm-only": "LLM only", "step-only": "Step only"}
+                  "llm-only": "LLM only", "step-only": "Step only",
+                  "no-state-change": "w/o state-change tokens", "no-llm-pretrain": "w/o LLM pretraining"}
 TRAIN_RECORD = "bench-train.json"  # how long the run took to train, written when it trains here
 
 
