@@ -26,6 +26,9 @@ def test_a_head_against_itself_ties_on_the_same_samples(tmp_path):
         assert mine == theirs and my_error == their_error == errors[split][0]
         assert float(mine) == pytest.approx(float(sr["grounded"][k]), abs=0.05)
         assert "not distinguishable" in verdict
+    # the exact task-independent ceiling, no data (test/test_tabletop_ceiling.py checks its counts)
+    ceiling = table_rows(report, "task-independent ceiling")
+    assert ceiling == {"test": ["41.9", "23.7"], "novel": ["25.9", "10.4"]}
 
 
 def test_several_folders_give_the_mean_and_std_of_their_own_seeds(tmp_path):

@@ -114,15 +114,21 @@ def test_quality_quick(work: Path, report: str) -> None:
     assert table[FIRST_LAST][8] == table[OPTIMAL][8] == "—"
     assert (work / "results" / "quality-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    verdicts = list(rows(report, "tabletop, T=3: verdicts"))
-    assert len(verdicts) == 3 and all(FULL in v for v in verdicts)
-    assert NO_LLM in verdicts[0] and PLAIN in verdicts[1] and "the simple planner with the best val SR" in verdicts[2]
-    for line in verdicts:
-        match = INTERVAL.search(line)
-        assert match, line
-        mean, low, high = (float(v) for v in match.groups())
-        assert low <= mean <= high
-        assert ("not distinguishable" in line) == (low <= 0.0 <= high)
+    for split, sr_column in (("val", 5), ("test", 0)):
+        verdicts = list(rows(report, f"tabletop, T=3: verdicts on {split} SR"))
+        assert len(verdicts) == 3 and all(FULL in v for v in verdicts)
+        assert NO_LLM in verdicts[0] and PLAIN in verdicts[1] and "the simple planner with the best val SR" in verdicts[2]
+        best_simple = FIRST_LAST if FIRST_LAST in verdicts[2] else NEAREST
+        for line, other in zip(verdicts, (NO_LLM, PLAIN, best_simple)):
+            match = INTERVAL.search(line)
+            assert match, line
+            mean, low, high = (float(v) for v in match.groups())
+            assert low <= mean <= high
+            assert ("not distinguishable" in line) == (low <= 0.0 <= high)
+            # one seed: the verdict's mean difference is the difference of the split's own SR cells
+            difference = check_cell(table[FULL][sr_column]) - check_cell(table[other][sr_column])
+            difference *= -1 if line.startswith(f"{other} beats") else 1  # the winner is named first
+            assert abs(mean - difference) <= 0.011, (split, line)
 
     for variant in ("full", "no-llm"):
         trained = json.loads((run_dir(work, variant) / "model" / "train_config.json").read_text())
@@ -240,7 +246,7 @@ def test_train_cell_leaves_resumed_runs_out_of_the_mean() -> None:
     from training.benchmarks.quality import Row, SeedResult, _train_cell
 
     def seed(wall: float, resumed: bool) -> SeedResult:
-        return SeedResult(0, {}, np.zeros(1), "", 0.0, {"wall_s": wall, "cpu_s": wall, "jobs": 2, "resumed": resumed})
+        return SeedResult(0, {}, 0.0, {}, {"wall_s": wall, "cpu_s": wall, "jobs": 2, "resumed": resumed})
 
     assert _train_cell(Row("a", "model", [seed(1000, False), seed(60, True), seed(1200, False)])) == \
         "1100 (CPU 1100), 2 at once; 1 resumed run(s) not counted"

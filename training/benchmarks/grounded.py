@@ -12,6 +12,9 @@ planned through the one pipeline with each decoding:
 - "grounded, no LLM": the same without the LLM re-ranking (what the LLM adds);
 - "grounded, true states" (tabletop only, an upper reference that no deployed model can be):
   the same search reading the world's hidden symbolic states instead of the state head.
+Tabletop only, beside them: the search alone reading the true states at T=3 and 4, and the
+task-independent ceiling (training.tabletop.baselines), what a planner that knows every step's
+effect but no task can expect.
 The state head's error is measured against the hidden states too: per proposition, over the
 propositions about objects in the scene, on the start and goal images of each split. Verdicts
 are paired bootstraps that resample episodes. Several `--model` folders (one per seed of a
@@ -147,6 +150,16 @@ def true_state_search(loaded, split: str, horizon: int, seed: int, count: int) -
     return 100.0 * float((paths[:, 0] == truth).all(1).mean())
 
 
+def independent_ceiling(split: str, horizon: int) -> float:
+    """training.tabletop.baselines.task_independent_ceiling over the windows of `split`'s tasks
+    (novel: the held-out tasks; every other split: the seen ones)."""
+    from training.tabletop.baselines import task_independent_ceiling, window_distribution
+    from training.tabletop.tasks import NOVEL_TASKS, SEEN_TASKS, TASKS
+
+    tasks = NOVEL_TASKS if split == "novel" else SEEN_TASKS
+    return task_independent_ceiling(window_distribution([TASKS[i] for i in tasks], horizon), horizon)
+
+
 def load_grounded(args: argparse.Namespace, bench: str):
     """The folder `args.model`, which must have a state head, for `planllm bench {bench}` (a full
     run only from a commit)."""
@@ -211,6 +224,11 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
                             ["split", *[f"T={h}" for h in horizons]],
                             [[split, *[cell([true_state_search(m, split, h, d.seed, d.eval_samples)
                                              for m, d in zip(models, datas)]) for h in horizons]]
+                             for split in ("test", "novel")]))
+        tables.append(Table("task-independent ceiling: the expected SR of a planner that reads the true states and "
+                            "knows what every step does but no task (uniform among the sequences that lead from start "
+                            "to goal; exact, no data; percent)", ["split", *[f"T={h}" for h in horizons]],
+                            [[split, *[f"{independent_ceiling(split, h):.1f}" for h in horizons]]
                              for split in ("test", "novel")]))
     stem = "grounded-quick" if args.quick else "grounded"
     plot = bar_plot(args.out / f"{stem}.png", "SR by decoding and split", list(SPLITS),

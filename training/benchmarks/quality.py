@@ -15,12 +15,12 @@ For every dataset x horizon, at the preset's operating point (tabletop-tiny: 480
 
 A seed S sets train.seed=S and data.seed=S, so seeds differ in training data and test samples.
 Beside the test metrics every row shows its val SR, what development compares. Verdicts pair
-systems per test sample within each seed: the full model vs each ablation, vs its own plain
-Viterbi and vs the simple planner with the best val SR, each with a paired bootstrap 95 %
-interval that resamples seeds and, within a seed, episodes (every window of an episode is a
-test sample, and they are correlated: training.benchmarks.stats). Per-sample success and
-episode ids are kept beside each run (bench-quality.json:
-keyed by the training config, the weights' SHA-256 and the code version) and beside the runs
+systems per sample within each seed, on val (what a design is kept or dropped on) and on test:
+the full model vs each ablation, vs its own plain Viterbi and vs the simple planner with the
+best val SR, each with a paired bootstrap 95 % interval that resamples seeds and, within a
+seed, episodes (every window of an episode is a sample, and they are correlated:
+training.benchmarks.stats). Per-sample success and episode ids are kept beside each run
+(bench-quality.json: keyed by the training config, the weights' SHA-256 and the code version) and beside the runs
 for the simple planners (keyed by the data config and the code version), so a rerun re-scores
 only what changed. Test is reported once per final configuration: this benchmark is not a tool
 for choosing designs, which are compared on val (docs/evaluation.md). --jobs N trains N runs at
@@ -315,18 +315,27 @@ def baselines_key(data: DataConfig, version: str) -> dict:
 
 
 # ------------------------------------------------------------------ results
+@dataclass(frozen=True)
+class Paired:
+    """What pairs one system's samples of a split with another's: per-sample success (100 where
+    the whole plan is right, else 0), each sample's episode (the bootstrap's unit) and the digest
+    of the split's ground truth (two systems are paired only on the same samples)."""
+
+    success: np.ndarray
+    episodes: list[str]
+    gt_sha256: str
+
+
 @dataclass
 class SeedResult:
     """One system on one seed."""
 
     seed: int
     test: dict[str, float]
-    success: np.ndarray  # per test sample: 100 where the whole plan is right, else 0
-    gt_sha256: str
     val_sr: float
+    paired: dict[str, Paired]  # "test" and "val"
     train: dict | None = None  # the run's bench-train.json (simple planners: their fit time)
     llm_weight: float | None = None
-    episodes: list[str] = field(default_factory=list)  # per test sample, its episode
     commit: str | None = None  # the commit the run was trained at (training.train.logging_utils)
 
 
@@ -355,9 +364,9 @@ class Group:
 
 def _seed_result(seed: int, scores: dict, train: dict | None = None, llm_weight: float | None = None,
                  commit: str | None = None) -> SeedResult:
-    test = scores["test"]
-    return SeedResult(seed, test["metrics"], 100.0 * np.asarray(test["success"], dtype=np.float64), test["gt_sha256"],
-                      scores["val"]["metrics"]["sr"], train, llm_weight, list(test["episodes"]), commit)
+    paired = {split: Paired(100.0 * np.asarray(scores[split]["success"], dtype=np.float64),
+                            list(scores[split]["episodes"]), scores[split]["gt_sha256"]) for split in ("test", "val")}
+    return SeedResult(seed, scores["test"]["metrics"], scores["val"]["metrics"]["sr"], paired, train, llm_weight, commit)
 
 
 def train_missing(runs: list[Run], jobs: int) -> None:
@@ -411,7 +420,7 @@ def _score_simple(group: Group, runs: list[Run], seeds: list[int], version: str)
 def _score_optimal(group: Group, runs: list[Run], seeds: list[int]) -> None:
     """The optimal planner's row: its scores on each seed's test samples, which must be the
     samples the models were scored on."""
-    models = {s.seed: s.gt_sha256 for row in group.rows.values() if row.kind == "model" for s in row.seeds}
+    models = {s.seed: s.paired["test"].gt_sha256 for row in group.rows.values() if row.kind == "model" for s in row.seeds}
     for seed in seeds:
         scores = score_optimal(next(r for r in runs if r.seed == seed).config.data)
         if models.get(seed, scores["test"]["gt_sha256"]) != scores["test"]["gt_sha256"]:
@@ -458,8 +467,9 @@ def strongest_simple(group: Group) -> Row | None:
     return max(simple, key=lambda r: np.mean([s.val_sr for s in r.seeds])) if simple else None
 
 
-def verdicts(group: Group) -> list[str]:
-    """Full model vs each ablation, vs its own plain Viterbi and vs the strongest simple planner."""
+def verdicts(group: Group, split: str = "test") -> list[str]:
+    """Full model vs each ablation, vs its own plain Viterbi and vs the strongest simple planner,
+    on `split`'s SR ("val": what development keeps or drops a design on; "test": the single report)."""
     full = group.rows.get(VARIANT_TITLES["full"])
     if full is None:
         return []
@@ -469,11 +479,13 @@ def verdicts(group: Group) -> list[str]:
     lines = []
     for other in [*others, *([best] if best is not None else [])]:
         for a, b in zip(full.seeds, other.seeds, strict=True):
-            if (a.seed, a.gt_sha256, a.episodes) != (b.seed, b.gt_sha256, b.episodes):
+            if (a.seed, a.paired[split].gt_sha256, a.paired[split].episodes) != (
+                    b.seed, b.paired[split].gt_sha256, b.paired[split].episodes):
                 raise ValueError(f"{group.dataset} T={group.horizon}: {full.title} (seed {a.seed}) and {other.title} "
-                                 f"(seed {b.seed}) were scored on different test samples; they cannot be paired")
-        line = verdict(full.title, other.title, [s.success for s in full.seeds], [s.success for s in other.seeds],
-                       episodes=[s.episodes for s in full.seeds])
+                                 f"(seed {b.seed}) were scored on different {split} samples; they cannot be paired")
+        line = verdict(full.title, other.title, [s.paired[split].success for s in full.seeds],
+                       [s.paired[split].success for s in other.seeds],
+                       episodes=[s.paired[split].episodes for s in full.seeds])
         lines.append(line + (" (the simple planner with the best val SR)" if other is best else ""))
     return lines
 
@@ -531,9 +543,12 @@ def table(group: Group) -> Table:
     return out
 
 
-def verdict_table(group: Group) -> Table:
-    return Table(f"{group.dataset}, T={group.horizon}: verdicts on test SR (paired bootstrap over seeds and, within "
-                 f"each, episodes; {RESAMPLES} replicates)", ["verdict"], [[line] for line in verdicts(group)])
+def verdict_table(group: Group, split: str = "test") -> Table:
+    what = ("what development compares: a design is kept or dropped on these" if split == "val"
+            else "the single test report")
+    return Table(f"{group.dataset}, T={group.horizon}: verdicts on {split} SR ({what}; paired bootstrap over seeds "
+                 f"and, within each, episodes; {RESAMPLES} replicates)", ["verdict"],
+                 [[line] for line in verdicts(group, split)])
 
 
 def plot(path: Path, groups: list[Group]) -> Path:
@@ -588,8 +603,9 @@ def notes(args: argparse.Namespace) -> list[str]:
         "seeds: seed S sets train.seed=S and data.seed=S, so seeds differ in training data and in test samples "
         "(tabletop: the episodes every split draws; CrossTask: the validation carve); every system is scored on the "
         "same seed's test samples, paired sample by sample",
-        "test once: the metric columns are test scores, reported once for these configurations; the val SR column is "
-        "what development compares. This table is not for choosing designs: a configuration changed after its test "
+        "test once: the metric columns are test scores, reported once for these configurations; the val SR column and "
+        "the val verdicts are what development compares. The test table is not for choosing designs: a configuration "
+        "changed after its test "
         "score was seen is a new configuration, chosen on val and given its own, single test report "
         "(docs/evaluation.md)",
         "decoding as deployed: Viterbi with the train transition matrix; for models with an LLM and a step decoder, "
@@ -598,8 +614,8 @@ def notes(args: argparse.Namespace) -> list[str]:
         "metrics in percent: SR, mAcc, mIoU (peer, bitwise: the published tables' element-wise bitwise AND/OR of "
         "0-based ids) and mIoU (set: per-sample set IoU); ± is the population std over seeds and describes spread "
         "only: claims rest on the verdicts",
-        f"verdicts: mean difference in test SR and its 95 % interval from a paired bootstrap ({RESAMPLES} replicates "
-        "drawing seeds, and within each drawn seed its test episodes, each with all its windows, with replacement: "
+        f"verdicts: mean difference in val or test SR and its 95 % interval from a paired bootstrap ({RESAMPLES} "
+        "replicates drawing seeds, and within each drawn seed its episodes, each with all its windows, with replacement: "
         "windows of one episode are correlated, so the episode is the unit resampled; training/benchmarks/stats.py); "
         "\"not distinguishable\" when the interval contains 0",
         "train s per run: wall seconds of each run's training (mean over seeds; CPU seconds of its process in "
@@ -640,7 +656,7 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
     groups = measure(args)
     stem = "quality-quick" if args.quick else "quality"
     figure = plot(args.out / f"{stem}.png", groups)
-    tables = [t for group in groups for t in (table(group), verdict_table(group)) if t.rows]
+    tables = [t for group in groups for t in (table(group), verdict_table(group, "val"), verdict_table(group)) if t.rows]
     report = write_report(args.out / f"{stem}.md", "Plan quality: the full model, its ablations, simple planners "
                           "and the exact ceiling", command, args.seeds, tables, notes(args), figure)
     return [report, figure]

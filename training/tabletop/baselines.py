@@ -19,6 +19,10 @@ Planners (none sees the test labels except where said):
   split sampler takes (`window_distribution`). The planner that reaches it answers that
   sequence (`state_planner`). It is an expectation over draws of a split, not a bound on one
   draw: on a finite set of samples the same planner scores above or below it by chance.
+- the task-independent ceiling (`task_independent_ceiling`): the same reading of the true
+  states by a planner that knows what every step does but no task, so has no reason to prefer
+  one of the sequences that lead from start to goal over another: what planning new tasks from
+  step effects can expect.
 
 Features are the frozen backbone's (training.tabletop.features). A spatial map (L, C) is
 average-pooled to one C-vector here: these planners are baselines on pooled features.
@@ -36,7 +40,7 @@ import torch
 from training.evaluation.metrics import procedure_metrics
 from training.tabletop.dataset import windows
 from training.tabletop.tasks import TASKS, Task
-from training.tabletop.world import STEP_INDEX, STEPS, State, apply
+from training.tabletop.world import STEP_INDEX, STEPS, PreconditionError, State, apply
 
 StateKey = tuple  # a state frozen as its sorted (object, ObjectState) items
 Windows = dict[tuple[StateKey, StateKey], dict[tuple[int, ...], Fraction]]
@@ -184,6 +188,45 @@ def exact_ceiling(table: Windows) -> dict[str, float]:
     metrics = {name: float(weights @ np.array([m[name] for m in per_entry])) / weights.sum() for name in per_entry[0]}
     metrics["sr"] = 100.0 * float(sum(max(seqs.values()) for seqs in table.values()))  # exact, not via floats
     return metrics
+
+
+def sequences_from(start: State, horizon: int) -> dict[StateKey, int]:
+    """How many sequences of `horizon` world steps (any of them, whatever the task) lead from
+    `start` to each state they can reach. A step can happen only where every object it uses is on
+    the table (`Step.objects`: what it acts on, the containers it puts things in and the props it
+    uses) and its preconditions hold. Sequences that meet in one state are counted together,
+    so the work grows with the states reached, not with the sequences."""
+    usable = [step for step in STEPS if step.objects <= set(start)]
+    frontier = {_freeze(start): (start, 1)}
+    for _ in range(horizon):
+        reached: dict[StateKey, tuple[State, int]] = {}
+        for state, count in frontier.values():
+            for step in usable:
+                try:
+                    after = apply(state, step)
+                except PreconditionError:
+                    continue
+                key = _freeze(after)
+                reached[key] = (after, count + reached.get(key, (after, 0))[1])
+        frontier = reached
+    return {key: count for key, (_, count) in frontier.items()}
+
+
+def task_independent_ceiling(table: Windows, horizon: int) -> float:
+    """The expected SR (percent, exact) of a planner that reads the true start and goal states and
+    knows the world's own step rules but no task: it picks uniformly among every sequence of
+    `horizon` steps that leads from start to goal (`sequences_from`). The true sequence is one of
+    them, so a window succeeds with probability 1 / their number. This is what any planner that
+    plans new tasks from step effects alone can expect; a prior over orders seen in training can
+    only help on the tasks that prior was learned from."""
+    by_start: dict[StateKey, list[tuple[StateKey, Fraction]]] = {}
+    for (start, goal), seqs in table.items():
+        by_start.setdefault(start, []).append((goal, sum(seqs.values(), Fraction(0))))
+    total = Fraction(0)
+    for start, goals in by_start.items():
+        counts = sequences_from(dict(start), horizon)
+        total += sum(p / counts[goal] for goal, p in goals)
+    return 100.0 * float(total)
 
 
 @dataclass(frozen=True)
