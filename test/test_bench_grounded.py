@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from planllm_ros.cli import main as planllm
+from training.benchmarks.grounded import folder_names
 from test_bench_horizons_lists import BUNDLED, table_rows
 
 pytestmark = pytest.mark.slow
@@ -51,6 +52,8 @@ def test_several_folders_give_the_mean_and_std_of_their_own_seeds(tmp_path):
                     "--out", str(tmp_path / "both")]) == 0
     report = (tmp_path / "both" / "grounded-quick.md").read_text()
     assert "- seeds: 0, 1" in report
+    assert "(tabletop-tiny, seed1)" in report  # the folders by name
+    assert folder_names([Path("a/seed0/states"), Path("a/seed1/states")]) == ["seed0/states", "seed1/states"]
     both = table_rows(report, "tabletop, T=3: SR")
     assert alone["bundled"]["grounded"] != alone["seed1"]["grounded"]  # other samples
     for decoding, cells in both.items():

@@ -150,6 +150,12 @@ def true_state_search(loaded, split: str, horizon: int, seed: int, count: int) -
     return 100.0 * float((paths[:, 0] == truth).all(1).mean())
 
 
+def folder_names(paths: list[Path]) -> list[str]:
+    """Each folder's name, with its parent's where names repeat (seed0/states, seed1/states)."""
+    names = [p.name for p in paths]
+    return names if len(set(names)) == len(names) else [f"{p.parent.name}/{p.name}" for p in paths]
+
+
 def independent_ceiling(split: str, horizon: int) -> float:
     """training.tabletop.baselines.task_independent_ceiling over the windows of `split`'s tasks
     (novel: the held-out tasks; every other split: the seen ones)."""
@@ -198,7 +204,7 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
     over = ("one model folder" if len(models) == 1
             else f"mean ± std over {len(models)} folders (seeds {', '.join(map(str, seeds))})")
     table = Table(f"{data.dataset}, T={data.horizon}: SR / mAcc (percent) per split, {over} "
-                  f"({', '.join(p.name for p in args.model)}), {data.eval_samples} samples per split",
+                  f"({', '.join(folder_names(args.model))}), {data.eval_samples} samples per split",
                   ["decoding", *[f"{s} SR" for s in SPLITS], *[f"{s} mAcc" for s in SPLITS]])
     for name in names:
         table.rows.append([name, *[cell([m["sr"] for m in metrics[name][s]]) for s in SPLITS],
