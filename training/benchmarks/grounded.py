@@ -160,10 +160,10 @@ def independent_ceiling(split: str, horizon: int) -> float:
     """training.tabletop.baselines.task_independent_ceiling over the windows of `split`'s tasks
     (novel: the held-out tasks; every other split: the seen ones)."""
     from training.tabletop.baselines import task_independent_ceiling, window_distribution
-    from training.tabletop.tasks import NOVEL_TASKS, SEEN_TASKS, TASKS
+    from training.tabletop.dataset import split_tasks
+    from training.tabletop.tasks import TASKS
 
-    tasks = NOVEL_TASKS if split == "novel" else SEEN_TASKS
-    return task_independent_ceiling(window_distribution([TASKS[i] for i in tasks], horizon), horizon)
+    return task_independent_ceiling(window_distribution([TASKS[i] for i in split_tasks(split)], horizon), horizon)
 
 
 def load_grounded(args: argparse.Namespace, bench: str):

@@ -77,12 +77,17 @@ def generation_split(split: str) -> str:
     return PARAPHRASE_SPLITS.get(split, split)
 
 
+def split_tasks(split: str) -> tuple[int, ...]:
+    """The task indices whose episodes `split` draws: the held-out tasks for novel, else the seen ones."""
+    return NOVEL_TASKS if split == "novel" else SEEN_TASKS
+
+
 def windows(split: str, horizon: int, seed: int, num_samples: int) -> tuple[list[Episode], list[tuple[int, int]]]:
     """Episodes of `split` and the (episode index, first step) of `num_samples` windows."""
     _check(split, horizon)
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    tasks = NOVEL_TASKS if split == "novel" else SEEN_TASKS
+    tasks = split_tasks(split)
     episodes: list[Episode] = []
     picked: list[tuple[int, int]] = []
     while len(picked) < num_samples:
