@@ -46,7 +46,6 @@ FRAME_RATE_HZ = 30.0
 WAIT_S = 60.0  # bound (scaled for the machine) on any one wait for the node, model loading included
 BUSY_LEVELS = (0, 1, 2)  # other busy processes at the node's priority
 NODE_WARMUP_GOALS = 3  # after the first goal's plan; like the planner rows' 3 warm-up runs
-LOAD_WARMUP_S = 5.0  # of the 640x480 camera, with NODE_WARMUP_GOALS goals, before the busy rows
 # a goal published right after a camera frame from one process reached the node 25-545 ms later
 # (Fast DDS, 224x224 frames; 23-37 ms with this gap, one 126): the goal row times the node, not that
 FRAME_BEFORE_GOAL_S = 0.05
@@ -137,10 +136,6 @@ def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, l
 
             image = rgb_to_image(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
             image.header.frame_id = "camera"
-            # the first seconds of the 640x480 stream and its goals are a warm-up, not the 0 row: measured
-            # first, that row received 89 % of the frames with goal -> plan p95 1090 ms, against 99-100 %
-            # and 136-412 ms for the rows with busy processes after it
-            _under_load(client, process.pid, image, 0, NODE_WARMUP_GOALS, LOAD_WARMUP_S, arrivals, rng, "warmup")
             load = [_under_load(client, process.pid, image, busy, goals, stream_seconds, arrivals, rng)
                     for busy in BUSY_LEVELS]
 
@@ -164,18 +159,16 @@ def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, l
             "stream": {"seconds": stream_seconds, "sent": sent_frames, **stream}}
 
 
-def _under_load(client, pid: int, image, busy: int, goals: int, seconds: float, arrivals: dict, rng,
-                row: str = "busy") -> dict:
+def _under_load(client, pid: int, image, busy: int, goals: int, seconds: float, arrivals: dict, rng) -> dict:
     """With `busy` busy processes and `image` streaming at 30 Hz for `seconds` (or as long as the
-    goals take): goal -> plan and ~/plan_now answer times (ms), frame counts, queue depth, RSS.
-    The goals are named after `row` (a goal name is timed once)."""
+    goals take): goal -> plan and ~/plan_now answer times (ms), frame counts, queue depth, RSS."""
     goal_ms, answer_ms = [], []
     with busy_processes(busy, scaled(WAIT_S) * (goals + 2) + seconds):
         before, rss_before = _counters(client, fresh=True), rss_mb(pid)
         seen, began = len(client.snapshot()["diagnostics"]), time.monotonic()
         with client.camera_stream(image, FRAME_RATE_HZ) as published:
             for k in range(goals):
-                name = f"{row}-{busy}-goal-{k}"
+                name = f"busy-{busy}-goal-{k}"
                 sent = time.perf_counter()
                 client.send_goal(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8), frame_id=name)
                 called = time.perf_counter()
@@ -297,8 +290,7 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
              "client reads ~/plan like a robot's task manager and does not subscribe to ~/plan_image, so the node draws "
              "no picture (a viewer of it adds about 25 ms of the planning thread per plan)",
              "the node's planning thread and this process share the machine's cores with whatever else runs",
-             f"busy computer: after {LOAD_WARMUP_S:.0f} s of the camera with {NODE_WARMUP_GOALS} goals that are not "
-             "measured, each row runs that many processes spinning in a Python loop at the node's priority "
+             "busy computer: each row runs that many processes spinning in a Python loop at the node's priority "
              "(planllm_ros.tools.processes.busy_processes), streams the camera from this process and calls "
              "~/plan_now right after each goal; "
              "frames lost in DDS are what the node's subscription reports (message_lost), the rest of the frames "
