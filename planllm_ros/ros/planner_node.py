@@ -48,7 +48,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import ParameterException
 from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
@@ -59,6 +59,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
+from planllm_ros.ros.executor import NodeExecutor
 from planllm_ros.ros.image_conv import msg_to_rgb, rgb_to_image
 from planllm_ros.ros.params import PARAMS, check, read_labels
 from planllm_ros.runtime.images import ImageConversionError
@@ -715,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"planner_node: {error}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+    executor = NodeExecutor(num_threads=EXECUTOR_THREADS)
     executor.add_node(node)
     autostart_failed = Future()
     autostart = None
