@@ -12,6 +12,8 @@ which takes tens of seconds on a busy computer), lifecycle transitions, services
 timers have callback groups of their own, and a new model (~/reload, or model_dir set while
 configured) loads on a thread of its own beside the running one, which plans until the new
 one has loaded and passed its checks; a load that fails leaves the running model in place.
+The executor is planllm_ros.ros.executor.NodeExecutor, rclpy's multi-threaded one without the
+loop that re-queued waiting callbacks and starved the node on an idle computer.
 
 Step ids first, words after: the LLM's captions take longer than the rest of a plan, so the
 worker publishes the ~/plan document as soon as the step ids are decoded ("captions_pending":
