@@ -21,7 +21,9 @@
 # Without them the planner part uses feature inputs and says so.
 #
 # Environment: PYTHON (default python3), GPU_CHECK_WHEELS (default .whl when it exists),
-# GPU_CHECK_COMMIT (the commit a copy without git metadata was made from).
+# GPU_CHECK_COMMIT (the commit a copy without git metadata was made from). A copy whose .git is
+# left over from another commit would be reported as that commit with uncommitted changes: run
+# it with GIT_DIR=/nonexistent so that it counts as a copy without git metadata.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
