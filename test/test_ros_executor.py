@@ -94,4 +94,4 @@ def test_rclpy_executor_still_loops(rclpy_context: None) -> None:
     (ros2/rclpy#1547) and the node can go back to rclpy's MultiThreadedExecutor."""
     ratio = handed_over_per_run(CountingMultiThreadedExecutor(num_threads=4))
     print(f"rclpy's MultiThreadedExecutor: {ratio:.2f} hand-overs per callback run")
-    assert ratio > 5.0, ratio
+    assert ratio > 4.0, ratio
