@@ -43,6 +43,21 @@ def test_the_horizons_table_is_the_pipelines_plans_on_its_samples(tmp_path):
     assert re.search(r"\| all \| [0-9.]+ \|", report)
 
 
+def test_several_folders_each_plan_their_own_seed_and_pool_like_one_folder_on_those_seeds(tmp_path):
+    """Folders of retrained seeds pool as one folder's data seeds do: the bundled model given
+    twice, on seeds 0 and 1, makes the same tables as the bundled model on --seeds 0 1."""
+    common = ["bench", "horizons", "--samples", "3", "--allow-dirty"]
+    assert planllm([*common, "--model", str(BUNDLED), "--seeds", "0", "1", "--out", str(tmp_path / "one")]) == 0
+    assert planllm([*common, "--model", str(BUNDLED), str(BUNDLED), "--seeds", "0", "1",
+                    "--out", str(tmp_path / "two")]) == 0
+    one, two = ((tmp_path / d / "horizons.md").read_text() for d in ("one", "two"))
+    for caption in ("tabletop: SR", "tabletop: horizon accuracy", "target per T"):
+        assert table_rows(one, caption) == table_rows(two, caption), caption
+    assert "planning seed(s) 0, 1;" in two  # the same folder twice is one model on two seeds
+    with pytest.raises(SystemExit, match="need as many distinct seeds"):
+        planllm([*common, "--model", str(BUNDLED), str(BUNDLED), "--seeds", "0", "0", "--out", str(tmp_path / "bad")])
+
+
 def test_label_lists_with_gaps_come_out_unknown_where_the_older_mapping_guessed(tmp_path, shared_data):
     assert planllm(["bench", "openvocab", "--lists", "--quick", "--model", str(BUNDLED), "--distractors",
                     str(shared_data), "--out", str(tmp_path)]) == 0

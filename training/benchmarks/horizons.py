@@ -1,7 +1,7 @@
 """`planllm bench horizons`: plans whose number of steps nobody gives.
 
-Test windows of every length T = 1..H (equal numbers each, per data seed) are planned by one
-model folder with a state head, through the one pipeline, twice: told T (the benchmarks'
+Test windows of every length T = 1..H (equal numbers each, per data seed) are planned by a model
+folder with a state head, through the one pipeline, twice: told T (the benchmarks'
 protocol, DecodingPolicy.horizon = T) and untold (horizon = AUTO: the model chooses,
 planllm_ros.model.horizon). Reported overall and per true T: horizon accuracy, SR, mAcc and set
 mIoU (training.evaluation.metrics.ragged_metrics: a plan of the wrong length fails SR and misses
@@ -10,6 +10,10 @@ the hidden true states and the exact window tables of every length (not a deploy
 an upper reference), untold too: the most likely sequence of any length, and the best of the
 shortest. Verdicts (paired bootstrap resampling episodes) test the target SR(untold) >= 0.8 x
 SR(told) per T.
+
+Seeds: with one folder, the seeds are data seeds of the test windows (--seeds); with several
+folders (one training run per seed), each folder plans the test windows of its own seed (its
+config's data.seed, or --seeds given in the folders' order), and the tables pool them.
 """
 from __future__ import annotations
 
@@ -34,11 +38,13 @@ RATIO = 0.8  # the target: untold SR at least this share of told SR, per T
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, default=Path("models/tabletop-tiny"),
-                        help="a model folder with a state head (default models/tabletop-tiny)")
+    parser.add_argument("--model", type=Path, nargs="+", default=[Path("models/tabletop-tiny")],
+                        help="model folders with a state head (default models/tabletop-tiny); several: one per "
+                             "training seed, each planning its own seed's test windows")
     parser.add_argument("--samples", type=int, default=None, help="test windows per T and seed (default 200; quick 10)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
-                        help="data seeds whose test windows are planned (default 0 1 2; the model stays the one given)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="data seeds whose test windows are planned (one folder: default 0 1 2; several folders: "
+                             "one per folder, in order, default each folder's data.seed)")
     parser.add_argument("--batch-size", type=int, default=100, help="samples per pipeline call (default 100)")
 
 
@@ -72,12 +78,29 @@ def _success(plans: list, gt: list) -> np.ndarray:
     return 100.0 * np.array([list(p) == list(g) for p, g in zip(plans, gt)], dtype=np.float64)
 
 
+def seed_models(args: argparse.Namespace) -> list[tuple[int, Path, object]]:
+    """(data seed, folder, loaded folder): one folder on each of --seeds (default 0 1 2), or each
+    of several folders on its own seed (--seeds in the folders' order, default each one's data.seed)."""
+    models = [load_grounded(argparse.Namespace(**{**vars(args), "model": path}), "horizons") for path in args.model]
+    if len(models) == 1:
+        pairs = [(seed, args.model[0], models[0]) for seed in (args.seeds or [0, 1, 2])]
+    else:
+        seeds = args.seeds or [m.config.data.seed for m in models]
+        if len(seeds) != len(models) or len(set(seeds)) != len(seeds):
+            raise SystemExit(f"planllm bench horizons: {len(models)} --model folders need as many distinct seeds, "
+                             f"one each; got {seeds}")
+        if len({(m.config.data.dataset, m.model.config.horizon) for m in models}) > 1:
+            raise SystemExit("planllm bench horizons: the --model folders plan different datasets or horizons")
+        pairs = list(zip(seeds, args.model, models))
+    return pairs[:1] if args.quick else pairs
+
+
 def run(args: argparse.Namespace, command: str) -> list[Path]:
-    loaded = load_grounded(args, "horizons")
-    data = copy.deepcopy(loaded.config.data)
+    pairs = seed_models(args)
+    data = pairs[0][2].config.data
     samples = args.samples or (10 if args.quick else 200)
-    seeds = args.seeds[:1] if args.quick else args.seeds
-    results = {seed: run_seed(loaded, data, seed, samples, args.batch_size) for seed in seeds}
+    seeds = [seed for seed, _, _ in pairs]
+    results = {seed: run_seed(m, copy.deepcopy(m.config.data), seed, samples, args.batch_size) for seed, _, m in pairs}
     horizons = sorted(results[seeds[0]])
     names = list(results[seeds[0]][horizons[0]]["plans"])
 
@@ -116,12 +139,15 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
     stem = "horizons-quick" if args.quick else "horizons"
     plot = bar_plot(args.out / f"{stem}.png", "SR by true number of steps", [f"T={h}" for h in horizons],
                     {n: [rows[n][h]["sr"] for h in horizons] for n in names}, "SR (%)")
-    choice = loaded.model.config.decoding.horizon
-    notes = [f"model: {args.model}, trained for T={loaded.model.config.horizon}; the choice of T: "
-             f"{dataclasses.asdict(choice)} (fitted on val windows of every length: `planllm states --horizon-only`)",
-             "told T: the benchmarks' protocol; at the model's own T its usual decoding, at any other T the grounded "
-             "search over the step decoder's position-free probabilities without the LLM (which writes plans of its T)",
-             "one model folder; the seeds are data seeds of the test windows (their episodes differ), not retrained models"]
+    folders = {path: (m, [s for s, p, _ in pairs if p == path]) for _, path, m in pairs}
+    notes = [f"model: {path}, trained for T={m.model.config.horizon}, planning seed(s) {', '.join(map(str, s))}; "
+             f"the choice of T: {dataclasses.asdict(m.model.config.decoding.horizon)} (fitted on val windows of every "
+             "length: `planllm states --horizon-only`)" for path, (m, s) in folders.items()]
+    notes += ["told T: the benchmarks' protocol; at the model's own T its usual decoding, at any other T the grounded "
+              "search over the step decoder's position-free probabilities without the LLM (which writes plans of its T)",
+              "one model folder; the seeds are data seeds of the test windows (their episodes differ), not retrained models"
+              if len(folders) == 1 else
+              "one folder per seed (retrained models), each planning the test windows of its own seed; the tables pool them"]
     if data.dataset == "tabletop":
         notes.append("true-state rows read the world's hidden symbolic states and the exact window tables of every "
                      "length: an upper reference for choosing T, not a planner one could deploy")
