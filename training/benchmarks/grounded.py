@@ -177,18 +177,27 @@ def load_grounded(args: argparse.Namespace, bench: str):
     return loaded
 
 
+def load_grounded_folders(args: argparse.Namespace, bench: str) -> list:
+    """Each of the folders `args.model` (a list) through load_grounded, a folder given twice
+    loaded once; SystemExit unless they plan the same dataset at the same horizon."""
+    loaded = {path: load_grounded(argparse.Namespace(**{**vars(args), "model": path}), bench)
+              for path in dict.fromkeys(args.model)}
+    models = [loaded[path] for path in args.model]
+    if len({(m.config.data.dataset, m.config.data.horizon) for m in models}) > 1:
+        raise SystemExit(f"planllm bench {bench}: the --model folders plan different datasets or horizons")
+    return models
+
+
 def run(args: argparse.Namespace, command: str) -> list[Path]:
     if args.against is not None and len(args.model) > 1:
         raise SystemExit("planllm bench grounded: --against compares one --model folder, not several")
-    models = [load_grounded(argparse.Namespace(**{**vars(args), "model": path}), "grounded") for path in args.model]
+    models = load_grounded_folders(args, "grounded")
     other = None if args.against is None else load_grounded(
         argparse.Namespace(**{**vars(args), "model": args.against}), "grounded --against")
     if other is not None and other.model.config.visual != models[0].model.config.visual:
         raise SystemExit(f"planllm bench grounded: {args.against} reads other visual features than {args.model[0]}")
     datas = [dataclasses.replace(copy.deepcopy(m.config.data), eval_samples=args.samples or (40 if args.quick else 1000))
              for m in models]
-    if len({(d.dataset, d.horizon) for d in datas}) > 1:
-        raise SystemExit("planllm bench grounded: the --model folders plan different datasets or horizons")
     # per folder (seed), per split
     results = [{split: run_split(m, d, split, args.batch_size) for split in SPLITS} for m, d in zip(models, datas)]
     data, seeds = datas[0], [d.seed for d in datas]

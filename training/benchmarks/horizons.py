@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from planllm_ros.model.horizon import AUTO
-from training.benchmarks.grounded import load_grounded
+from training.benchmarks.grounded import load_grounded_folders
 from training.benchmarks.report import Table, bar_plot, write_report
 from training.benchmarks.stats import describe, paired_bootstrap
 from training.evaluation.evaluate import predict_split
@@ -81,7 +81,7 @@ def _success(plans: list, gt: list) -> np.ndarray:
 def seed_models(args: argparse.Namespace) -> list[tuple[int, Path, object]]:
     """(data seed, folder, loaded folder): one folder on each of --seeds (default 0 1 2), or each
     of several folders on its own seed (--seeds in the folders' order, default each one's data.seed)."""
-    models = [load_grounded(argparse.Namespace(**{**vars(args), "model": path}), "horizons") for path in args.model]
+    models = load_grounded_folders(args, "horizons")
     if len(models) == 1:
         pairs = [(seed, args.model[0], models[0]) for seed in (args.seeds or [0, 1, 2])]
     else:
@@ -89,8 +89,6 @@ def seed_models(args: argparse.Namespace) -> list[tuple[int, Path, object]]:
         if len(seeds) != len(models) or len(set(seeds)) != len(seeds):
             raise SystemExit(f"planllm bench horizons: {len(models)} --model folders need as many distinct seeds, "
                              f"one each; got {seeds}")
-        if len({(m.config.data.dataset, m.model.config.horizon) for m in models}) > 1:
-            raise SystemExit("planllm bench horizons: the --model folders plan different datasets or horizons")
         pairs = list(zip(seeds, args.model, models))
     return pairs[:1] if args.quick else pairs
 
