@@ -100,11 +100,11 @@ def test_ragged_metrics_score_plans_of_any_length():
 
 
 def test_untold_true_state_planners_on_real_windows():
-    from training.benchmarks.quality import _window_table
+    from training.tabletop.baselines import seen_window_table
     from training.tabletop.baselines import untold_state_plans
     from training.tabletop.dataset import windows
 
-    tables = {h: _window_table(h) for h in (1, 2)}
+    tables = {h: seen_window_table(h) for h in (1, 2)}
     likely, shortest = untold_state_plans("test", 2, 0, 30, tables)
     episodes, picked = windows("test", 2, 0, 30)
     truth = [episodes[e].plan[k:k + 2] for e, k in picked]

@@ -27,6 +27,8 @@ from planllm_ros.tools.demo_source import TRUTH_QOS
 from planllm_ros.tools.env import scaled
 from planllm_ros.tools.processes import start, stop
 from training.tabletop import scenario
+from training.tabletop.baselines import ceiling_steps
+from training.tabletop.world import STEPS
 
 pytestmark = pytest.mark.ros
 
@@ -70,6 +72,8 @@ def test_demo_source_publishes_the_scenario(ros_env: dict[str, str], tmp_path: P
         truth = received["truth"][i]
         assert truth["goal"] == i + 1 and truth["task"] == expected.task
         assert truth["steps"] == list(expected.labels[i : i + horizon])
+        best = ceiling_steps(expected.states[i], expected.states[i + horizon], horizon)
+        assert truth["ceiling"] == [STEPS[k].label for k in best]
         goal = received["goal"][i]
         assert (goal.header.stamp.sec, goal.header.stamp.nanosec) == (truth["goal_stamp"]["sec"], truth["goal_stamp"]["nanosec"])
         np.testing.assert_array_equal(image_to_rgb(goal), expected.frames[i + horizon])
@@ -159,3 +163,4 @@ def test_demo_shows_plans_from_the_bundled_model(ros_env: dict[str, str], seed: 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "goal 1 (" in result.stdout and "goal 2 (" in result.stdout
     assert "2 plans" in result.stdout and "node exit 0, source exit 0" in result.stdout
+    assert "on the same 2 windows the planner that reads the true states" in result.stdout

@@ -24,7 +24,9 @@ from start to goal, with its true steps) in one of three ways (`--play`):
   step (null at the goal).
 
 Truth messages are JSON in std_msgs/String: `{"kind": "goal", "goal": n, "task", "steps",
-"goal_stamp"}` (the goal image's header stamp) and, in episodes mode, `{"kind": "episode",
+"ceiling", "goal_stamp"}` (ceiling: the steps the exact ceiling's planner answers from the
+window's true start and goal states, null where no seen task's window joins them; goal_stamp:
+the goal image's header stamp) and, in episodes mode, `{"kind": "episode",
 "episode", "task", "camera_topic", "start", "end", "steps": [{"label", "start", "end"}]}`
 (start and end: the episode's first and last camera frame); in procedure mode
 `{"kind": "procedure", "goal": n, "task", "episode", "steps", "goal_stamp"}` per goal and
@@ -64,12 +66,15 @@ RECORDED_CAMERA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=30, reli
 
 @dataclass
 class Goal:
-    """One planning request of the scenario: camera state, goal state, the true steps between."""
+    """One planning request of the scenario: camera state, goal state, the true steps between, and
+    what the exact ceiling's planner answers from the true states (None where no seen task's
+    window joins them)."""
 
     task: str
     start: np.ndarray
     goal: np.ndarray
     steps: list[str]
+    ceiling: list[str] | None
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,9 +120,14 @@ def scenarios(task: str | None, seed: int, count: int, horizon: int) -> Iterator
 
 def goals(task: str | None, seed: int, count: int, horizon: int) -> Iterator[Goal]:
     """Every window of `horizon` steps of each scenario, in the order a robot would meet them."""
+    from training.tabletop.baselines import ceiling_steps
+    from training.tabletop.world import STEPS
+
     for _, played in scenarios(task, seed, count, horizon):
         for i in range(len(played.labels) - horizon + 1):
-            yield Goal(played.task, played.frames[i], played.frames[i + horizon], list(played.labels[i : i + horizon]))
+            best = ceiling_steps(played.states[i], played.states[i + horizon], horizon)
+            yield Goal(played.task, played.frames[i], played.frames[i + horizon], list(played.labels[i : i + horizon]),
+                       None if best is None else [STEPS[k].label for k in best])
 
 
 def _stamp(stamp: Time) -> dict[str, int]:
@@ -159,7 +169,7 @@ def _play_windows(node: Node, args: argparse.Namespace, stop: threading.Event, c
             camera.publish(rgb_to_image(goal.start, args.encoding, Header(stamp=now, frame_id="tabletop_camera")))
             if not goal_sent and time.monotonic() - started >= WARMUP_S:
                 send_truth({"kind": "goal", "goal": number, "task": goal.task, "steps": goal.steps,
-                            "goal_stamp": _stamp(now)})
+                            "ceiling": goal.ceiling, "goal_stamp": _stamp(now)})
                 send_goal(goal.goal, Header(stamp=now, frame_id="tabletop_goal"))
                 goal_sent = True
             stop.wait(max(0.0, period - (time.monotonic() - started) % period))

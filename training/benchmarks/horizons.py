@@ -54,8 +54,7 @@ def _trimmed(ids: np.ndarray) -> list[list[int]]:
 
 def run_seed(loaded, data, seed: int, samples: int, batch_size: int) -> dict:
     """Per true T: the truth, each planner's plans and each window's episode, on one data seed."""
-    from training.tabletop.baselines import untold_state_plans
-    from training.benchmarks.quality import _window_table
+    from training.tabletop.baselines import seen_window_table, untold_state_plans
 
     max_horizon = loaded.model.config.decoding.horizon.max_horizon
     data = dataclasses.replace(data, seed=seed)
@@ -67,7 +66,7 @@ def run_seed(loaded, data, seed: int, samples: int, batch_size: int) -> dict:
             batches = predict_split(loaded, dataset, loaded.policy(captions=False, horizon=horizon), batch_size)
             plans[name] = [p for b in batches for p in _trimmed(b.step_ids)]
         if data.dataset == "tabletop":
-            tables = {k: _window_table(k) for k in range(1, max_horizon + 1)}
+            tables = {k: seen_window_table(k) for k in range(1, max_horizon + 1)}
             plans[LIKELY], plans[SHORTEST] = untold_state_plans("test", h, seed, len(dataset), tables)
         out[h] = {"gt": [list(s) for s in dataset.sequences()], "plans": plans,
                   "episodes": np.array([f"{seed}-{s.video}" for s in dataset.samples])}

@@ -249,31 +249,22 @@ def score_baselines(data: DataConfig) -> dict:
 
 
 @functools.lru_cache(maxsize=None)
-def _window_table(horizon: int):
-    """P(start state, goal state, steps) of a seen-task window (training.tabletop.baselines)."""
-    from training.tabletop.baselines import window_distribution
-    from training.tabletop.tasks import SEEN_TASKS, TASKS
-
-    return window_distribution([TASKS[i] for i in SEEN_TASKS], horizon)
-
-
-@functools.lru_cache(maxsize=None)
 def ceiling(horizon: int) -> dict[str, float]:
     """The exact ceiling's expected metrics at `horizon` (data-independent, so computed once)."""
-    from training.tabletop.baselines import exact_ceiling
+    from training.tabletop.baselines import exact_ceiling, seen_window_table
 
-    return {k: float(v) for k, v in exact_ceiling(_window_table(horizon)).items()}
+    return {k: float(v) for k, v in exact_ceiling(seen_window_table(horizon)).items()}
 
 
 def score_optimal(data: DataConfig) -> dict:
     """{"test": scores, "val": scores} of the ceiling's planner (it reads the true states) on the
     very val and test samples of `data`: what it scores on them, not its expectation. No images
     or training enter it, so it is computed afresh every time."""
-    from training.tabletop.baselines import state_planner
+    from training.tabletop.baselines import seen_window_table, state_planner
 
     out = {}
     for split in ("test", "val"):
-        plans = state_planner(split, data.horizon, data.seed, data.eval_samples, _window_table(data.horizon))
+        plans = state_planner(split, data.horizon, data.seed, data.eval_samples, seen_window_table(data.horizon))
         out[split] = split_scores(plans.pred, plans.gt, [f"e{e}" for e in plans.episodes.tolist()])
     return out
 

@@ -21,10 +21,10 @@ import numpy as np
 from training.benchmarks.report import Table, write_report
 from training.evaluation.metrics import procedure_metrics
 from training.tabletop.baselines import (exact_ceiling, first_last_frequent, nearest_neighbour, oracle_task_random,
-                                         state_planner, window_distribution)
+                                         seen_window_table, state_planner)
 from training.tabletop.dataset import load_tabletop, make_episode, windows
 from training.tabletop.renderer import make_scene, render
-from training.tabletop.tasks import SEEN_TASKS, TASKS, novel_overlap
+from training.tabletop.tasks import SEEN_TASKS, novel_overlap
 
 CEILING = "exact ceiling: SR-optimal planner reading the true states (expected over the split's windows)"
 OPTIMAL_SEEDS = (0, 1, 2)  # the benchmark seeds (planllm bench quality): the optimal planner on each one's samples
@@ -84,7 +84,7 @@ def run_baselines(horizons, seed: int, n_train: int, n_test: int, cache_dir,
         train = load_tabletop("train", horizon, seed, n_train, cache_dir=cache_dir)
         test = load_tabletop("test", horizon, seed, n_test, cache_dir=cache_dir)
         gt = np.stack([s.steps for s in test.samples])
-        table = window_distribution([TASKS[i] for i in SEEN_TASKS], horizon)
+        table = seen_window_table(horizon)
         results[horizon] = {
             "first/last (logistic regression) + most frequent sequence": procedure_metrics(first_last_frequent(train, test), gt),
             "oracle-task random order": procedure_metrics(oracle_task_random(test, seed), gt),

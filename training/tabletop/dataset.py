@@ -172,12 +172,15 @@ def load_tabletop(split: str, horizon: int, seed: int = 0, num_samples: int | No
 
 @dataclass(frozen=True)
 class Scenario:
-    """One whole episode for the ROS demo: frames[0] = start, frames[i] = after step i, frames[-1] = goal."""
+    """One whole episode for the ROS demo: frames[0] = start, frames[i] = after step i, frames[-1] = goal.
+    `states` are the world's hidden symbolic states of those frames, for diagnostics only (what
+    the exact ceiling's planner would answer on the demo's windows)."""
 
     task: str
     step_ids: tuple[int, ...]
     labels: tuple[str, ...]
     frames: tuple[np.ndarray, ...]
+    states: tuple[State, ...]
 
 
 def scenario(task: str | int | None = None, seed: int = 0) -> Scenario:
@@ -194,4 +197,4 @@ def scenario(task: str | int | None = None, seed: int = 0) -> Scenario:
         task_id = int(task)
     ep = make_episode(task_id, int(np.random.SeedSequence([seed, 9]).generate_state(1)[0]))
     return Scenario(TASKS[task_id].name, ep.plan, tuple(STEPS[i].label for i in ep.plan),
-                    tuple(ep.frame(k) for k in range(len(ep.states))))
+                    tuple(ep.frame(k) for k in range(len(ep.states))), tuple(ep.states))
