@@ -44,6 +44,13 @@ def test_latency_quick(ros_env: dict[str, str], tmp_path: Path) -> None:
     ids_p50, ids_p95, plan_p50, plan_p95, plan_max = (float(x) for x in node[1:6])
     assert node[0] == "2" and 0 < ids_p50 <= ids_p95 and 0 < plan_p50 <= plan_p95 <= plan_max
     assert ids_p50 < plan_p50  # goal -> step ids beats goal -> captions: the ids go out first
+    untold, told = table_rows(text, "Node end to end with the number of steps untold")
+    assert untold[0] == "horizon 0: the model chooses" and told[0] == "told each window's true T"
+    for row in (untold, told):
+        ids_p50, ids_p95, plan_p50, plan_p95, plan_max = (float(x) for x in row[2:7])
+        assert row[1] == "2" and 0 < ids_p50 <= ids_p95 and ids_p50 <= plan_p50 <= plan_p95 <= plan_max
+    assert told[7] == "100 %"  # told its number of steps, every plan has exactly that many
+    assert untold[7] in ("0 %", "50 %", "100 %")
     (stream,) = table_rows(text, "30 Hz camera")
     sent, received, lost, dropped, plans, followed = (int(x) for x in stream[:6])
     assert sent >= 60 and received + lost == sent and 0 < received <= sent

@@ -5,7 +5,9 @@
 2. Node end to end: the planner node runs as a child process exactly as the launch file starts
    it (planllm_ros.tools.processes, localhost-only discovery, its own domain id); this process
    publishes goal images and times goal message -> step ids (the first ~/plan document, with
-   captions_pending) and goal message -> the plan with its captions (on_goal mode).
+   captions_pending) and goal message -> the plan with its captions (on_goal mode); then the same
+   for tabletop goals 1 to 6 steps away with the node's horizon 0 (the model chooses the number
+   of steps) and told each one's true number.
 3. A busy computer: with 0, 1 and 2 other processes keeping cores busy at the node's own
    priority, and a 640x480 camera streaming at 30 Hz, goal message -> plan message and
    ~/plan_now's answer time; the frames sent, received, reported lost by DDS and replaced unread
@@ -50,6 +52,8 @@ NODE_WARMUP_GOALS = 3  # after the first goal's plan; like the planner rows' 3 w
 # (Fast DDS, 224x224 frames; 23-37 ms with this gap, one 126): the goal row times the node, not that
 FRAME_BEFORE_GOAL_S = 0.05
 NODE_BACKEND = "onnxruntime"  # how an exported model is deployed on a CPU
+UNTOLD_SEED = 600  # first tabletop scenario of the goals whose number of steps the node is not told
+UNTOLD_MAX_T = 6  # their true T runs through 1..6, the most a model with a state head chooses
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,6 +92,7 @@ def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, l
     rng = np.random.default_rng(0)
     arrivals: dict[str, tuple[float, dict]] = {}  # goal frame_id -> (arrival, latency_ms) of its complete plan
     steps_at: dict[str, float] = {}  # goal frame_id -> arrival of its step ids (the first document)
+    chosen: dict[str, int] = {}  # goal frame_id -> the number of steps of its complete plan
 
     def on_plan(msg: String) -> None:
         now, document = time.perf_counter(), json.loads(msg.data)
@@ -95,6 +100,7 @@ def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, l
         steps_at.setdefault(name, now)  # a model without captions sends one document, ids and all
         if not document["captions_pending"]:
             arrivals.setdefault(name, (now, document["latency_ms"]))
+            chosen.setdefault(name, int(document["horizon"]))
 
     with open(log_path, "w") as log:
         # at the model's own T, as the planner rows: the goals are random images
@@ -134,6 +140,8 @@ def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, l
                 latencies.append((arrivals[name][0] - sent) * 1000.0)
                 reported.append(arrivals[name][1])
 
+            untold = _untold(client, goals, arrivals, steps_at, chosen, model_horizon(model))
+
             image = rgb_to_image(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
             image.header.frame_id = "camera"
             load = [_under_load(client, process.pid, image, busy, goals, stream_seconds, arrivals, rng)
@@ -155,8 +163,53 @@ def node_latency(model: Path, goals: int, stream_seconds: float, threads: int, l
     if code != 0:
         raise RuntimeError(f"latency benchmark: the node exited with {code}; its log: {log_path}")
     stream = {key: after[key] - before[key] for key in after}
-    return {"steps_ms": steps, "latencies_ms": latencies, "reported_ms": reported, "load": load,
+    return {"steps_ms": steps, "latencies_ms": latencies, "reported_ms": reported, "load": load, "untold": untold,
             "stream": {"seconds": stream_seconds, "sent": sent_frames, **stream}}
+
+
+def untold_windows(count: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(true T, start frame, goal frame) of `count` tabletop windows whose true T runs through
+    1..UNTOLD_MAX_T, from fresh demo scenarios (seeds UNTOLD_SEED...): what a task manager that
+    does not know the number of steps sends. Random pixels would not do here: the number of steps
+    the model chooses, and so the work of the plan, depends on the images."""
+    from training.tabletop import scenario
+
+    out = []
+    for k in range(count):
+        played = scenario(None, UNTOLD_SEED + k)
+        horizon = min(1 + k % UNTOLD_MAX_T, len(played.step_ids))
+        out.append((horizon, played.frames[0], played.frames[horizon]))
+    return out
+
+
+def _untold(client, goals: int, arrivals: dict, steps_at: dict, chosen: dict, own_horizon: int) -> dict:
+    """Goal -> step ids and goal -> plan (ms) over `goals` tabletop windows of 1..UNTOLD_MAX_T steps,
+    first with the node's horizon 0 (the model chooses the number of steps), then told each
+    window's true T (the parameter set before its goal), on_goal mode, an idle computer; and the
+    number of steps chosen. A model that cannot choose (no state head) gets an empty result."""
+    if not all(r.successful for r in client.set_parameters(horizon=0)):
+        return {}
+    windows = untold_windows(goals)
+    out: dict[str, dict] = {}
+    for told in (False, True):
+        row: dict[str, list] = {"steps_ms": [], "plan_ms": [], "true": [], "chosen": []}
+        for k, (horizon, start, goal) in enumerate(windows):
+            if told and not all(r.successful for r in client.set_parameters(horizon=horizon)):
+                raise RuntimeError(f"latency benchmark: the node refused horizon={horizon}")
+            name = f"{'told' if told else 'untold'}-{k}"
+            client.send_frame(start)
+            time.sleep(FRAME_BEFORE_GOAL_S)
+            sent = time.perf_counter()
+            client.send_goal(goal, frame_id=name)
+            _wait(lambda: name in arrivals, f"no plan for {name}")
+            row["steps_ms"].append((steps_at[name] - sent) * 1000.0)
+            row["plan_ms"].append((arrivals[name][0] - sent) * 1000.0)
+            row["true"].append(horizon)
+            row["chosen"].append(chosen[name])
+        out["told" if told else "untold"] = row
+    if not all(r.successful for r in client.set_parameters(horizon=own_horizon)):
+        raise RuntimeError("latency benchmark: the node refused its model's horizon again")
+    return out
 
 
 def _under_load(client, pid: int, image, busy: int, goals: int, seconds: float, arrivals: dict, rng) -> dict:
@@ -206,6 +259,24 @@ def _stage_cell(stage: dict[str, float] | None) -> str:
     return "n/a" if stage is None else f"{stage['p50']:.1f} / {stage['p95']:.1f}"
 
 
+def _untold_table(untold: dict, threads: int) -> list[Table]:
+    """The untold-horizon rows (none for a model that cannot choose its number of steps)."""
+    if not untold:
+        return []
+    rows = []
+    for key, title in (("untold", "horizon 0: the model chooses"), ("told", "told each window's true T")):
+        r = untold[key]
+        ids, plan = np.asarray(r["steps_ms"]), np.asarray(r["plan_ms"])
+        right = np.mean(np.asarray(r["true"]) == np.asarray(r["chosen"])) * 100.0
+        rows.append([title, str(plan.size), f"{np.percentile(ids, 50):.1f}", f"{np.percentile(ids, 95):.1f}",
+                     f"{np.percentile(plan, 50):.1f}", f"{np.percentile(plan, 95):.1f}", f"{plan.max():.1f}",
+                     f"{right:.0f} %"])
+    return [Table(f"Node end to end with the number of steps untold: tabletop windows of 1-{UNTOLD_MAX_T} steps, the "
+                  f"same goals both ways ({NODE_BACKEND} backend, node parameter threads {threads}, on_goal mode, CPU, ms)",
+                  ["node parameter horizon", "goals", "goal -> step ids p50", "p95", "goal -> plan p50", "p95", "max",
+                   "plans with the window's true number of steps"], rows)]
+
+
 def run(args: argparse.Namespace, command: str) -> list[Path]:
     from planllm_ros.runtime.cli import default_model_dir
 
@@ -240,6 +311,7 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
                        [[str(lat.size), f"{np.percentile(ids, 50):.1f}", f"{np.percentile(ids, 95):.1f}",
                          f"{np.percentile(lat, 50):.1f}", f"{np.percentile(lat, 95):.1f}", f"{lat.max():.1f}",
                          f"{np.median(model_total):.1f}", f"{np.median(node_total):.1f}"]])
+    untold_table = _untold_table(node["untold"], args.threads)
     load_table = Table(f"Node on a busy computer: other processes keep cores busy at the node's priority while a "
                        f"640x480 rgb8 camera streams at 30 Hz ({NODE_BACKEND} backend, on_goal mode, "
                        f"{os.cpu_count()} CPUs; ms, frames, MB)",
@@ -289,6 +361,11 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
              "plan's own latency_ms (planner total; node_total adds the node's queueing and publishing); the measuring "
              "client reads ~/plan like a robot's task manager and does not subscribe to ~/plan_image, so the node draws "
              "no picture (a viewer of it adds about 25 ms of the planning thread per plan)",
+             f"number of steps untold: the same node, after the goals above, is sent {goals} goals whose true T "
+             f"runs through 1..{UNTOLD_MAX_T} (the start and the state T steps later of fresh tabletop scenarios, "
+             f"seeds {UNTOLD_SEED}...: the number the model chooses depends on the images), first with its horizon "
+             "parameter 0, then told each window's true T; a plan at a T other than the model's own has no captions "
+             "(the LLM writes plans of its own T), so goal -> plan is the complete ~/plan document either way",
              "the node's planning thread and this process share the machine's cores with whatever else runs",
              "busy computer: each row runs that many processes spinning in a Python loop at the node's priority "
              "(planllm_ros.tools.processes.busy_processes), streams the camera from this process and calls "
@@ -296,6 +373,6 @@ def run(args: argparse.Namespace, command: str) -> list[Path]:
              "frames lost in DDS are what the node's subscription reports (message_lost), the rest of the frames "
              "not received were replaced unread in its 5-deep queue; queue depth is the node's planning queue"]
     report = write_report(args.out / f"{stem}.md", "Latency: planner stages, node end to end, 30 Hz input", command,
-                          "n/a (no training; inputs from numpy seed 0)", [table, open_table, node_table, load_table, stream_table],
+                          "n/a (no training; inputs from numpy seed 0)", [table, open_table, node_table, *untold_table, load_table, stream_table],
                           notes, plot)
     return [report, plot]
