@@ -127,3 +127,21 @@ def test_a_model_folder_records_the_commit_that_trained_it(repo: Path, tmp_path:
     assert describe_training(clean) == commit[:7]
     outside = training_record(tmp_path / "model")  # not a checkout: no commit to name
     assert outside["commit"] is None and outside["uncommitted"] is None and describe_training(outside) == "not recorded"
+
+
+def test_a_resumed_run_names_the_code_of_every_part(repo: Path) -> None:
+    """A run resumed from a checkpoint that other code wrote names that code too; resumed by the
+    same code it reads like a run trained in one go; a checkpoint from before checkpoints kept
+    their records says the earlier part is unrecorded."""
+    from planllm_ros.export.model_card import describe_training
+    from training.train.logging_utils import training_record
+
+    first = training_record(repo)
+    (repo / "training" / "b.py").write_text("B = 4\n")
+    second_commit = _commit_all(repo, "second")
+    second = training_record(repo)
+    assert describe_training({**second, "earlier_segments": [first]}) == (
+        f"{second_commit[:7]} (resumed from a checkpoint trained at {first['commit'][:7]})")
+    assert describe_training({**second, "earlier_segments": [second, second]}) == second_commit[:7]
+    assert describe_training({**second, "earlier_segments": [{"note": "an unrecorded commit"}]}) == (
+        f"{second_commit[:7]} (resumed from a checkpoint trained at an unrecorded commit)")

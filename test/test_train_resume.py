@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from planllm_ros.export.model_card import read_training_record
 from training.train.checkpoint import CheckpointError
 from training.train.config import load_config
 from training.train.logging_utils import read_log
@@ -72,6 +73,13 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert read_log(whole / "log.csv") == read_log(killed / "log.csv")
     val_rows = [r for r in read_log(killed / "log.csv") if r["split"] == "val" and r["metric"] == "sr"]
     assert int(val_rows[-1]["step"]) > step_at_kill  # the resumed run really trained on
+    # the record names the code of both processes: the killed one's, kept in its checkpoint, is
+    # the resumed model's earlier segment; the uninterrupted run has none
+    first, second = read_training_record(whole / "model"), read_training_record(killed / "model")
+    assert first["earlier_segments"] == [] and not first["resumed"]
+    assert second["resumed"] and len(second["earlier_segments"]) == 1
+    assert second["earlier_segments"][0]["code_version"] == second["code_version"]
+    assert second["earlier_segments"][0]["date"] <= second["date"]
 
 
 def test_an_existing_run_needs_resume(tmp_path):

@@ -94,14 +94,23 @@ def read_training_record(model_dir: str | Path) -> dict | None:
         raise ModelCardError(f"{path} is corrupt: {error}") from error
 
 
-def describe_training(record: dict | None) -> str:
-    """The training commit in words: the short commit, and whether the tree had uncommitted changes."""
+def _describe_checkout(record: dict | None) -> str:
     if not record or not record.get("commit"):
         return (record or {}).get("note") or "not recorded"
     text = record["commit"][:7]
     if record.get("uncommitted") is None:
         return text + " (uncommitted changes unknown)"
     return text + (f" with uncommitted changes in {', '.join(record['uncommitted'])}" if record["uncommitted"] else "")
+
+
+def describe_training(record: dict | None) -> str:
+    """The training commit in words: the short commit, and whether the tree had uncommitted
+    changes. A run resumed from a checkpoint written by other code says so, with that code:
+    its weights are the work of both."""
+    text = _describe_checkout(record)
+    earlier = dict.fromkeys(_describe_checkout(r) for r in (record or {}).get("earlier_segments") or [])
+    earlier.pop(text, None)
+    return text + (f" (resumed from a checkpoint trained at {'; '.join(earlier)})" if earlier else "")
 
 
 def read_model_card(directory: str | Path) -> dict | None:

@@ -170,6 +170,10 @@ class Trainer:
         self.progress = Progress()
         self.best_weights: dict[str, torch.Tensor] | None = None
         self._resume_state: dict[str, Any] | None = None
+        # training records (training_record) of the earlier processes whose work the checkpoint
+        # holds, oldest first: a resumed run was trained by more than one checkout of the code
+        self.earlier_segments: list[dict[str, Any]] = []
+        self.record: dict[str, Any] | None = None  # this process's record, saved with each checkpoint
 
     # ---------------------------------------------------------------- set-up
     def resume(self) -> bool:
@@ -190,6 +194,8 @@ class Trainer:
         self.model.load_trainable_state_dict({k: v.to(self.ctx.device) for k, v in checkpoint.weights.items()})
         _set_rng_state(self.ctx, state["rng"])  # after set_stage: the state is the one saved after it
         self.best_weights = state.get("best_weights")
+        # a checkpoint written before checkpoints kept their records: its code is unknown
+        self.earlier_segments = state.get("segments") or [{"note": "an unrecorded commit"}]
         self._resume_state = state
         self.logger.truncate_after(self.progress.global_step)
         return True
@@ -285,6 +291,7 @@ class Trainer:
                 "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
                 "rng": rng,
                 "best_weights": self.best_weights,
+                "segments": self.earlier_segments + ([self.record] if self.record is not None else []),
             }
             save_checkpoint(self.out_dir / CHECKPOINT_DIR, self.model.trainable_state_dict(), state,
                             self.config.to_dict())
@@ -463,11 +470,12 @@ def train(config: RunConfig, out_dir: str | Path, resume: bool = False, device: 
     ctx = distributed.init(device)
     try:
         trainer = Trainer(copy.deepcopy(config), out_dir, ctx)
+        trainer.record = record
         if resume and not trainer.resume() and ctx.is_main:
             print(f"--resume: no checkpoint in {Path(out_dir) / CHECKPOINT_DIR}; starting from scratch")
         model_dir = trainer.fit()
         if ctx.is_main:
-            write_training_record(model_dir, {**record, "resumed": resume})
+            write_training_record(model_dir, {**record, "resumed": resume, "earlier_segments": trainer.earlier_segments})
         return model_dir
     finally:
         distributed.shutdown()
