@@ -146,7 +146,10 @@ class Progress:
 
 
 class Trainer:
-    def __init__(self, config: RunConfig, out_dir: str | Path, ctx: distributed.Context | None = None):
+    def __init__(self, config: RunConfig, out_dir: str | Path, ctx: distributed.Context | None = None,
+                 record: dict[str, Any] | None = None):
+        """`record`: this process's training record (training_record), kept in every checkpoint
+        so that a run resumed by other code still names this code."""
         self.config = config
         self.out_dir = Path(out_dir)
         self.ctx = ctx or distributed.Context()
@@ -173,7 +176,7 @@ class Trainer:
         # training records (training_record) of the earlier processes whose work the checkpoint
         # holds, oldest first: a resumed run was trained by more than one checkout of the code
         self.earlier_segments: list[dict[str, Any]] = []
-        self.record: dict[str, Any] | None = None  # this process's record, saved with each checkpoint
+        self.record = record
 
     # ---------------------------------------------------------------- set-up
     def resume(self) -> bool:
@@ -469,8 +472,7 @@ def train(config: RunConfig, out_dir: str | Path, resume: bool = False, device: 
     record = training_record()  # the code that trains, taken before it starts
     ctx = distributed.init(device)
     try:
-        trainer = Trainer(copy.deepcopy(config), out_dir, ctx)
-        trainer.record = record
+        trainer = Trainer(copy.deepcopy(config), out_dir, ctx, record)
         if resume and not trainer.resume() and ctx.is_main:
             print(f"--resume: no checkpoint in {Path(out_dir) / CHECKPOINT_DIR}; starting from scratch")
         model_dir = trainer.fit()
